@@ -1,0 +1,65 @@
+"""jupyter-perf: profile a notebook cell that trains or runs a PyTorch model.
+
+``%load_ext jupyter_perf`` registers ``%%perfprofile``; ``profile()`` does the same
+without IPython. Importing this package is cheap on purpose: torch, bokeh and
+the widgets are imported only when a run needs them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .report import Report
+
+__version__ = "0.1.0"
+__all__ = ["profile", "load_ipython_extension", "unload_ipython_extension", "__version__"]
+
+
+def profile(
+    source: str,
+    namespace: dict[str, Any] | None = None,
+    *,
+    interval: float = 0.1,
+    deep: bool = False,
+    export: str | Path | None = None,
+    trace_dir: str | Path | None = None,
+) -> "Report":
+    """Run ``source`` in ``namespace`` under the profiler and return its Report.
+
+    The code runs unchanged on the calling thread. If it raises, the Report is
+    still returned, with ``report.error`` set (and ``report.interrupted`` for
+    Ctrl-C); the exception itself is not re-raised, since the report is what
+    the caller asked for.
+    """
+    from .execution import compile_source, run_compiled
+    from .export import check_export_path, export_report
+    from .session import Session
+
+    if export is not None:
+        check_export_path(export)
+    if namespace is None:
+        namespace = {"__name__": "__main__"}
+    body, last = compile_source(source)
+    session = Session(namespace, source=source, interval=interval, deep=deep, trace_dir=trace_dir)
+    session.start()
+    error = None
+    try:
+        run_compiled(body, last, namespace)
+    except BaseException as exc:  # KeyboardInterrupt included: the run stops, the report survives
+        error = exc
+    report = session.stop(error)
+    if export is not None:
+        export_report(report, export)
+    return report
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    from .magic import PerfMagics
+
+    ipython.register_magics(PerfMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Nothing to undo: magics stay registered, as with IPython's own extensions."""

@@ -1,0 +1,130 @@
+"""``%%perfprofile`` and ``%perfprofile``: parse the options, run the code under a Session, show the Report.
+
+Options go through IPython's ``magic_arguments`` so ``%%perfprofile?`` is the
+help and an unknown option is a UsageError before anything runs. The code
+runs in the user namespace as IPython would run it (magics inside are
+expanded, a trailing expression is displayed), and when it raises, the report
+is still shown, the user's own traceback follows, and the cell counts as
+failed, so "Run All" stops there as it would without the magic.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+#: Options that take a value, for splitting ``%perfprofile [options] statement``.
+_VALUED = {"-o", "--output", "--interval", "--export", "--compare"}
+#: Frames between the magic and the user's code in a caught traceback (this magic, run_compiled).
+_OWN_FRAMES = 2
+
+
+@magics_class
+class PerfMagics(Magics):
+    @magic_arguments()
+    @argument("-o", "--output", metavar="NAME", help="store the Report in the namespace as NAME")
+    @argument("--interval", type=float, default=0.1, metavar="S", help="sampling period in seconds (default 0.1)")
+    @argument("--no-live", action="store_true", help="show only the summary when the run ends, no live dashboard")
+    @argument("--deep", action="store_true", help="also run torch.profiler, keep its trace, list the top operators")
+    @argument("--export", metavar="PATH", help="write the report to PATH (.json or .html)")
+    @argument("--compare", metavar="NAME", help="show a before/after against the Report stored as NAME")
+    @line_cell_magic
+    def perfprofile(self, line: str, cell: str | None = None):
+        """Profile a cell (``%%perfprofile``) or a statement (``%perfprofile stmt``) while it runs.
+
+        Shows where each step's time went (data wait, host-to-device copies,
+        forward, backward, optimizer), peak host and GPU memory, the bottleneck
+        with its evidence, and ranked recommendations.
+        """
+        options, statement = _split_line(line) if cell is None else (line, "")
+        args = parse_argstring(self.perfprofile, options)
+        source = cell if cell is not None else statement
+        if not source.strip():
+            raise UsageError("nothing to profile: %perfprofile needs a statement, %%perfprofile a cell body")
+        before = self._before(args.compare)
+        if not args.interval >= 0.01:
+            raise UsageError(f"--interval must be at least 0.01 s, got {args.interval}")
+        if args.export:
+            from .export import check_export_path
+
+            try:
+                check_export_path(args.export)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        return self._run(source, args, before)
+
+    def _before(self, name: str | None):
+        if name is None:
+            return None
+        from .report import Report
+
+        value = self.shell.user_ns.get(name)
+        if not isinstance(value, Report):
+            found = "nothing" if value is None else f"a {type(value).__name__}"
+            raise UsageError(f"--compare {name}: {name!r} holds {found}, not a Report (store one with -o {name})")
+        return value
+
+    def _run(self, source: str, args, before):
+        from .execution import compile_source, run_compiled
+        from .session import Session
+
+        transformed = self.shell.transform_cell(source)
+        filename = self.shell.compile.cache(transformed, raw_code=source)
+        try:
+            body, last = compile_source(transformed, filename)
+        except SyntaxError:
+            self.shell.showsyntaxerror(filename)
+            return None
+        namespace = self.shell.user_ns
+        session = Session(namespace, source=source, interval=args.interval, deep=args.deep)
+        session.start()
+        value = error = None
+        try:
+            value = run_compiled(body, last, namespace)
+        except BaseException as exc:  # the report is built either way; the error is shown after it
+            error = exc
+        report = session.stop(error)
+        if args.output:
+            namespace[args.output] = report
+        if args.export:
+            from .export import export_report
+
+            export_report(report, args.export)
+        display(report)
+        if before is not None:
+            from .report import Comparison
+
+            display(Comparison(before, report))
+        if error is not None:
+            self._fail(error)
+            return None
+        return value
+
+    def _fail(self, error: BaseException) -> None:
+        """Show the user's traceback from their own first frame, and mark the cell failed."""
+        if isinstance(error, KeyboardInterrupt):
+            print("KeyboardInterrupt: profiling stopped; the partial report is above.", file=sys.stderr)
+        else:
+            self.shell.showtraceback((type(error), error, error.__traceback__), tb_offset=_OWN_FRAMES)
+        result = getattr(self.shell.displayhook, "exec_result", None)
+        if result is not None:
+            result.error_in_exec = error
+
+
+def _split_line(line: str) -> tuple[str, str]:
+    """Split ``%perfprofile [options] statement`` into the options and the statement, verbatim."""
+    expect_value = False
+    for match in re.finditer(r"\S+", line):
+        token = match.group()
+        if expect_value:
+            expect_value = False
+        elif token.startswith("-") and not token.lstrip("-")[:1].isdigit():
+            expect_value = token in _VALUED
+        else:
+            return line[: match.start()], line[match.start() :]
+    return line, ""

@@ -1,0 +1,74 @@
+"""The one background thread that samples host and GPU counters into a Timeline.
+
+It never touches the profiled code's objects: it reads psutil, NVML and (once
+the user made a CUDA context) torch.cuda's allocator totals, and a step
+counter the probes keep. A sample costs ≈ 0.2 ms, so the default 10 Hz costs
+the main thread nothing measurable; at 100 Hz psutil's GIL hold starts to
+show on launch-bound loops (DESIGN.md), hence the 0.01 s floor.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from .gpu import GpuProbe, cuda_memory
+from .host import HostProbe
+from .timeline import Timeline
+
+MIN_INTERVAL = 0.01
+
+
+class Sampler:
+    def __init__(self, timeline: Timeline, interval: float = 0.1, steps: Callable[[], int] | None = None):
+        if not interval >= MIN_INTERVAL:
+            raise ValueError(f"--interval must be at least {MIN_INTERVAL} s, got {interval}")
+        self.timeline = timeline
+        self.interval = interval
+        self._steps = steps
+        self.host = HostProbe()
+        self.gpu = GpuProbe()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="jupyter-perf-sampler", daemon=True)
+        self._t0 = time.perf_counter()
+        self.errors: list[str] = []
+
+    @property
+    def notes(self) -> list[str]:
+        notes = [self.gpu.note] if self.gpu.note else []
+        if not self.host.io_available:
+            notes.append("storage I/O counters are not readable here: disk_io cannot be diagnosed")
+        return notes + self.errors
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+        self.sample()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread, take a last sample so short runs still have two, release NVML."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.sample()
+        self.gpu.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sample()
+            except Exception as exc:  # a broken counter must not kill sampling silently
+                self.errors.append(f"sampling stopped early: {type(exc).__name__}: {exc}")
+                return
+
+    def sample(self) -> None:
+        row: dict[str, float | None] = {"t": time.perf_counter() - self._t0}
+        if self._steps is not None:
+            row["steps"] = self._steps()
+        row.update(self.host.read())
+        if self.gpu.available:
+            pids = {self.host.process.pid, *self.host.children_pids()}
+            row.update(self.gpu.read(pids))
+        row.update(cuda_memory())
+        self.timeline.append(row)

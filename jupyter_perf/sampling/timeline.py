@@ -1,0 +1,98 @@
+"""Bounded storage for sampled columns, so a multi-hour cell stays within a few MB.
+
+Two views of the same stream:
+
+* the *history* keeps at most ``capacity`` rows for the whole run; when full,
+  neighbouring rows are merged pairwise (mean of each column) and the stride
+  doubles, so the run is always covered end to end at a coarser grain;
+* the *tail* keeps the most recent rows exactly, numbered, so a live dashboard
+  can ask "what arrived since row n" without copying the history.
+
+Peaks are exact maxima over every row ever appended, never downsampled.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Iterable
+
+Row = dict[str, float | None]
+
+
+class Timeline:
+    def __init__(self, capacity: int = 2048, tail: int = 512):
+        if capacity < 2 or capacity % 2:
+            raise ValueError("capacity must be an even number ≥ 2")
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._rows: list[Row] = []
+        self._pending: Row | None = None  # a row waiting for its pair at the current stride
+        self._pending_count = 0
+        self.stride = 1
+        self.count = 0
+        self._tail: deque[tuple[int, Row]] = deque(maxlen=tail)
+        self.peaks: dict[str, float] = {}
+
+    def append(self, row: Row) -> None:
+        """Add one sample (must contain ``t``); called from the sampler thread."""
+        with self._lock:
+            self._tail.append((self.count, row))
+            self.count += 1
+            for key, value in row.items():
+                if value is not None and (key not in self.peaks or value > self.peaks[key]):
+                    self.peaks[key] = value
+            self._accumulate(row)
+
+    def _accumulate(self, row: Row) -> None:
+        if self.stride == 1:
+            self._store(row)
+            return
+        self._pending = row if self._pending is None else _merge([self._pending, row], [self._pending_count, 1])
+        self._pending_count += 1
+        if self._pending_count == self.stride:
+            self._store(self._pending)
+            self._pending, self._pending_count = None, 0
+
+    def _store(self, row: Row) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= self.capacity:
+            self._rows = [_merge(self._rows[i : i + 2], [1, 1]) for i in range(0, len(self._rows), 2)]
+            self.stride *= 2
+
+    def columns(self) -> dict[str, list[float | None]]:
+        """The whole run as equal-length columns (missing values as None)."""
+        with self._lock:
+            rows = list(self._rows)
+            if self._pending is not None:
+                rows.append(self._pending)
+        return _columns(rows)
+
+    def since(self, seen: int) -> tuple[dict[str, list[float | None]], int]:
+        """Rows appended after the first ``seen`` ones (as far as the tail still holds), and the new count."""
+        with self._lock:
+            rows = [row for n, row in self._tail if n >= seen]
+            count = self.count
+        return _columns(rows), count
+
+    def latest(self) -> Row | None:
+        with self._lock:
+            return self._tail[-1][1] if self._tail else None
+
+
+def _merge(rows: list[Row], weights: list[int]) -> Row:
+    """Weighted mean of each column over rows; None where no row has a value."""
+    merged: Row = {}
+    for key in dict.fromkeys(k for row in rows for k in row):
+        pairs = [(row[key], w) for row, w in zip(rows, weights) if row.get(key) is not None]
+        total = sum(w for _, w in pairs)
+        merged[key] = sum(v * w for v, w in pairs) / total if pairs else None
+    return merged
+
+
+def _columns(rows: Iterable[Row]) -> dict[str, list[float | None]]:
+    rows = list(rows)
+    keys: list[str] = []
+    for row in rows:
+        keys.extend(k for k in row if k not in keys)
+    return {key: [row.get(key) for row in rows] for key in keys}

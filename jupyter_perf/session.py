@@ -1,0 +1,278 @@
+"""Session: start the sampler and the probes around a run, and build the Report after it.
+
+Everything a session adds to the process goes through one Ledger and is
+removed in ``stop()``, whatever happened in between, so a hundred profiled
+runs leave nothing behind. Reading the results (signals, peaks, environment)
+happens after the probes are gone: the run itself only pays for counting.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .probes.dataloader import DataLoaderProbe
+from .probes.namespace import names_by_id, retained_graphs
+from .probes.patching import Ledger
+from .probes.steps import StepTrace
+from .report import Report
+from .sampling.sampler import Sampler
+from .sampling.timeline import Timeline
+
+_OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+class Session:
+    """One profiled run. ``start()``, run the code, ``stop(error)`` → Report.
+
+    ``timeline`` and ``trace`` may be read from another thread while the run
+    goes on (the live dashboard does): both are append-only and locked where needed.
+    """
+
+    def __init__(
+        self,
+        namespace: dict[str, Any] | None = None,
+        source: str = "",
+        interval: float = 0.1,
+        deep: bool = False,
+        trace_dir: str | Path | None = None,
+    ):
+        self.namespace = namespace if namespace is not None else {}
+        self.source = source
+        self.interval = interval
+        self.deep = deep
+        self.trace_dir = Path(trace_dir) if trace_dir else Path.cwd() / "perfprofile-traces"
+        self.timeline = Timeline()
+        self.trace = StepTrace()
+        self.sampler = Sampler(self.timeline, interval, steps=lambda: self.trace.steps)
+        self._ledger = Ledger()
+        self._torch = False
+        self._probes: dict[str, Any] = {}
+        self._deep_probe: Any = None
+        self._cuda_peak_reset = False
+        self.started_at = ""
+        self._t0 = 0.0
+        self.running = False
+
+    # ------------------------------------------------------------------ run
+    def start(self) -> None:
+        self.started_at = datetime.datetime.now().isoformat(timespec="seconds")
+        self._torch = _torch_wanted(self.source)
+        self.sampler.start()
+        try:
+            if self._torch:
+                self._install_probes()
+        except BaseException:
+            self._ledger.restore()
+            self.sampler.stop()
+            raise
+        self.running = True
+        self._t0 = time.perf_counter()
+
+    def _install_probes(self) -> None:
+        import torch
+
+        from .probes.modules import ModuleProbe
+        from .probes.training import TrainingProbe
+
+        probes: dict[str, Any] = {
+            "data": DataLoaderProbe(self.trace),
+            "modules": ModuleProbe(self.trace, self.namespace),
+            "training": TrainingProbe(self.trace),
+        }
+        if torch.cuda.is_available():
+            from .probes.transfers import TransferProbe
+
+            probes["transfers"] = TransferProbe(self.trace)
+        for probe in probes.values():
+            probe.install(self._ledger)
+        self.trace.on_close = probes["modules"].maybe_rescan
+        self._ledger.call(lambda: setattr(self.trace, "on_close", None))
+        self._probes = probes
+        if torch.cuda.is_initialized():
+            torch.cuda.reset_peak_memory_stats()
+            self._cuda_peak_reset = True
+        if self.deep:
+            from .probes.deep import DeepProbe
+
+            self._deep_probe = DeepProbe(self.trace_dir)
+            self._deep_probe.start()
+
+    def stop(self, error: BaseException | None = None) -> Report:
+        """Remove every probe, stop sampling, and build and diagnose the Report."""
+        wall = time.perf_counter() - self._t0
+        self.running = False
+        deep = None
+        try:
+            if self._deep_probe is not None:
+                deep = self._deep_probe.stop()
+            self.trace.finish()
+        finally:
+            self._ledger.restore()
+            self.sampler.stop()
+        report = self._report(wall, error)
+        report.deep = deep
+        from .diagnosis import diagnose
+
+        diagnose(report)
+        return report
+
+    # --------------------------------------------------------------- report
+    def _report(self, wall: float, error: BaseException | None) -> Report:
+        trace = self.trace
+        series = trace.series.columns()
+        if "start" in series:
+            series["start"] = [s - self._t0 if s is not None else None for s in series["start"]]
+        steps = trace.steps
+        report = Report(
+            source=self.source,
+            started_at=self.started_at,
+            wall_time=wall,
+            steps=steps,
+            step_anchor=trace.anchor if steps else None,
+            step_time_total=trace.wall_total,
+            samples=trace.samples if steps and trace.samples_known and trace.samples else None,
+            phases={k: v / steps for k, v in trace.phase_totals.items()} if steps else {},
+            phase_totals=dict(trace.phase_totals) if steps else {},
+            step_series=series,
+            timeline=self.timeline.columns(),
+            notes=list(self.sampler.notes),
+            interrupted=isinstance(error, KeyboardInterrupt),
+        )
+        if steps and trace.wall_total > 0:
+            report.throughput = {
+                "steps_per_s": steps / trace.wall_total,
+                "samples_per_s": report.samples / trace.wall_total if report.samples else None,
+            }
+        if error is not None and not report.interrupted:
+            report.error = {"type": type(error).__name__, "message": str(error)[:2000], "oom": _is_oom(error)}
+        report.peaks = self._peaks()
+        report.environment = self._environment()
+        report.signals = self._signals(report)
+        if not self._torch:
+            report.notes.append("torch was not imported: no step probes ran, timelines and peaks only")
+        elif not steps:
+            report.notes.append(
+                "no steps recognised (no DataLoader batch, optimizer step or model call): timelines and peaks only"
+            )
+        return report
+
+    def _peaks(self) -> dict[str, float]:
+        peaks = {f"{key}_bytes": value for key, value in self.timeline.peaks.items() if _is_memory_column(key)}
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_initialized():
+            # The allocator's own high-water mark sees peaks between samples; valid for this run
+            # when reset at the start, or when CUDA was first initialised during the run.
+            exact = torch.cuda.max_memory_allocated()
+            peaks["cuda_allocated_bytes"] = max(peaks.get("cuda_allocated_bytes", 0), exact)
+        return peaks
+
+    def _environment(self) -> dict[str, Any]:
+        env: dict[str, Any] = {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpu_count": psutil.cpu_count(),
+            "cpu_available": _available_cpus(),
+            "mem_total": psutil.virtual_memory().total,
+            "nvml": self.sampler.gpu.available,
+            "devices": list(self.sampler.gpu.devices),
+        }
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            env["torch"] = torch.__version__
+            env["cuda"] = torch.version.cuda
+        return env
+
+    def _signals(self, report: Report) -> dict[str, Any]:
+        timeline = report.timeline
+        signals: dict[str, Any] = {"gpu_timing": "cuda_events" if self.trace.device_timed_steps else "host"}
+        names = names_by_id(self.namespace)
+        probes = self._probes
+        if probes:
+            signals["dataloaders"] = probes["data"].signals(names)
+            signals["forward"], signals["models"] = probes["modules"].signals(names)
+            signals["backward"], signals["optimizers"] = probes["training"].signals()
+            if "transfers" in probes:
+                signals.update(probes["transfers"].signals())
+            signals["retained_graphs"] = retained_graphs(self.namespace)
+        samples = [s for s in report.step_series.get("samples", []) if s is not None]
+        signals["samples_per_step"] = statistics.median(samples) if samples else None
+        if self.sampler.host.io_available:
+            read, write, chars = self.sampler.host.io_totals()
+            signals["io"] = {"read_bytes": read, "write_bytes": write, "read_chars": chars}
+        signals["cpu"] = {
+            "logical": psutil.cpu_count(),
+            "available": _available_cpus(),
+            "mean_util": _mean(timeline.get("cpu_percent")),
+            "proc_mean_util": _mean(timeline.get("proc_cpu_percent")),
+        }
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            signals["cpu"].update(torch_threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads())
+            signals["cuda"] = _cuda_facts(torch)
+        signals["gpu"] = [
+            {
+                "index": d["index"],
+                "name": d["name"],
+                "mem_total": d["mem_total"],
+                "mean_util": _mean(timeline.get(f"gpu{d['index']}_util")),
+                "peak_mem_used": self.timeline.peaks.get(f"gpu{d['index']}_mem_used"),
+            }
+            for d in self.sampler.gpu.devices
+        ]
+        return signals
+
+
+def _torch_wanted(source: str) -> bool:
+    """Probe torch if the user already imported it, or if this code will (and it is installed)."""
+    if "torch" in sys.modules:
+        return True
+    return "torch" in source and importlib.util.find_spec("torch") is not None
+
+
+def _cuda_facts(torch: Any) -> dict[str, Any]:
+    facts: dict[str, Any] = {"initialized": torch.cuda.is_initialized()}
+    if facts["initialized"]:
+        device = torch.cuda.current_device()
+        facts.update(
+            device_name=torch.cuda.get_device_name(device),
+            capability=list(torch.cuda.get_device_capability(device)),
+            tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+            tf32_cudnn=torch.backends.cudnn.allow_tf32,
+            bf16_supported=torch.cuda.is_bf16_supported(),
+        )
+    return facts
+
+
+def _is_memory_column(key: str) -> bool:
+    return key in ("rss", "rss_children", "rss_total", "cuda_allocated", "cuda_reserved") or key.endswith(
+        ("_mem_used", "_proc_mem")
+    )
+
+
+def _is_oom(error: BaseException) -> bool:
+    torch = sys.modules.get("torch")
+    if isinstance(error, MemoryError) or (torch is not None and isinstance(error, torch.OutOfMemoryError)):
+        return True
+    return isinstance(error, RuntimeError) and any(m in str(error).lower() for m in _OOM_MARKERS)
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return psutil.cpu_count() or 1
+
+
+def _mean(values: list | None) -> float | None:
+    present = [v for v in values or [] if v is not None]
+    return sum(present) / len(present) if present else None

@@ -92,6 +92,7 @@ class Session:
         if torch.cuda.is_available():
             from .probes.transfers import TransferProbe
 
+            self.trace.cuda_possible = True
             probes["transfers"] = TransferProbe(self.trace)
         for probe in probes.values():
             probe.install(self._ledger)

@@ -26,33 +26,19 @@ import time
 from typing import Any, Callable
 
 from ..report import PHASES
-from ..sampling.timeline import Timeline
+from ..sampling.timeline import Series
 
 #: Intervals to see before choosing what delimits a step, unless a DataLoader decides it at once.
 _DECIDE_AFTER = 64
-_ANCHORS = ("data", "optimizer", "forward")
+_INDEX = {phase: i for i, phase in enumerate(PHASES)}
+_OTHER = _INDEX["other"]
+#: Per-step series columns: when the step started, its wall time, samples, then the phases.
+SERIES_COLUMNS = ("start", "wall", "samples", *PHASES)
 
-
-class Interval:
-    """One timed phase; ``tag`` marks what may delimit steps (``step``, ``stop``, ``iter``)."""
-
-    __slots__ = ("phase", "t0", "t1", "e0", "e1", "samples", "tag")
-
-    def __init__(self, phase, t0, t1, e0=None, e1=None, samples=None, tag=None):
-        self.phase, self.t0, self.t1, self.e0, self.e1 = phase, t0, t1, e0, e1
-        self.samples, self.tag = samples, tag
-
-
-class _Step:
-    __slots__ = ("intervals", "start", "end", "start_event", "end_event")
-
-    def __init__(self, first: Interval):
-        self.intervals: list[Interval] = []
-        self.start, self.start_event = first.t0, first.e0
-        self.end = self.end_event = None
-
-    def has(self, phase: str) -> bool:
-        return any(i.phase == phase and i.tag != "iter" for i in self.intervals)
+# An interval is a plain tuple on the hot path (a class costs more to build):
+# (phase, t0, t1, e0, e1, samples, tag), where tag marks what may delimit
+# steps: "step" (optimizer.step), "stop" (the loader ran dry), "iter" (a new loader iterator).
+PHASE, T0, T1, E0, E1, SAMPLES, TAG = range(7)
 
 
 class StepTrace:
@@ -60,21 +46,26 @@ class StepTrace:
         self._thread = threading.get_ident()
         self._active: str | None = None
         self._cuda = False  # CUDA events in use: flips on once the user's code initialised CUDA
-        self._buffer: list[Interval] = []
+        #: Set by the session where a GPU exists, so CPU-only runs never ask torch.cuda anything.
+        self.cuda_possible = False
+        self._buffer: list[tuple] = []
         self.anchor: str | None = None
-        self._open: _Step | None = None
-        self._closed: list[_Step] = []
-        self.series = Timeline(capacity=series_capacity, tail=256)
+        self._open: list[tuple] | None = None  # intervals of the step being built
+        self._closed: list[tuple[list[tuple], float, Any]] = []  # (intervals, end, end_event)
+        self.series = Series(SERIES_COLUMNS, series_capacity)
         self.steps = 0
         self.wall_total = 0.0
-        self.phase_totals = dict.fromkeys(PHASES, 0.0)
+        self._totals = [0.0] * len(PHASES)
         self.samples = 0
         self.samples_known = True
         self.device_timed_steps = 0
-        self.intervals_seen = 0
         self.last_duration = 0.0
         #: Called on the profiled thread each time a step closes (the module probe rescans there).
         self.on_close: Callable[[], None] | None = None
+
+    @property
+    def phase_totals(self) -> dict[str, float]:
+        return dict(zip(PHASES, self._totals))
 
     # ----------------------------------------------------------------- hot path
     def begin(self, phase: str) -> tuple | None:
@@ -82,7 +73,7 @@ class StepTrace:
         if self._active is not None or threading.get_ident() != self._thread:
             return None
         self._active = phase
-        return (phase, time.perf_counter(), self._event())
+        return (phase, time.perf_counter(), self._event() if self._cuda or (self.cuda_possible and _cuda_ready()) else None)
 
     def end(self, token: tuple | None, samples: int | None = None, tag: str | None = None) -> None:
         if token is None:
@@ -92,7 +83,7 @@ class StepTrace:
         t1 = time.perf_counter()
         self._active = None
         self.last_duration = t1 - t0
-        self.add(Interval(phase, t0, t1, e0, e1, samples, tag))
+        self.add((phase, t0, t1, e0, e1, samples, tag))
 
     def cancel(self, token: tuple | None) -> None:
         """Forget a begun interval (e.g. a CPU→CPU ``.to()`` that turned out not to be a copy)."""
@@ -104,11 +95,7 @@ class StepTrace:
         return self._active is None and threading.get_ident() == self._thread
 
     def _event(self):
-        if not self._cuda:
-            torch = sys.modules.get("torch")
-            if torch is None or not torch.cuda.is_initialized():
-                return None
-            self._cuda = True
+        self._cuda = True
         import torch
 
         event = torch.cuda.Event(enable_timing=True)
@@ -116,22 +103,21 @@ class StepTrace:
         return event
 
     # ------------------------------------------------------------ step building
-    def add(self, interval: Interval) -> None:
-        self.intervals_seen += 1
+    def add(self, interval: tuple) -> None:
         if self.anchor is None:
             self._buffer.append(interval)
-            if interval.phase == "data_wait" or len(self._buffer) >= _DECIDE_AFTER:
+            if interval[PHASE] == "data_wait" or len(self._buffer) >= _DECIDE_AFTER:
                 self._decide()
             return
         self._feed(interval)
 
     def _decide(self) -> None:
-        phases = {(i.phase, i.tag) for i in self._buffer}
-        if any(p == "data_wait" for p, _ in phases):
+        seen = {(i[PHASE], i[TAG]) for i in self._buffer}
+        if any(phase == "data_wait" for phase, _ in seen):
             self.anchor = "data"
-        elif ("optimizer", "step") in phases:
+        elif ("optimizer", "step") in seen:
             self.anchor = "optimizer"
-        elif any(p == "forward" for p, _ in phases):
+        elif any(phase == "forward" for phase, _ in seen):
             self.anchor = "forward"
         else:
             self.anchor = "none"
@@ -139,91 +125,102 @@ class StepTrace:
         for interval in buffered:
             self._feed(interval)
 
-    def _feed(self, i: Interval) -> None:
-        anchor = self.anchor
-        if anchor == "none":
-            return
-        opens = (anchor == "data" and i.phase == "data_wait" and i.tag != "stop") or (
-            anchor == "forward" and i.phase == "forward"
-        )
-        if i.tag == "stop":  # the loader ran dry: the step ends where that last next() began
+    def _feed(self, i: tuple) -> None:
+        anchor, phase, tag = self.anchor, i[PHASE], i[TAG]
+        if tag == "stop":  # the loader ran dry: the step ends where that last next() began
             if self._open is not None:
-                self._close(i.t0, i.e0)
+                self._close(i[T0], i[E0])
             return
-        if opens and self._open is not None and self._open.has(i.phase):
-            self._close(i.t0, i.e0)
-        if self._open is None:
+        opens = (phase == "data_wait" and anchor == "data") or (phase == "forward" and anchor == "forward")
+        step = self._open
+        if opens and step is not None and any(j[PHASE] == phase and j[TAG] != "iter" for j in step):
+            self._close(i[T0], i[E0])
+            step = None
+        if step is None:
             if not (opens or anchor == "optimizer"):
                 return  # setup work before the first step, or between epochs
-            self._open = _Step(i)
-        self._open.intervals.append(i)
-        if anchor == "optimizer" and i.phase == "optimizer" and i.tag == "step":
-            self._close(i.t1, i.e1)
+            step = self._open = []
+        step.append(i)
+        if anchor == "optimizer" and tag == "step":
+            self._close(i[T1], i[E1])
 
     def _close(self, end: float, end_event: Any) -> None:
-        step, self._open = self._open, None
-        step.end, step.end_event = end, end_event
-        self._closed.append(step)
-        self._resolve(block=False)
+        intervals, self._open = self._open, None
+        if end_event is None and not self._closed:  # host-timed: account at once
+            self._account(intervals, end, None)
+        else:
+            self._closed.append((intervals, end, end_event))
+            self._resolve(block=False)
         if self.on_close is not None:
             self.on_close()
 
     def _resolve(self, block: bool) -> None:
-        """Account closed steps in order; device-timed ones only once their events completed."""
-        while self._closed:
-            step = self._closed[0]
-            device = step.start_event is not None and step.end_event is not None and all(
-                i.e0 is not None for i in step.intervals
-            )
-            if device and not block and not step.end_event.query():
+        """Account queued steps in order; device-timed ones only once their events completed."""
+        closed = self._closed
+        while closed:
+            intervals, end, end_event = closed[0]
+            device = end_event is not None and all(i[E0] is not None for i in intervals)
+            if device and not block and not end_event.query():
                 return
-            self._closed.pop(0)
-            self._account(step, device)
+            del closed[0]
+            self._account(intervals, end, end_event if device else None)
 
-    def _account(self, step: _Step, device: bool) -> None:
-        if device:
-            ref = step.start_event
-            wall = ref.elapsed_time(step.end_event) / 1e3
-            durations = [(i.phase, i.e0.elapsed_time(i.e1) / 1e3) for i in step.intervals]
-            self.device_timed_steps += 1
+    def _account(self, intervals: list[tuple], end: float, end_event: Any) -> None:
+        phases = [0.0] * len(PHASES)
+        data_samples = forward_samples = None
+        unknown = False
+        for i in intervals:
+            phase = i[PHASE]
+            if end_event is None:
+                phases[_INDEX[phase]] += i[T1] - i[T0]
+            else:
+                phases[_INDEX[phase]] += i[E0].elapsed_time(i[E1]) / 1e3
+            if i[TAG] == "iter":
+                continue
+            if phase == "data_wait":
+                if i[SAMPLES] is None:
+                    unknown = True
+                else:
+                    data_samples = (data_samples or 0) + i[SAMPLES]
+            elif phase == "forward" and forward_samples is None:
+                forward_samples = i[SAMPLES]
+        if end_event is None:
+            wall = end - intervals[0][T0]
         else:
-            wall = step.end - step.start
-            durations = [(i.phase, i.t1 - i.t0) for i in step.intervals]
-        phases = dict.fromkeys(PHASES, 0.0)
-        for phase, seconds in durations:
-            phases[phase] += seconds
-        phases["other"] = max(0.0, wall - sum(phases.values()))
-        wall = max(wall, sum(phases.values()))
-        samples = _step_samples(step)
+            wall = intervals[0][E0].elapsed_time(end_event) / 1e3
+            self.device_timed_steps += 1
+        timed = sum(phases)
+        phases[_OTHER] = max(0.0, wall - timed)
+        wall = max(wall, timed)
+        # Samples come from the loader's batches, else from the first top-level input.
+        samples = None if unknown else data_samples if data_samples is not None else forward_samples
         if samples is None:
             self.samples_known = False
         else:
             self.samples += samples
         self.steps += 1
         self.wall_total += wall
-        for phase, seconds in phases.items():
-            self.phase_totals[phase] += seconds
-        self.series.append({"start": step.start, "wall": wall, "samples": samples, **phases})
+        totals = self._totals
+        for k in range(len(phases)):
+            totals[k] += phases[k]
+        self.series.append((intervals[0][T0], wall, samples, *phases))
 
     def finish(self) -> None:
         """End of run: decide if still undecided, close the open step, resolve everything."""
         self._active = None
         if self.anchor is None:
             self._decide()
-        if self._open is not None:
-            last = self._open.intervals[-1]
-            self._close(last.t1, last.e1)
-        if self._cuda and any(s.end_event is not None for s in self._closed):
+        if self._open:
+            last = self._open[-1]
+            self._close(last[T1], last[E1])
+        if self._cuda and self._closed:
             import torch
 
             torch.cuda.synchronize()
         self._resolve(block=True)
 
 
-def _step_samples(step: _Step) -> int | None:
-    """Samples in a step: its batch from the loader, else the first dimension of its top-level inputs."""
-    for phase in ("data_wait", "forward"):
-        counts = [i.samples for i in step.intervals if i.phase == phase and i.tag != "iter"]
-        if counts:
-            return None if None in counts else sum(counts) if phase == "data_wait" else counts[0]
-    return None
+def _cuda_ready() -> bool:
+    """True once the user's code initialised CUDA; never initialises it."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.cuda.is_initialized()

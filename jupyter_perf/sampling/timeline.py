@@ -96,3 +96,50 @@ def _columns(rows: Iterable[Row]) -> dict[str, list[float | None]]:
     for row in rows:
         keys.extend(k for k in row if k not in keys)
     return {key: [row.get(key) for row in rows] for key in keys}
+
+
+class Series:
+    """Fixed columns appended on the hot path (one row per step), halved when full.
+
+    An order of magnitude cheaper per row than :class:`Timeline` (one tuple
+    appended, no lock: a list append is atomic under the GIL), which matters at
+    thousands of steps per second. Halving averages neighbouring rows, and
+    rows arriving after it are averaged in groups of the same size, so the
+    whole run stays covered evenly at a coarser grain.
+    """
+
+    def __init__(self, names: tuple[str, ...], capacity: int = 4096):
+        if capacity < 2 or capacity % 2:
+            raise ValueError("capacity must be an even number ≥ 2")
+        self.names = names
+        self.capacity = capacity
+        self._rows: list[tuple] = []
+        self._pending: list[tuple] = []
+        self.stride = 1
+        self.count = 0
+
+    def append(self, row: tuple) -> None:
+        self.count += 1
+        if self.stride > 1:
+            self._pending.append(row)
+            if len(self._pending) < self.stride:
+                return
+            row, self._pending = _mean_row(self._pending), []
+        self._rows.append(row)
+        if len(self._rows) >= self.capacity:
+            rows = self._rows
+            self._rows = [_mean_row(rows[i : i + 2]) for i in range(0, len(rows), 2)]
+            self.stride *= 2
+
+    def latest(self) -> dict[str, float | None] | None:
+        rows = self._rows
+        return dict(zip(self.names, rows[-1])) if rows else None
+
+    def columns(self) -> dict[str, list[float | None]]:
+        rows = list(self._rows)
+        return {name: list(col) for name, col in zip(self.names, zip(*rows))} if rows else {}
+
+
+def _mean_row(rows: list[tuple]) -> tuple:
+    """Column means of a group of rows; None where any value is unknown (unknown must not pass for a number)."""
+    return tuple(None if None in col else sum(col) / len(col) for col in zip(*rows))

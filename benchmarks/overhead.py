@@ -1,0 +1,79 @@
+"""Wall-time cost of profiling: profiled / plain for three CPU workloads, next to torch.profiler's.
+
+All variants of a workload run in one process, interleaved round by round
+(plain, jupyter-perf, torch.profiler, ...), so machine noise hits them alike;
+the ratio of medians is printed. Goal (issue 2): jupyter-perf ≤ 1.03 here.
+
+    python benchmarks/overhead.py [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import jupyter_perf  # noqa: E402
+from workloads import ALL  # noqa: E402
+
+
+def plain(code, ns):
+    t = time.perf_counter()
+    exec(code, ns)
+    return time.perf_counter() - t
+
+
+def profiled(source, ns):
+    t = time.perf_counter()
+    jupyter_perf.profile(source, ns)
+    return time.perf_counter() - t
+
+
+def torch_profiled(code, ns):
+    from torch.profiler import ProfilerActivity, profile
+
+    t = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]):
+        exec(code, ns)
+    return time.perf_counter() - t
+
+
+def measure(setup: str, source: str, rounds: int) -> dict[str, float]:
+    ns: dict = {"__name__": "__main__"}
+    exec(setup, ns)
+    code = compile(source, "<workload>", "exec")
+    exec(code, ns)  # warm-up: first-call costs belong to neither side
+    jupyter_perf.profile(source, ns)
+    times: dict[str, list[float]] = {"plain": [], "jupyter-perf": [], "torch.profiler": []}
+    for _ in range(rounds):
+        times["plain"].append(plain(code, ns))
+        times["jupyter-perf"].append(profiled(source, ns))
+        times["torch.profiler"].append(torch_profiled(code, ns))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    import torch
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
+    print(f"{'workload':34} {'plain s':>8} {'jupyter-perf':>13} {'torch.profiler':>15}")
+    ratios = []
+    for name, setup, source in ALL:
+        m = measure(setup, source, args.rounds)
+        ratio, tp = m["jupyter-perf"] / m["plain"], m["torch.profiler"] / m["plain"]
+        ratios.append(ratio)
+        print(f"{name:34} {m['plain']:8.3f} {ratio:12.3f}× {tp:14.3f}×")
+    worst = max(ratios)
+    print(f"worst jupyter-perf ratio {worst:.3f} (goal ≤ 1.03): {'met' if worst <= 1.03 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

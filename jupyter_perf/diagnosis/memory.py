@@ -1,0 +1,153 @@
+"""memory_capacity and memory_leak: the run is near the end of its memory, or walking there.
+
+Both outrank any time-based finding: a run that dies of memory gains nothing from
+running faster. Capacity is a level, not a rate, so it needs no minimum of steps;
+a leak is a trend, fitted as a line of memory against steps completed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from ..report import Finding, Report
+from .common import items, measured, not_measured, pct, size, uses_cuda
+from .thresholds import MEMORY_CAPACITY, MEMORY_LEAK
+
+#: Error types that are an out-of-memory even where the Report's ``oom`` flag is absent.
+_OOM_TYPES = ("OutOfMemoryError", "MemoryError")
+
+#: Timeline columns a leak is fitted on, and how a sentence names them.
+_LEAK_SERIES = {"rss_total": "Host", "cuda_allocated": "GPU"}
+
+
+# ------------------------------------------------------------------ capacity
+def check_capacity(report: Report, found: Sequence[Finding]) -> list[Finding]:
+    error = report.error or {}
+    oom = bool(error.get("oom")) or error.get("type") in _OOM_TYPES
+    pressures = _gpu_pressure(report) + _host_pressure(report)
+    full = [p for p in pressures if p["fraction"] >= MEMORY_CAPACITY.capacity_fraction]
+    if not (oom or full):
+        if uses_cuda(report) and not any(p["where"].startswith("GPU") for p in pressures):
+            return [not_measured("memory_capacity", "GPU memory headroom", ["signals['gpu'] mem_total / peaks"])]
+        return []
+    message = (error.get("message") or error.get("type") or "").strip()
+    first = message.splitlines()[0].rstrip(".") if message else ""
+    first = first if len(first) <= 160 else first[:159] + "…"  # torch's OOM messages run on
+    parts = [f"The run ran out of memory{': ' + first if first else ''}"] if oom else []
+    parts += [f"{p['where']} memory peaked at {size(p['peak_bytes'])} of {size(p['total_bytes'])} ({pct(p['fraction'])})"
+              for p in full]
+    return [
+        Finding(
+            id="memory_capacity",
+            severity="high",
+            summary="; ".join(parts) + ".",
+            evidence={"oom": oom, "error": error or None, "memory": pressures,
+                      "threshold": MEMORY_CAPACITY.capacity_fraction},
+            bottleneck="memory_capacity",
+        )
+    ]
+
+
+def _gpu_pressure(report: Report) -> list[dict[str, Any]]:
+    """Peak over total for each GPU this process used (NVML counts every process on it)."""
+    out = []
+    for gpu in items(report, "gpu"):
+        i = gpu.get("index")
+        peak = gpu.get("peak_mem_used") or report.peaks.get(f"gpu{i}_mem_used_bytes")
+        total = gpu.get("mem_total")
+        if report.peaks.get(f"gpu{i}_proc_mem_bytes") == 0 or not peak or not total:
+            continue
+        out.append({"where": f"GPU {i}", "peak_bytes": peak, "total_bytes": total, "fraction": peak / total})
+    return out
+
+
+def _host_pressure(report: Report) -> list[dict[str, Any]]:
+    """The machine's peak used memory (total - available), which is what pushes a run into swap."""
+    used = [(tot - avail, tot) for tot, avail in zip(report.timeline.get("mem_total") or [],
+                                                      report.timeline.get("mem_available") or [])
+            if tot and avail is not None]
+    if not used:
+        return []
+    peak, total = max(used)
+    return [{"where": "Host", "peak_bytes": peak, "total_bytes": total, "fraction": peak / total,
+             "process_peak_bytes": measured(report.peaks.get("rss_total_bytes"))}]
+
+
+# ---------------------------------------------------------------------- leak
+@dataclass(frozen=True)
+class Fit:
+    """Least-squares line of memory (bytes) against steps completed."""
+
+    per_step_bytes: float
+    growth_bytes: float
+    r2: float
+    samples: int
+    from_step: float
+    to_step: float
+
+
+def check_leak(report: Report, found: Sequence[Finding]) -> list[Finding]:
+    graphs = report.signals.get("retained_graphs")
+    if report.steps < MEMORY_LEAK.min_steps:
+        return _retained(graphs)
+    if "rss_total" not in report.timeline or "steps" not in report.timeline:
+        return [not_measured("memory_leak", "Memory over steps", ["timeline['rss_total']/['steps']"])]
+    fits = {col: fit_growth(report.timeline["steps"], report.timeline[col])
+            for col in _LEAK_SERIES if col in report.timeline}
+    growing = {col: f for col, f in fits.items()
+               if f and f.growth_bytes >= MEMORY_LEAK.min_growth_bytes and f.r2 >= MEMORY_LEAK.min_r2}
+    if not growing:
+        return _retained(graphs)
+    col, fit = max(growing.items(), key=lambda kv: kv[1].growth_bytes)
+    summary = (f"{_LEAK_SERIES[col]} memory grew {size(fit.per_step_bytes)} per step ({size(fit.growth_bytes)} "
+               f"from step {fit.from_step:.0f} to {fit.to_step:.0f}, R² {fit.r2:.2f})")
+    summary += f"; {_culprits(graphs)}." if graphs else (
+        "; nothing in the namespace was seen holding autograd graphs, so look for growing lists, dicts or caches.")
+    return [
+        Finding(
+            id="memory_leak",
+            severity="high",
+            summary=summary,
+            evidence={
+                "fits": {c: vars(f) if f else "too few samples after warm-up" for c, f in fits.items()},
+                "retained_graphs": measured(graphs),
+                "thresholds": {"min_growth_bytes": MEMORY_LEAK.min_growth_bytes, "min_r2": MEMORY_LEAK.min_r2,
+                               "warmup_fraction": MEMORY_LEAK.warmup_fraction},
+            },
+            bottleneck="memory_leak",
+        )
+    ]
+
+
+def _retained(graphs: list[dict] | None) -> list[Finding]:
+    """Containers holding graphs are a leak in waiting even before memory visibly grows."""
+    if not graphs:
+        return []
+    return [Finding(id="retained_graphs", severity="low", summary=_culprits(graphs) + ".",
+                    evidence={"retained_graphs": graphs})]
+
+
+def _culprits(graphs: list[dict]) -> str:
+    held = ", ".join(f"`{g.get('name')}` holds {g.get('tensors')} tensors" for g in graphs)
+    return f"{held} that keep their autograd graphs (and activations) alive"
+
+
+def fit_growth(steps: list, values: list) -> Fit | None:
+    """Fit memory against steps after warm-up; None with too few samples to call it a trend."""
+    pairs = [(s, v) for s, v in zip(steps, values) if s is not None and v is not None]
+    if not pairs:
+        return None
+    start = MEMORY_LEAK.warmup_fraction * max(s for s, _ in pairs)
+    pairs = [(s, v) for s, v in pairs if s >= start]
+    xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+    if len(pairs) < MEMORY_LEAK.min_samples or len(set(xs)) < 3:
+        return None
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    syy = sum((y - my) ** 2 for y in ys)
+    slope = sxy / sxx
+    r2 = sxy * sxy / (sxx * syy) if syy else 0.0
+    return Fit(slope, slope * (max(xs) - min(xs)), r2, n, min(xs), max(xs))

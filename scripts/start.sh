@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up, then open the quickstart notebook in JupyterLab (JP_HEADLESS=1: execute it headless instead).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JP_SKIP_BROWSER=1 bash scripts/setup.sh
+if [[ "${JP_HEADLESS:-}" == 1 ]]; then
+  exec jupyter execute --inplace notebooks/01_quickstart.ipynb
+fi
+exec jupyter lab notebooks/01_quickstart.ipynb "$@"

@@ -14,6 +14,7 @@ def ipython():
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
+    shell.run_line_magic("colors", "nocolor")  # tracebacks as plain text, to be read by the tests
     shell.run_line_magic("load_ext", "jupyter_perf")
     return shell
 

@@ -3,8 +3,8 @@
 Each finding id maps to the optimizations that address it, with a one-line
 reason quoting the finding's evidence and an Amdahl-style expected speedup
 where the evidence gives both the share a fix acts on and how much it shrinks
-it; None otherwise, rather than a guess. Ranking: fixes for memory findings
-first (a run that dies of memory gains nothing from speed), then by expected
+it; None otherwise, rather than a guess. Ranking: fixes for memory_capacity
+and memory_leak first (a run that dies of memory gains nothing from speed), then by expected
 speedup, unestimated ones last in the order their findings were ranked; one
 Recommendation per optimization id, the best-ranked one.
 """
@@ -18,7 +18,9 @@ from .common import backward_calls, items, named, pct, size, uses_cuda
 from .compute import amp_fact
 from .thresholds import COMPUTE, INPUT_PIPELINE, TRANSFERS
 
-_MEMORY_FINDINGS = ("memory_capacity", "memory_leak", "retained_graphs")
+#: Findings whose fixes outrank any speedup. A container merely holding graphs (``retained_graphs``,
+#: no growth seen in this run) is not one of them: it ranks by expected gain like any other.
+_MEMORY_FINDINGS = ("memory_capacity", "memory_leak")
 
 
 def recommend(report: Report) -> list[Recommendation]:

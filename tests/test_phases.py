@@ -1,0 +1,103 @@
+"""Phase times are right: planted sleeps of known length show up in the matching phase, within 5%."""
+
+import pytest
+from conftest import run_setup
+
+import jupyter_perf
+
+SETUP = """
+import time, torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+import torch.nn.functional as F
+
+DATA_S, FORWARD_S, BACKWARD_S, OPTIMIZER_S = 0.030, 0.045, 0.040, 0.035
+
+class SleepyData(Dataset):
+    def __len__(self): return 12
+    def __getitem__(self, i):
+        time.sleep(DATA_S)
+        return torch.randn(8), torch.randn(2)
+
+class SlowBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x): return x.clone()
+    @staticmethod
+    def backward(ctx, grad):
+        time.sleep(BACKWARD_S)
+        return grad
+
+class SleepyModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2)
+    def forward(self, x):
+        time.sleep(FORWARD_S)
+        return SlowBackward.apply(self.fc(x))
+
+class SleepySGD(torch.optim.SGD):
+    def step(self, closure=None):
+        time.sleep(OPTIMIZER_S)
+        return super().step(closure)
+
+model = SleepyModel()
+opt = SleepySGD(model.parameters(), lr=0.01)
+loader = DataLoader(SleepyData(), batch_size=1)
+"""
+
+TRAIN = """
+for x, y in loader:
+    loss = F.mse_loss(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+"""
+
+
+@pytest.fixture(scope="module")
+def report():
+    namespace = run_setup(SETUP)
+    exec(TRAIN, namespace)  # warm-up: first calls into torch cost more than 5% of a sleep
+    return jupyter_perf.profile(TRAIN, namespace)
+
+
+@pytest.mark.parametrize(
+    "phase, planted",
+    [("data_wait", 0.030), ("forward", 0.045), ("backward", 0.040), ("optimizer", 0.035)],
+)
+def test_planted_sleep_lands_in_its_phase(report, phase, planted):
+    assert report.steps == 12
+    assert report.phases[phase] == pytest.approx(planted, rel=0.05)
+
+
+def test_phases_sum_to_the_step_time(report):
+    assert sum(report.phases.values()) == pytest.approx(report.step_time, rel=1e-9)
+    assert report.phases["host_to_device"] == 0.0  # no GPU: nothing was copied
+    assert report.phases["other"] < 0.005
+    assert report.step_time_total <= report.wall_time
+
+
+def test_step_series_has_one_row_per_step(report):
+    series = report.step_series
+    assert len(series["wall"]) == 12
+    assert all(w == pytest.approx(0.150, rel=0.1) for w in series["wall"])
+    assert series["start"] == sorted(series["start"])
+
+
+def test_optimizer_delimits_steps_without_a_dataloader():
+    namespace = run_setup(SETUP)
+    namespace["batches"] = [(namespace["torch"].randn(1, 8), namespace["torch"].randn(1, 2)) for _ in range(8)]
+    source = TRAIN.replace("for x, y in loader:", "for x, y in batches:")
+    report = jupyter_perf.profile(source, namespace)
+    assert report.step_anchor == "optimizer" and report.steps == 8
+    assert report.phases["forward"] == pytest.approx(0.045, rel=0.05)
+    assert report.phases["data_wait"] == 0.0
+    assert report.samples == 8  # from the model's input batch dimension
+
+
+def test_forward_delimits_steps_for_plain_inference():
+    namespace = run_setup(SETUP)
+    source = "with torch.no_grad():\n    for _ in range(6):\n        model(torch.randn(4, 8))\n"
+    report = jupyter_perf.profile(source, namespace)
+    assert report.step_anchor == "forward" and report.steps == 6 and report.samples == 24
+    assert report.phases["forward"] == pytest.approx(0.045, rel=0.05)

@@ -138,3 +138,19 @@ def test_nvml_without_a_driver_says_so(monkeypatch):
     probe = GpuProbe()
     assert not probe.available and "GPU columns are absent" in probe.note
     assert probe.read(set()) == {}
+
+
+def test_an_hour_of_samples_stays_within_a_few_megabytes():
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        timeline = Timeline()
+        columns = {f"col{i}": float(i) for i in range(40)}  # host + per-core + one GPU's columns
+        for i in range(3600 * 10):  # 10 Hz for an hour
+            timeline.append({**columns, "t": i / 10})
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 5 * 2**20, f"{held / 2**20:.1f} MiB"
+    assert timeline.columns()["t"][-1] > 3600 - 60

@@ -27,8 +27,10 @@ class Timeline:
         self.capacity = capacity
         self._lock = threading.Lock()
         self._rows: list[Row] = []
-        self._pending: Row | None = None  # a row waiting for its pair at the current stride
-        self._pending_count = 0
+        # Rows waiting to be averaged into one at the current stride: per-column sums and counts.
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+        self._pending = 0
         self.stride = 1
         self.count = 0
         self._tail: deque[tuple[int, Row]] = deque(maxlen=tail)
@@ -48,24 +50,33 @@ class Timeline:
         if self.stride == 1:
             self._store(row)
             return
-        self._pending = row if self._pending is None else _merge([self._pending, row], [self._pending_count, 1])
-        self._pending_count += 1
-        if self._pending_count == self.stride:
-            self._store(self._pending)
-            self._pending, self._pending_count = None, 0
+        sums, counts = self._sums, self._counts
+        for key, value in row.items():
+            if key not in sums:
+                sums[key], counts[key] = 0.0, 0
+            if value is not None:
+                sums[key] += value
+                counts[key] += 1
+        self._pending += 1
+        if self._pending == self.stride:
+            self._store(self._pending_row())
+            self._sums, self._counts, self._pending = {}, {}, 0
+
+    def _pending_row(self) -> Row:
+        return {k: self._sums[k] / n if n else None for k, n in self._counts.items()}
 
     def _store(self, row: Row) -> None:
         self._rows.append(row)
         if len(self._rows) >= self.capacity:
-            self._rows = [_merge(self._rows[i : i + 2], [1, 1]) for i in range(0, len(self._rows), 2)]
+            self._rows = [_merge(self._rows[i : i + 2]) for i in range(0, len(self._rows), 2)]
             self.stride *= 2
 
     def columns(self) -> dict[str, list[float | None]]:
         """The whole run as equal-length columns (missing values as None)."""
         with self._lock:
             rows = list(self._rows)
-            if self._pending is not None:
-                rows.append(self._pending)
+            if self._pending:
+                rows.append(self._pending_row())
         return _columns(rows)
 
     def since(self, seen: int) -> tuple[dict[str, list[float | None]], int]:
@@ -80,13 +91,12 @@ class Timeline:
             return self._tail[-1][1] if self._tail else None
 
 
-def _merge(rows: list[Row], weights: list[int]) -> Row:
-    """Weighted mean of each column over rows; None where no row has a value."""
+def _merge(rows: list[Row]) -> Row:
+    """Mean of each column over rows; None where no row has a value."""
     merged: Row = {}
     for key in dict.fromkeys(k for row in rows for k in row):
-        pairs = [(row[key], w) for row, w in zip(rows, weights) if row.get(key) is not None]
-        total = sum(w for _, w in pairs)
-        merged[key] = sum(v * w for v, w in pairs) / total if pairs else None
+        values = [row[key] for row in rows if row.get(key) is not None]
+        merged[key] = sum(values) / len(values) if values else None
     return merged
 
 

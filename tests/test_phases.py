@@ -11,10 +11,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 import torch.nn.functional as F
 
-DATA_S, FORWARD_S, BACKWARD_S, OPTIMIZER_S = 0.030, 0.045, 0.040, 0.035
+DATA_S, FORWARD_S, BACKWARD_S, OPTIMIZER_S = 0.060, 0.090, 0.080, 0.070
 
 class SleepyData(Dataset):
-    def __len__(self): return 12
+    def __len__(self): return 10
     def __getitem__(self, i):
         time.sleep(DATA_S)
         return torch.randn(8), torch.randn(2)
@@ -63,24 +63,24 @@ def report():
 
 @pytest.mark.parametrize(
     "phase, planted",
-    [("data_wait", 0.030), ("forward", 0.045), ("backward", 0.040), ("optimizer", 0.035)],
+    [("data_wait", 0.060), ("forward", 0.090), ("backward", 0.080), ("optimizer", 0.070)],
 )
 def test_planted_sleep_lands_in_its_phase(report, phase, planted):
-    assert report.steps == 12
+    assert report.steps == 10
     assert report.phases[phase] == pytest.approx(planted, rel=0.05)
 
 
 def test_phases_sum_to_the_step_time(report):
     assert sum(report.phases.values()) == pytest.approx(report.step_time, rel=1e-9)
     assert report.phases["host_to_device"] == 0.0  # no GPU: nothing was copied
-    assert report.phases["other"] < 0.005
+    assert report.phases["other"] < 0.01
     assert report.step_time_total <= report.wall_time
 
 
 def test_step_series_has_one_row_per_step(report):
     series = report.step_series
-    assert len(series["wall"]) == 12
-    assert all(w == pytest.approx(0.150, rel=0.1) for w in series["wall"])
+    assert len(series["wall"]) == 10
+    assert all(w == pytest.approx(0.300, rel=0.1) for w in series["wall"])
     assert series["start"] == sorted(series["start"])
 
 
@@ -90,7 +90,7 @@ def test_optimizer_delimits_steps_without_a_dataloader():
     source = TRAIN.replace("for x, y in loader:", "for x, y in batches:")
     report = jupyter_perf.profile(source, namespace)
     assert report.step_anchor == "optimizer" and report.steps == 8
-    assert report.phases["forward"] == pytest.approx(0.045, rel=0.05)
+    assert report.phases["forward"] == pytest.approx(0.090, rel=0.05)
     assert report.phases["data_wait"] == 0.0
     assert report.samples == 8  # from the model's input batch dimension
 
@@ -100,4 +100,4 @@ def test_forward_delimits_steps_for_plain_inference():
     source = "with torch.no_grad():\n    for _ in range(6):\n        model(torch.randn(4, 8))\n"
     report = jupyter_perf.profile(source, namespace)
     assert report.step_anchor == "forward" and report.steps == 6 and report.samples == 24
-    assert report.phases["forward"] == pytest.approx(0.045, rel=0.05)
+    assert report.phases["forward"] == pytest.approx(0.090, rel=0.05)

@@ -28,8 +28,8 @@ def test_input_pipeline_evidence_and_advice():
     report, _ = profiled(scenarios.INPUT_PIPELINE)
     assert report.steps == 20 and report.step_anchor == "data"
     assert report.samples == 160
-    share = report.phases["data_wait"] / report.step_time
-    assert share > 0.5
+    assert report.phases["data_wait"] >= 8 * 0.003  # eight 3 ms samples per batch
+    assert max(report.phases, key=report.phases.get) == "data_wait"
     assert report.recommendations[0].optimization == "dataloader.workers"
     assert report.recommendations[0].expected_speedup > 1.2
     assert report.signals["dataloaders"][0]["name"] == "loader"

@@ -124,7 +124,10 @@ class Session:
         report.deep = deep
         from .diagnosis import diagnose
 
-        diagnose(report)
+        try:
+            diagnose(report)
+        except Exception as exc:  # a rule's bug must not cost the user the measurements
+            report.notes.append(f"diagnosis failed ({type(exc).__name__}: {exc}); the measurements are complete")
         return report
 
     # --------------------------------------------------------------- report

@@ -140,3 +140,16 @@ def test_sampling_interval_is_honoured(interval):
     report = jupyter_perf.profile("import time\ntime.sleep(0.5)", interval=interval)
     samples = len(report.timeline["t"])
     assert 0.5 * 0.5 / interval <= samples <= 0.5 / interval + 3
+
+
+def test_a_failing_diagnosis_keeps_the_measurements(monkeypatch):
+    import jupyter_perf.diagnosis as diagnosis
+
+    def broken(report):
+        raise RuntimeError("planted rule bug")
+
+    monkeypatch.setattr(diagnosis, "diagnose", broken)
+    namespace = run_setup(SETUP)
+    report = jupyter_perf.profile(TRAIN, namespace)
+    assert report.steps == 3 and report.bottleneck == "none"
+    assert any("diagnosis failed (RuntimeError: planted rule bug)" in note for note in report.notes)

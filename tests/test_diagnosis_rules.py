@@ -379,7 +379,9 @@ def test_retained_graphs_without_growth_still_get_release_graph():
     diagnose(report)
     assert report.bottleneck == "compute"
     assert report.finding("retained_graphs").severity == "low"
-    assert report.recommendations[0].optimization == "memory.release_graph"
+    # Recommended, but without growth in this run it does not outrank the bottleneck's own advice.
+    assert "memory.release_graph" in report.recommended()
+    assert report.recommendations[0].finding == "compute"
 
 
 def test_leak_fit_ignores_warmup_and_none_samples():

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .optimizations.base import Change, Target
     from .report import Report
 
 __version__ = "0.1.0"
-__all__ = ["profile", "load_ipython_extension", "unload_ipython_extension", "__version__"]
+__all__ = ["profile", "apply", "load_ipython_extension", "unload_ipython_extension", "__version__"]
 
 
 def profile(
@@ -55,11 +56,47 @@ def profile(
     return report
 
 
+def apply(
+    opt_id: str,
+    namespace: dict[str, Any],
+    cell: str | Target | None = None,
+    report: Report | None = None,
+    **params: Any,
+) -> Change:
+    """Apply one optimization (docs/optimizations.md) to the live objects in ``namespace`` and to the code.
+
+    ``cell`` is the code to rewrite (the profiled cell); the cell that built the
+    object is found too when the extension tracks cells. Returns the Change:
+    ``.diff``, ``.new_source``, ``.undo()``. Raises KeyError for an unknown id,
+    ``NotApplicable`` (a ValueError) with the reason where it cannot apply.
+    """
+    from .optimizations import get
+
+    return get(opt_id).apply(namespace, cell, report, **params)
+
+
 def load_ipython_extension(ipython: Any) -> None:
+    from . import cells, frontend
     from .magic import PerfMagics
 
     ipython.register_magics(PerfMagics)
+    cells.install(ipython)
+    frontend.CHANNEL.open()
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Nothing to undo: magics stay registered, as with IPython's own extensions."""
+    """Stop tracking cells and close the frontend channel; magics stay registered, as with IPython's own."""
+    from . import cells, frontend
+
+    cells.uninstall()
+    frontend.CHANNEL.close()
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The built JupyterLab extension, for ``jupyter labextension develop``; pip installs it as shared data."""
+    return [{"src": "labextension", "dest": "jupyter-perf"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The server extension (the status bar's metrics endpoint), imported by jupyter_server only."""
+    return [{"module": "jupyter_perf.server"}]

@@ -19,7 +19,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 #: Options that take a value, for splitting ``%perfprofile [options] statement``.
-_VALUED = {"-o", "--output", "--interval", "--export", "--compare"}
+_VALUED = {"-o", "--output", "--interval", "--export", "--compare", "--apply"}
 #: Frames between the magic and the user's code in a caught traceback (this magic, run_compiled).
 _OWN_FRAMES = 2
 
@@ -33,6 +33,8 @@ class PerfMagics(Magics):
     @argument("--deep", action="store_true", help="also run torch.profiler, keep its trace, list the top operators")
     @argument("--export", metavar="PATH", help="write the report to PATH (.json or .html)")
     @argument("--compare", metavar="NAME", help="show a before/after against the Report stored as NAME")
+    @argument("--apply", metavar="ID[,ID]", help="apply these optimizations to the live objects and the code "
+              "(docs/optimizations.md), then run the rewritten code")
     @line_cell_magic
     def perfprofile(self, line: str, cell: str | None = None):
         """Profile a cell (``%%perfprofile``) or a statement (``%perfprofile stmt``) while it runs.
@@ -56,7 +58,28 @@ class PerfMagics(Magics):
                 check_export_path(args.export)
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
+        if args.apply:
+            source = self._apply(args.apply, source, before)
         return self._run(source, args, before)
+
+    def _apply(self, ids: str, source: str, report) -> str:
+        """Apply ``--apply`` optimizations, say what each did (or why not), return the code to run.
+
+        The diffs are not repeated here: the cell edit shows them (frontend.py).
+        """
+        from .optimizations import apply_to_cell, parse_ids
+
+        try:
+            opt_ids = parse_ids(ids)
+        except ValueError as exc:
+            raise UsageError(f"--apply: {exc}") from None
+        source, outcomes = apply_to_cell(opt_ids, self.shell.user_ns, source, report)
+        for outcome in outcomes:
+            if isinstance(outcome, str):
+                print(outcome, file=sys.stderr)
+            else:
+                print(outcome.summary(diff=False))
+        return source
 
     def _before(self, name: str | None):
         if name is None:
@@ -80,8 +103,11 @@ class PerfMagics(Magics):
         except SyntaxError:
             self.shell.showsyntaxerror(filename)
             return None
+        from .ui.dashboard import open_dashboard
+
         namespace = self.shell.user_ns
         session = Session(namespace, source=source, interval=args.interval, deep=args.deep)
+        dashboard = open_dashboard(session, live=not args.no_live)
         session.start()
         value = error = None
         try:
@@ -95,7 +121,10 @@ class PerfMagics(Magics):
             from .export import export_report
 
             export_report(report, args.export)
-        display(report)
+        if dashboard is not None:
+            dashboard.finish(report)
+        else:
+            display(report)
         if before is not None:
             from .report import Comparison
 

@@ -171,14 +171,24 @@ class Comparison:
     after: Report
 
     @property
+    def basis(self) -> str | None:
+        """What the speedup compares: samples/s where both runs counted samples (a batch-size
+        change alters what a step is), else steps/s, else wall time."""
+        for key in ("samples_per_s", "steps_per_s"):
+            if self.before.throughput.get(key) and self.after.throughput.get(key):
+                return key.replace("_per_s", "/s")
+        return "wall time" if self.before.wall_time and self.after.wall_time else None
+
+    @property
     def speedup(self) -> float | None:
-        """Throughput ratio after/before (steps per second), or wall-time ratio without steps."""
-        b, a = self.before.throughput.get("steps_per_s"), self.after.throughput.get("steps_per_s")
-        if b and a:
-            return a / b
-        if self.before.wall_time and self.after.wall_time:
+        """After over before on :attr:`basis`: > 1 means 'after' is faster."""
+        basis = self.basis
+        if basis is None:
+            return None
+        if basis == "wall time":
             return self.before.wall_time / self.after.wall_time
-        return None
+        key = basis.replace("/s", "_per_s")
+        return self.after.throughput[key] / self.before.throughput[key]
 
     def rows(self) -> list[tuple[str, float | None, float | None, str]]:
         """(metric, before, after, unit) for every metric both runs could measure."""

@@ -252,7 +252,20 @@ def test_tiny_batches_loader_cost_counts_as_launch_overhead_not_input():
     finding = report.finding("launch_overhead")
     assert finding.evidence["loader_overhead_share"] == pytest.approx(0.4)
     assert finding.share == pytest.approx(0.4 + finding.evidence["model_share"])
-    assert report.recommendations[0].params == {"batch_size": 2}
+    assert report.recommendations[0].params == {"batch_size": 64}  # the training floor: this run ran backward
+    assert report.recommendations[0].expected_speedup > 1.5
+
+
+def test_batch_size_advice_for_inference_takes_the_inference_floor_within_the_dataset():
+    report = cpu_report(step=72e-6, data_wait=0.4, optimizer=0.0)
+    report.signals["forward"]["us_per_leaf_call"] = 7.0
+    report.signals["backward"]["calls"] = 0
+    report.signals["dataloaders"][0].update(num_workers=0, batch_size=1, dataset="TensorDataset", dataset_len=3000)
+    diagnose(report)
+    assert report.recommendations[0].params == {"batch_size": 256}
+    report.signals["dataloaders"][0]["dataset_len"] = 100
+    diagnose(report)
+    assert report.recommendations[0].params == {"batch_size": 100}
 
 
 def test_launch_overhead_needs_a_short_step():

@@ -257,7 +257,7 @@ def test_comparison_flags_a_regression():
                         throughput={"steps_per_s": 7.1, "samples_per_s": 227.2})
     cmp = Comparison(before, after)
     text = comparison_text(cmp)
-    assert "⚠ regression: ×0.71 throughput" in text
+    assert "⚠ regression: ×0.71 samples/s" in text
     steps = line(text, "steps/s").split()
     assert steps[-2:] == ["×0.71", "worse"]
     assert line(text, "wall time").split()[-2:] == ["×1.22", "worse"]  # longer is worse for times
@@ -265,7 +265,7 @@ def test_comparison_flags_a_regression():
     assert line(text, "peak gpu0_mem_used").split()[-2:] == ["—", "—"]
     html = comparison_html(cmp)
     check_html(html)
-    assert "⚠ regression: ×0.71 throughput" in html
+    assert "⚠ regression: ×0.71 samples/s" in html
     assert comparison_mimebundle(cmp) == {"text/plain": text, "text/html": html}
     assert cmp._repr_mimebundle_()["text/plain"] == text
 
@@ -274,7 +274,7 @@ def test_comparison_improvement_is_not_flagged():
     before = full_report()
     after = full_report(wall_time=7.0, step_time_total=5.5, throughput={"steps_per_s": 18.0})
     text = comparison_text(Comparison(before, after))
-    assert "speedup ×1.80 (throughput, after vs before)" in text
+    assert "speedup ×1.80 (steps/s, after vs before)" in text
     assert "regression" not in text
     assert line(text, "step time").split()[-2:] == ["×0.55", "better"]
 

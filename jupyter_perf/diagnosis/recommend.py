@@ -16,6 +16,7 @@ from typing import Any, Callable
 from ..report import OPTIMIZATIONS, Finding, Recommendation, Report
 from .common import backward_calls, items, named, pct, size, uses_cuda
 from .compute import amp_fact
+from .launch import proposed_batch_size
 from .thresholds import COMPUTE, INPUT_PIPELINE, TRANSFERS
 
 #: Findings whose fixes outrank any speedup. A container merely holding graphs (``retained_graphs``,
@@ -107,12 +108,17 @@ def _host_to_device(report: Report, f: Finding) -> list[Recommendation]:
 # ------------------------------------------------------------ launch / math
 def _launch_overhead(report: Report, f: Finding) -> list[Recommendation]:
     recs = []
-    batch = next((d["batch_size"] for d in items(report, "dataloaders") if d.get("batch_size")), None)
-    if batch:
-        speedup = 2 / (2 - f.share)  # the fixed per-step cost is spread over twice the samples
-        recs.append(_rec("dataloader.batch_size", f, f"Launch overhead is {pct(f.share)} of the step; a batch of "
-                         f"{2 * batch} spreads it over twice the samples (about ×{speedup:.2f} samples/s; revisit the "
-                         "learning rate).", speedup, batch_size=2 * batch))
+    loader = next((d for d in items(report, "dataloaders") if d.get("batch_size")), None)
+    if loader:
+        batch, calls = loader["batch_size"], backward_calls(report)
+        bigger = proposed_batch_size(batch, None if calls is None else calls > 0, loader.get("dataset_len"))
+        if bigger > batch:
+            # The fixed per-step cost is spread over bigger/batch times the samples.
+            speedup = amdahl(f.share, bigger / batch)
+            recs.append(_rec("dataloader.batch_size", f, f"Launch overhead is {pct(f.share)} of the step; a batch "
+                             f"of {bigger} instead of {batch} spreads it over {bigger // batch}× the samples (about "
+                             f"×{speedup:.2f} samples/s; in training, revisit the learning rate).", speedup,
+                             batch_size=bigger))
     recs.append(_rec("compile.torch_compile", f, f"Launch overhead is {pct(f.share)} of the step; torch.compile "
                      "fuses small ops into fewer kernels and drops the Python between them."))
     if uses_cuda(report):

@@ -243,6 +243,9 @@ CSS = """
 .jp-perf-summary .alert{margin:4px 0;padding:4px 8px;border-left:3px solid #e45756;background:rgba(228,87,86,.12)}
 .jp-perf-summary .charts{display:flex;flex-wrap:wrap;gap:12px;margin-top:8px;color:var(--jp-ui-font-color1,#222)}
 .jp-perf-summary ul,.jp-perf-summary ol{margin:2px 0;padding-left:22px}
+.jp-perf-summary .jp-perf-recs{padding-left:0;list-style-position:inside;max-width:760px}
+.jp-perf-summary .jp-perf-rec{margin:4px 0;padding:4px 8px;border:1px solid var(--jp-border-color2,#ddd);
+  border-radius:4px;background:var(--jp-layout-color1,transparent)}
 """
 
 
@@ -345,11 +348,14 @@ def html_summary(report: Report) -> str:
         )
         h.append(f"<h4>Other findings</h4><ul>{items}</ul>")
     if recs := _recommendation_rows(report):
+        # One card per recommendation; the class and data-* attributes are what the optimization panel wires.
         items = "".join(
-            f"<li><code>{escape(opt)}</code> <b>{escape(speedup)}</b>: {escape(reason)}</li>"
-            for opt, speedup, reason in recs
+            f'<li class="jp-perf-rec" data-optimization="{escape(r.optimization)}"'
+            + (f' data-finding="{escape(r.finding)}"' if r.finding else "")
+            + f"><code>{escape(opt)}</code> <b>{escape(speedup)}</b>: {escape(reason)}</li>"
+            for r, (opt, speedup, reason) in zip(report.recommendations, recs)
         )
-        h.append(f"<h4>Recommendations</h4><ol>{items}</ol>")
+        h.append(f'<h4>Recommendations</h4><ol class="jp-perf-recs">{items}</ol>')
     if ops := _top_op_rows(report):
         h.append("<h4>Top operators by self time</h4>")
         h.append(_table(ops, numeric=(1, 2), header=("operator", "self time", "calls")))
@@ -408,9 +414,7 @@ def _comparison_rows(comparison: Comparison) -> list[tuple[str, str, str, str, s
 
 def _comparison_flags(comparison: Comparison) -> tuple[str, str | None]:
     """The headline speedup line, and a regression line when 'after' is slower beyond noise."""
-    speedup = comparison.speedup
-    rates = (comparison.before.throughput.get("steps_per_s"), comparison.after.throughput.get("steps_per_s"))
-    basis = "throughput" if all(rates) else "wall time"  # what Comparison.speedup was computed from
+    speedup, basis = comparison.speedup, comparison.basis
     headline = f"speedup {fmt_speedup(speedup)} ({basis}, after vs before)"
     if speedup is not None and speedup < 1 - NOISE:
         return headline, f"⚠ regression: {fmt_speedup(speedup)} {basis}"

@@ -1,0 +1,158 @@
+"""The model-level optimizations on a real GPU: what each gains when the tool applies it, and the guard's error.
+
+    python benchmarks/gpu_optimizations.py            # prints a table; exit 1 if a check fails
+    python benchmarks/gpu_optimizations.py --quick    # fewer steps and repeats, for a short device slot
+
+Each check builds a workload on the GPU, times its cell (median of repeats,
+CUDA-synchronised, after a warm-up run that also absorbs cuDNN autotuning and
+compilation), applies the optimizations through ``apply_to_cell`` as
+``--apply`` would (the guard runs where numerics change), times the rewritten
+cell the same way, then undoes everything before the next check. A row fails
+when an optimization was refused or reverted, the rewritten cell raised, or
+the speedup fell short of its goal. pin_memory has no goal: on an in-memory
+dataset it can lose (×0.71 on an H200, DESIGN.md), and the row says what it did.
+
+``optimization_checks(quick)`` returns rows ``(name, status, detail)`` like
+``gpu_check.run_checks``. Without CUDA it returns none, and this script says
+so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+from gpu_check import COMMON, CONV_NET, check
+
+from jupyter_perf.optimizations import apply_to_cell
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A notebook in miniature: setup (``{steps}`` is replaced), the cell timed, what is applied, the goal."""
+
+    name: str
+    setup: str
+    cell: str
+    optimizations: tuple[str, ...]
+    goal: float | None
+
+
+_CONV = COMMON + CONV_NET + """
+batches = [(torch.randn(128, 3, 96, 96, device=device), torch.randint(0, 10, (128,), device=device))
+           for _ in range({steps})]
+"""
+_CONV_TRAIN = "for x, y in batches:\n    loss = F.cross_entropy(model(x), y)\n    opt.zero_grad(); loss.backward(); opt.step()\n"
+
+WORKLOADS = (
+    # fp32 convolutions and matmuls on tensor cores in bfloat16: the largest single gain on Ampere and newer.
+    Workload("precision.amp (bf16), conv net", _CONV, _CONV_TRAIN, ("precision.amp",), 1.3),
+    # float32 matmuls in TF32: large Linear layers are matmul-bound.
+    Workload("precision.tf32, 4096-wide MLP", COMMON + """
+model = nn.Sequential(*[m for _ in range(4) for m in (nn.Linear(4096, 4096), nn.ReLU())]).to(device)
+opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+x = torch.randn(512, 4096, device=device)
+""", "for _ in range({steps}):\n    loss = model(x).square().mean()\n    opt.zero_grad(); loss.backward(); opt.step()\n",
+             ("precision.tf32",), 1.5),
+    # NHWC alone may not help fp32 convolutions (no goal); its gain comes with AMP's tensor cores, so both rows.
+    Workload("layout.channels_last, conv net", _CONV, _CONV_TRAIN, ("layout.channels_last",), None),
+    Workload("amp + channels_last, conv net", _CONV, _CONV_TRAIN, ("precision.amp", "layout.channels_last"), 1.3),
+    # 24 small layers at batch 16: launch-bound; one graph replay instead of 48 launches.
+    Workload("compile.cuda_graphs, launch-bound MLP", COMMON + """
+model = nn.Sequential(*[m for _ in range(24) for m in (nn.Linear(256, 256), nn.ReLU())]).to(device).eval()
+x = torch.randn(16, 256, device=device)
+""", "with torch.no_grad():\n    for _ in range({steps}):\n        out = model(x)\n", ("compile.cuda_graphs",), 1.3),
+    # Pageable 38 MB batches copied each step: pinned copies are faster but pinning costs a host copy.
+    Workload("dataloader.pin_memory, image batches", COMMON + """
+model = nn.Sequential(nn.Conv2d(3, 16, 3, stride=4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                      nn.Linear(16, 10)).to(device)
+data = TensorDataset(torch.randn(64 * {steps}, 3, 224, 224), torch.randint(0, 10, (64 * {steps},)))
+loader = DataLoader(data, batch_size=64)
+""", "with torch.no_grad():\n    for x, y in loader:\n        x, y = x.to(device), y.to(device)\n        out = model(x)\n",
+             ("dataloader.pin_memory",), None),
+)
+
+
+def timed(cell: str, namespace: dict, repeats: int) -> float:
+    """Median wall time of the cell, synchronised, after one warm-up run."""
+    import torch
+
+    code = compile(cell, "<cell>", "exec")
+    times = []
+    for i in range(repeats + 1):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        exec(code, namespace)
+        torch.cuda.synchronize()
+        if i:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(rows: list, workload: Workload, steps: int, repeats: int) -> None:
+    namespace: dict = {"__name__": "__main__"}
+    exec(workload.setup.replace("{steps}", str(steps)), namespace)
+    cell = workload.cell.replace("{steps}", str(steps))
+    before = timed(cell, namespace, repeats)
+    changes: list = []
+    try:
+        source, outcomes = apply_to_cell(list(workload.optimizations), namespace, cell)
+        changes = [o for o in outcomes if not isinstance(o, str)]
+        problems = [o for o in outcomes if isinstance(o, str)] + [
+            f"{c.optimization} {c.status}: {c.description}" for c in changes if c.status != "applied"]
+        if problems:
+            check(rows, workload.name, False, "; ".join(problems))
+            return
+        after = timed(source, namespace, repeats)
+    except Exception as exc:  # noqa: BLE001 - the row says what broke; the other checks still run
+        check(rows, workload.name, False, f"{type(exc).__name__}: {str(exc)[:300]}")
+        return
+    finally:
+        for change in reversed(changes):
+            change.undo()
+    speedup = before / after
+    guard = ", ".join(f"{c.optimization} {c.numerics.relative_error:.2%} of {c.numerics.threshold:.0%}"
+                      for c in changes if c.numerics) or "not numerics-changing"
+    goal = f"goal ≥ {workload.goal}" if workload.goal else "no goal"
+    check(rows, workload.name, workload.goal is None or speedup >= workload.goal,
+          f"×{speedup:.2f} ({goal}); {before * 1e3:.1f} → {after * 1e3:.1f} ms for {steps} steps; guard error: {guard}")
+
+
+def optimization_checks(quick: bool = False) -> list[tuple[str, str, str]]:
+    """One row per workload; none without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    steps, repeats = (10, 3) if quick else (30, 7)
+    rows: list[tuple[str, str, str]] = []
+    for workload in WORKLOADS:
+        measure(rows, workload, steps, repeats)
+        gc.collect()
+        torch.cuda.empty_cache()
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    import torch
+
+    if not torch.cuda.is_available():
+        print("no CUDA GPU here: nothing to measure (CI never has one; run this on a lent GPU)")
+        return 0
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}")
+    rows = optimization_checks(quick=args.quick)
+    width = max(len(r[0]) for r in rows)
+    for name, status, detail in rows:
+        print(f"{name:{width}}  {status:4}  {detail}")
+    return 0 if all(status == "ok" for _, status, _ in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

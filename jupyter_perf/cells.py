@@ -1,0 +1,143 @@
+"""Which notebook cell defined each name in the namespace.
+
+An optimization rewrites the cell that *built* an object (``loader =
+DataLoader(...)`` lives in a setup cell, not in the profiled loop), so the
+extension watches IPython's ``pre_run_cell``/``post_run_cell`` events and
+remembers, for each name a cell bound, that cell's id and its text as it ran.
+A name counts as bound by a cell when the cell's code assigns it at top level
+(found from its AST) or when the namespace holds a different object under it
+after the cell than before (which also catches names bound by magics,
+``exec`` or ``%run``).
+
+Only records still referenced by a name (plus the running cell) are kept, so
+memory stays proportional to the namespace, not to the session's history.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .optimizations.base import Target
+
+#: Cell magics whose body is plain Python that a rewrite may edit; the magic line is kept verbatim.
+_PYTHON_CELL_MAGICS = ("%%perfprofile",)
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """A cell as it ran: the notebook's cell id (None outside a notebook) and its exact text."""
+
+    cell_id: str | None
+    text: str
+
+    def target(self) -> Target:
+        from .optimizations.base import Target
+
+        prefix, body = split_magic(self.text)
+        return Target(body, self.cell_id, prefix)
+
+
+def split_magic(text: str) -> tuple[str, str]:
+    """(``%%perfprofile ...`` line with its newline, the Python body), or ("", text) for a plain cell."""
+    first, newline, body = text.partition("\n")
+    if first.strip().split(" ")[0] in _PYTHON_CELL_MAGICS:
+        return first + newline, body
+    return "", text
+
+
+class CellTracker:
+    def __init__(self, shell: Any):
+        self.shell = shell
+        self.current: CellRecord | None = None
+        self.defined: dict[str, CellRecord] = {}
+        self._before: dict[str, int] = {}
+
+    def pre_run_cell(self, info: Any) -> None:
+        self.current = CellRecord(getattr(info, "cell_id", None), info.raw_cell or "")
+        self._before = {k: id(v) for k, v in self.shell.user_ns.items()}
+
+    def post_run_cell(self, result: Any) -> None:
+        record, namespace = self.current, self.shell.user_ns
+        if record is None:
+            return
+        names = {k for k, v in namespace.items() if self._before.get(k) != id(v)}
+        names |= {k for k in self._bound_names(record.text) if k in namespace}
+        for name in names:
+            if not name.startswith("_"):
+                self.defined[name] = record
+        for name in [k for k in self.defined if k not in namespace]:  # deleted since
+            del self.defined[name]
+        self._before = {}
+
+    def _bound_names(self, text: str) -> set[str]:
+        """Names the cell's top-level statements bind; empty where it is not Python."""
+        prefix, body = split_magic(text)
+        try:
+            tree = ast.parse(body if prefix else self.shell.transform_cell(text))
+        except (SyntaxError, ValueError):
+            return set()
+        names: set[str] = set()
+        for stmt in tree.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(stmt.name)
+            elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in stmt.names)
+            else:
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)]
+                for target in targets:
+                    if target is not None:
+                        names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        return names
+
+    def find(self, source: str) -> CellRecord | None:
+        """The tracked cell whose text, or whose body after a ``%%perfprofile`` line, is ``source``.
+
+        IPython hands a cell magic its body with a newline added when the cell
+        has none at its end; that body still names the cell.
+        """
+        records = ([self.current] if self.current else []) + list(self.defined.values())
+        for record in records:
+            body = split_magic(record.text)[1]
+            if source in (record.text, body, body + "\n"):
+                return record
+        return None
+
+
+_tracker: CellTracker | None = None
+
+
+def install(shell: Any) -> None:
+    """Start tracking (idempotent: a second ``%load_ext`` does not register twice)."""
+    global _tracker
+    if _tracker is not None and _tracker.shell is shell:
+        return
+    uninstall()
+    _tracker = CellTracker(shell)
+    shell.events.register("pre_run_cell", _tracker.pre_run_cell)
+    shell.events.register("post_run_cell", _tracker.post_run_cell)
+
+
+def uninstall() -> None:
+    global _tracker
+    if _tracker is None:
+        return
+    _tracker.shell.events.unregister("pre_run_cell", _tracker.pre_run_cell)
+    _tracker.shell.events.unregister("post_run_cell", _tracker.post_run_cell)
+    _tracker = None
+
+
+def current() -> CellRecord | None:
+    """The cell running now (or last run), when tracking."""
+    return _tracker.current if _tracker else None
+
+
+def defining(name: str) -> CellRecord | None:
+    """The cell that last bound ``name``, when tracking."""
+    return _tracker.defined.get(name) if _tracker else None
+
+
+def find(source: str) -> CellRecord | None:
+    return _tracker.find(source) if _tracker else None

@@ -1,0 +1,387 @@
+"""The Optimization protocol and the Change it returns.
+
+An optimization first *plans*: it picks the live objects it acts on, computes
+the rewritten cell text and says what it would do, touching nothing
+(``preview``). ``Change.commit()`` then performs the live part, runs the
+numerics guard where the optimization changes numerics, and asks the
+notebook to edit the cells; ``Change.undo()`` reverses all of it. Splitting
+the two is what lets the panel show the diff before anything changes, and
+guarantees the edit applied is the one shown: an edit carries the exact text
+it was computed from, and the frontend refuses it if the cell differs now.
+
+Applying twice does not stack: planning sees that the live state and the
+code already have the change and returns a Change whose status is
+``"already applied"``, which commits to nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ..report import Report
+    from .guard import NumericsResult
+
+_applied: list[Change] = []
+
+
+class NotApplicable(ValueError):
+    """The optimization cannot act on this namespace/cell; the message says why, for the user."""
+
+
+def applied() -> list[Change]:
+    """Changes committed in this process and not undone, oldest first (``applied()[-1].undo()``)."""
+    return list(_applied)
+
+
+# ------------------------------------------------------------------ targets
+@dataclass(frozen=True)
+class Target:
+    """A cell's code as it was when a rewrite was computed from it.
+
+    ``source`` is the Python the rewrite works on; ``prefix`` is kept verbatim in
+    front of it (a ``%%perfprofile`` line), so the cell's whole text is
+    ``prefix + source``. ``cell_id`` is the notebook's id for it, when known.
+    """
+
+    source: str
+    cell_id: str | None = None
+    prefix: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.prefix + self.source
+
+    @property
+    def label(self) -> str:
+        return f"cell {self.cell_id}" if self.cell_id else "cell"
+
+    @classmethod
+    def of(cls, cell: str | Target | None) -> Target | None:
+        """A Target for a cell given as text: with its id when a tracked cell has exactly this text."""
+        if cell is None or isinstance(cell, Target):
+            return cell
+        from .. import cells
+
+        record = cells.find(cell)
+        return record.target() if record is not None else cls(cell)
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One cell's rewrite: applies only to ``target.text``, exactly."""
+
+    target: Target
+    new_source: str
+
+    @property
+    def new_text(self) -> str:
+        return self.target.prefix + self.new_source
+
+    @property
+    def diff(self) -> str:
+        from .rewrite import unified_diff
+
+        return unified_diff(self.target.source, self.new_source, self.target.label)
+
+
+class Undo:
+    """Undo actions, run last-registered first; registered as each live step succeeds."""
+
+    def __init__(self) -> None:
+        self._actions: list[Callable[[], None]] = []
+
+    def push(self, action: Callable[[], None]) -> None:
+        self._actions.append(action)
+
+    def run(self) -> None:
+        while self._actions:
+            self._actions.pop()()
+
+
+#: A live step: changes objects, registers how to undo each change, returns the guard's verdict (or None).
+LiveStep = Callable[[Undo], "NumericsResult | None"]
+
+
+# ------------------------------------------------------------------ change
+@dataclass(eq=False)
+class Change:
+    """What one optimization changes: live objects, cell edits, and how to undo both.
+
+    ``new_source``/``diff``/``target`` describe the first (main) edit; ``edits``
+    holds every cell edited (the cell that built a DataLoader and the loop that
+    uses it may differ). ``snippet`` is set when the code pattern was not
+    recognised: the code to add by hand, since guessing could lose user code.
+    """
+
+    optimization: str
+    description: str
+    edits: list[Edit] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    snippet: str | None = None
+    numerics: NumericsResult | None = None
+    #: The parameters used, defaults resolved.
+    params: dict[str, Any] = field(default_factory=dict)
+    #: ``preview``, ``applied``, ``already applied``, ``reverted`` (numerics guard) or ``undone``.
+    status: str = "preview"
+    #: Throughput ratio after/before once re-measured (remeasure.py); < 1 is a regression.
+    remeasured: float | None = None
+    _live: LiveStep | None = field(default=None, repr=False)
+    #: Namespace bindings the plan was computed for: commit refuses if one changed since.
+    _expects: dict[str, Any] = field(default_factory=dict, repr=False)
+    _undo: Undo = field(default_factory=Undo, repr=False)
+    _published: bool = field(default=False, repr=False)
+    _namespace: dict[str, Any] | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------ the edit
+    @property
+    def target(self) -> Target | None:
+        return self.edits[0].target if self.edits else None
+
+    @property
+    def new_source(self) -> str | None:
+        return self.edits[0].new_source if self.edits else None
+
+    @property
+    def diff(self) -> str:
+        return "".join(edit.diff for edit in self.edits)
+
+    def rewritten(self, cell: str | Target) -> str | None:
+        """The new text of ``cell``'s code if this Change edits exactly that code, else None."""
+        source = cell.source if isinstance(cell, Target) else cell
+        return next((e.new_source for e in self.edits if e.target.source == source), None)
+
+    # ------------------------------------------------------------ lifecycle
+    def commit(self) -> Change:
+        """Make the change live (guarded), then request the cell edits. A no-op unless previewed."""
+        if self.status != "preview":
+            return self
+        if self._namespace is not None:
+            stale = [n for n, obj in self._expects.items() if self._namespace.get(n) is not obj]
+            if stale:
+                raise NotApplicable(f"{', '.join(stale)} changed since this change was planned; plan it again")
+        try:
+            self.numerics = self._live(self._undo) if self._live is not None else None
+        except BaseException:
+            self._undo.run()
+            raise
+        if self.numerics is not None and not self.numerics.passed:
+            self._undo.run()
+            self.status = "reverted"
+            self.description = f"Reverted: {self.numerics.summary}. Not applied: {self.description}"
+            return self
+        self.status = "applied"
+        _applied.append(self)
+        if _in_ipython():
+            self._publish(reverse=False)
+        return self
+
+    def undo(self) -> None:
+        """Restore the live objects and request the exact original cell text; twice is harmless."""
+        if self.status != "applied":
+            return
+        self._undo.run()
+        if self._published:
+            self._publish(reverse=True)
+        self.status = "undone"
+        if self in _applied:
+            _applied.remove(self)
+
+    def _publish(self, reverse: bool) -> None:
+        from .. import frontend
+
+        for edit in reversed(self.edits) if reverse else self.edits:
+            old, new = (edit.new_text, edit.target.text) if reverse else (edit.target.text, edit.new_text)
+            frontend.request_edit(edit.target.cell_id, old, new)
+        self._published = not reverse
+
+    # ------------------------------------------------------------ display
+    def summary(self, diff: bool = True) -> str:
+        """Status, description, warnings, guard verdict, then the diff (``diff=False``: where it is shown apart)."""
+        lines = [f"{self.optimization} [{self.status}]: {self.description}"]
+        lines += [f"warning: {w}" for w in self.warnings]
+        if self.numerics is not None:
+            lines.append(f"numerics: {self.numerics.summary}")
+        if self.remeasured is not None:
+            lines.append(f"re-measured: ×{self.remeasured:.2f}")
+        if diff and self.diff:
+            lines.append(self.diff.rstrip("\n"))
+        if self.snippet:
+            lines += ["code not rewritten; add by hand:", self.snippet.rstrip("\n")]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Change {self.optimization} [{self.status}]: {self.description}>"
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        text = self.summary()
+        return {"text/plain": text, "text/html": f"<pre>{html.escape(text)}</pre>"}
+
+
+def _in_ipython() -> bool:
+    ipython = sys.modules.get("IPython")
+    return ipython is not None and ipython.get_ipython() is not None
+
+
+# ------------------------------------------------------------------ planning
+class Context:
+    """What a plan is computed from: the namespace, the cell, the report, the parameters.
+
+    ``rewrite`` applies a text transformation to the first candidate cell where
+    it finds its pattern; rewrites of the same cell chain, so two changes to one
+    cell make one edit.
+    """
+
+    def __init__(self, opt: Optimization, namespace: dict[str, Any], cell: Target | None, report: Report | None,
+                 params: dict[str, Any]):
+        self.opt = opt
+        self.namespace = namespace
+        self.cell = cell
+        self.report = report
+        self._given = params
+        self.params: dict[str, Any] = {}
+        self._texts: dict[Target, str] = {}
+
+    def param(self, name: str, default: Callable[[], Any]) -> Any:
+        """The given (or recommended) value of ``name``, else its machine-chosen default; recorded."""
+        value = self._given[name] if self._given.get(name) is not None else default()
+        self.params[name] = value
+        return value
+
+    def targets(self, name: str | None = None) -> list[Target]:
+        """Cells to look in: the cell given, then the cell that defined ``name`` (cells.py)."""
+        from .. import cells
+
+        found = [self.cell] if self.cell is not None else []
+        record = cells.defining(name) if name else None
+        if record is not None and record.target() not in found:
+            found.append(record.target())
+        return found
+
+    def rewrite(self, targets: list[Target], transform: Callable[[str], str | None]) -> Target | None:
+        """Rewrite the first target ``transform`` recognises (it returns None where it does not)."""
+        for target in targets:
+            new = transform(self._texts.get(target, target.source))
+            if new is not None:
+                self._texts[target] = new
+                return target
+        return None
+
+    def has_edits(self) -> bool:
+        return any(text != t.source for t, text in self._texts.items())
+
+    def change(self, description: str, live: LiveStep | None = None, warnings: list[str] | None = None,
+               snippet: str | None = None, expects: dict[str, Any] | None = None) -> Change:
+        edits = [Edit(t, text) for t, text in self._texts.items() if text != t.source]
+        return Change(self.opt.id, description, edits, list(warnings or []), snippet, params=dict(self.params),
+                      _live=live, _expects=dict(expects or {}), _namespace=self.namespace)
+
+    def unchanged(self, description: str) -> Change:
+        """Nothing to do: the live objects and the code already have this optimization."""
+        return Change(self.opt.id, f"Already applied: {description}", params=dict(self.params),
+                      status="already applied")
+
+
+class Optimization:
+    """One optimization: subclasses set the class attributes and implement ``plan``.
+
+    ``params`` documents each parameter and how its default is chosen; a value
+    passed by the caller wins, then the one the report's recommendation
+    proposes, then the machine-chosen default.
+    """
+
+    id: ClassVar[str]
+    title: ClassVar[str]
+    #: True where outputs may differ (AMP, TF32, quantization, pruning, compile): commit runs the guard.
+    changes_numerics: ClassVar[bool] = False
+    params: ClassVar[dict[str, str]] = {}
+
+    def plan(self, ctx: Context) -> Change:
+        """Compute the Change without touching anything; raise NotApplicable with the reason."""
+        raise NotImplementedError
+
+    def preview(self, namespace: dict[str, Any], cell: str | Target | None = None, report: Report | None = None,
+                **params: Any) -> Change:
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            valid = ", ".join(self.params) or "none"
+            raise TypeError(f"{self.id} takes no parameter {', '.join(unknown)} (valid: {valid})")
+        given = {**self._recommended(report), **params}
+        return self.plan(Context(self, namespace, Target.of(cell), report, given))
+
+    def apply(self, namespace: dict[str, Any], cell: str | Target | None = None, report: Report | None = None,
+              **params: Any) -> Change:
+        return self.preview(namespace, cell, report, **params).commit()
+
+    def applicable(self, report: Report | None, namespace: dict[str, Any], **params: Any) -> str | None:
+        """None when the optimization can act here, else the reason it cannot."""
+        try:
+            self.preview(namespace, report=report, **params)
+        except NotApplicable as exc:
+            return str(exc)
+        return None
+
+    def _recommended(self, report: Report | None) -> dict[str, Any]:
+        rec = next((r for r in report.recommendations if r.optimization == self.id), None) if report else None
+        return {k: v for k, v in rec.params.items() if k in self.params} if rec else {}
+
+
+# ------------------------------------------------------------------ helpers
+def find_object(namespace: dict[str, Any], kind: type | tuple[type, ...], what: str, name: str | None = None,
+                preferred: list[str] | tuple[str, ...] = ()) -> tuple[str, Any]:
+    """The (name, object) to act on: ``name`` if given, else a preferred name, else the only one.
+
+    Several candidates and no way to choose is NotApplicable: acting on the
+    wrong object would be a guess.
+    """
+    if name is not None:
+        value = namespace.get(name)
+        if not isinstance(value, kind):
+            found = "nothing" if value is None else f"a {type(value).__name__}"
+            raise NotApplicable(f"{name!r} holds {found}, not a {what}")
+        return name, value
+    found: dict[int, str] = {}
+    for key, value in namespace.items():
+        if not key.startswith("_") and isinstance(value, kind):
+            found.setdefault(id(value), key)
+    names = list(found.values())
+    for key in preferred:
+        if key in names:
+            return key, namespace[key]
+    if len(names) == 1:
+        return names[0], namespace[names[0]]
+    if not names:
+        raise NotApplicable(f"no {what} is bound to a name in the namespace")
+    raise NotApplicable(f"several {what}s ({', '.join(names)}): pass name= to choose one")
+
+
+def rebind(namespace: dict[str, Any], old: Any, new: Any, undo: Undo) -> list[str]:
+    """Point every public name bound to ``old`` at ``new``; the undo points them back."""
+    names = [k for k, v in namespace.items() if v is old and not k.startswith("_")]
+    for key in names:
+        namespace[key] = new
+    undo.push(lambda: namespace.update(dict.fromkeys(names, old)))
+    return names
+
+
+def report_names(report: Report | None, signal: str, order: str | None = None) -> list[str]:
+    """Names of the objects a report's signal lists (``dataloaders``, ``models``), largest ``order`` first."""
+    entries = list((report.signals.get(signal) or []) if report else [])
+    if order:
+        entries.sort(key=lambda e: e.get(order) or 0, reverse=True)
+    return [e["name"] for e in entries if e.get("name")]
+
+
+def torch_name(namespace: dict[str, Any]) -> str:
+    """The name the notebook uses for torch (``torch``, or an alias), for the code written into it."""
+    torch = sys.modules["torch"]
+    if namespace.get("torch") is torch:
+        return "torch"
+    alias = next((k for k, v in namespace.items() if v is torch and not k.startswith("_")), None)
+    if alias is None:
+        raise NotApplicable("torch is not imported in the namespace: the rewritten code could not name it")
+    return alias

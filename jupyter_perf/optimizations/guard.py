@@ -1,0 +1,161 @@
+"""The numerics guard: an optimization that changes numerics keeps the change only if outputs still agree.
+
+The model runs on one held batch before the change and after it; the
+relative error is ``‖after − before‖ / ‖before‖`` (Frobenius norm over every
+tensor of the output, in float64), which stays meaningful where individual
+outputs are near zero. Over the kind's threshold, ``Change.commit()`` reverts
+the change and says by how much the outputs differed. Both runs are in eval
+mode (dropout off, batch-norm statistics untouched), without grad, from the
+same RNG seed, and the model's own train/eval flags are restored after.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Largest relative output error each kind of change may cause (fractions, not percent).
+
+    Where the numbers come from: a float format with ``p`` significand bits
+    rounds each result by up to ``2**-p``; a forward pass stacks a few dozen
+    such roundings, partly cancelling, so a healthy change lands at a small
+    multiple of one rounding, and a broken one (overflow, a wrong kernel, a
+    layer quantized that should not be) at 10% or more.
+    """
+
+    #: bfloat16 keeps 8 bits (one rounding 3.9e-3); deep models land at 1-3%.
+    amp_bf16: float = 5e-2
+    #: float16 keeps 11 bits (4.9e-4); overflow shows as inf, far above this.
+    amp_fp16: float = 2e-2
+    #: TF32 rounds matmul inputs to 11 bits and accumulates in float32: ~1e-3 per matmul.
+    tf32: float = 1e-2
+    #: Same math, other kernels and summation order: float32 roundoff (~1e-6) only.
+    channels_last: float = 1e-4
+    #: Fusion reorders float32 operations (~1e-6); 1e-3 still catches a miscompile.
+    compile: float = 1e-3
+    #: Dynamic int8: 256 levels per tensor; Linear outputs typically move 1-5%.
+    quantize: float = 1e-1
+    #: Magnitude pruning without fine-tuning: small amounts move outputs a few percent.
+    prune: float = 1e-1
+
+    def for_kind(self, kind: str) -> float:
+        kinds = [f.name for f in dataclasses.fields(self)]
+        if kind not in kinds:
+            raise ValueError(f"unknown numerics kind {kind!r}; known: {', '.join(kinds)}")
+        return getattr(self, kind)
+
+
+THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True)
+class NumericsResult:
+    """How far the outputs moved, against the kind's threshold."""
+
+    kind: str
+    relative_error: float
+    threshold: float
+    max_abs_error: float
+    #: Why the outputs could not be compared at all (shape or structure changed), if so.
+    problem: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.problem is None and self.relative_error <= self.threshold
+
+    @property
+    def summary(self) -> str:
+        if self.problem:
+            return f"outputs not comparable after the change: {self.problem}"
+        verdict = "within" if self.passed else "over"
+        return (f"outputs differed by {self.relative_error:.2%} relative error (max abs {self.max_abs_error:.3g}), "
+                f"{verdict} the {self.threshold:.2%} allowed for {self.kind}")
+
+
+@dataclass
+class HeldBatch:
+    """Inputs kept to run the model on before and after a change."""
+
+    args: tuple
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_loader(cls, loader: Any) -> HeldBatch:
+        """The first input of the loader's first batch, leaving the RNGs as they were.
+
+        A batch that is a tensor is the input; a tuple/list's first element is (the
+        ``(x, y)`` convention). Anything else raises ValueError: pass a HeldBatch.
+        """
+        import torch
+
+        generator = getattr(loader, "generator", None)
+        state = generator.get_state() if generator is not None else None
+        with torch.random.fork_rng(devices=[]):
+            batch = next(iter(loader))
+        if generator is not None:
+            generator.set_state(state)
+        if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
+            batch = batch[0]
+        if not isinstance(batch, torch.Tensor):
+            raise ValueError(f"cannot tell the model's input in a {type(batch).__name__} batch; pass a HeldBatch")
+        return cls((batch,))
+
+    def run(self, model: Any, context: AbstractContextManager | None = None) -> Any:
+        """The model's output in eval mode, without grad, from a fixed seed; its modes restored."""
+        import torch
+
+        from .surgery import restore_training, training_flags
+
+        flags = training_flags(model)
+        model.eval()
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=[]), context or nullcontext():
+                torch.manual_seed(0)
+                return model(*self.args, **self.kwargs)
+        finally:
+            restore_training(flags)
+
+
+def compare(kind: str, before: Any, after: Any, thresholds: Thresholds = THRESHOLDS) -> NumericsResult:
+    """Relative error of ``after`` against ``before`` (tensors, or tuples/lists/dicts of them)."""
+    threshold = thresholds.for_kind(kind)
+    try:
+        pairs = list(_pairs(before, after))
+    except ValueError as exc:
+        return NumericsResult(kind, math.inf, threshold, math.inf, str(exc))
+    diff = norm = worst = 0.0
+    for b, a in pairs:
+        b, a = b.detach().double().cpu(), a.detach().double().cpu()
+        delta = a - b
+        diff += float(delta.square().sum())
+        norm += float(b.square().sum())
+        worst = max(worst, float(delta.abs().max())) if delta.numel() else worst
+    if not math.isfinite(diff):
+        return NumericsResult(kind, math.inf, threshold, math.inf)
+    relative = math.sqrt(diff / norm) if norm else (0.0 if diff == 0 else math.inf)
+    return NumericsResult(kind, relative, threshold, worst)
+
+
+def _pairs(before: Any, after: Any):
+    import torch
+
+    if isinstance(before, torch.Tensor):
+        if not isinstance(after, torch.Tensor) or before.shape != after.shape:
+            raise ValueError(f"shape {tuple(before.shape)} became {getattr(after, 'shape', type(after).__name__)}")
+        yield before, after
+    elif isinstance(before, dict):
+        if not isinstance(after, dict) or before.keys() != after.keys():
+            raise ValueError("the output's keys changed")
+        for key in before:
+            yield from _pairs(before[key], after[key])
+    elif isinstance(before, (tuple, list)):
+        if not isinstance(after, (tuple, list)) or len(before) != len(after):
+            raise ValueError("the output's structure changed")
+        for b, a in zip(before, after, strict=True):
+            yield from _pairs(b, a)

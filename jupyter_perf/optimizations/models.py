@@ -1,0 +1,191 @@
+"""What the model-level optimizations share: the model, its device, and the input its outputs are checked on.
+
+An optimization that changes numerics keeps its change only if the model's
+outputs still agree (guard.py), which needs one real input of the model. The
+input is found, never guessed: ``inputs=`` names it; else the candidates are,
+in order, the tensors the cell passes to the model by name (``model(x)``),
+the batches the cell's loops over the model iterate (a DataLoader or a list
+of batches), the namespace's only DataLoader; the first the model actually
+runs on is used. Where none is found, or none fits, the optimization says so
+and asks for ``inputs=``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+from .base import Context, NotApplicable, find_object, report_names
+from .guard import HeldBatch, NumericsResult, compare
+from .rewrite import calls_method, calls_name, find_nodes, mentions, parse
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+MODEL_PARAM = ("the namespace variable holding the model (default: the model the report saw called most, else the "
+               "only outermost nn.Module with layers)")
+INPUTS_PARAM = ("the namespace variable holding an input to check outputs on: a tensor, a list of batches or a "
+                "DataLoader, or a list of such names tried in order (default: what the cell passes to the model, "
+                "what its loops iterate, the only DataLoader)")
+
+
+def pick_model(ctx: Context) -> tuple[str, nn.Module]:
+    """The model to act on, its name recorded in ``ctx.params["model"]``.
+
+    Only outermost modules with parameters or layers of their own are
+    candidates (an int8 quantized model holds no Parameter): a loss
+    (``nn.CrossEntropyLoss()``) or a submodule bound to a name of its own is
+    not what the user means by "the model".
+    """
+    from torch import nn
+
+    given = ctx.param("model", lambda: None)
+    modules = {k: v for k, v in ctx.namespace.items() if isinstance(v, nn.Module) and not k.startswith("_")}
+    inner = {id(m) for v in modules.values() for m in v.modules() if m is not v}
+    outermost = {k: v for k, v in modules.items() if id(v) not in inner
+                 and (next(v.parameters(), None) is not None or next(v.children(), None) is not None)}
+    name, model = find_object(ctx.namespace if given else outermost, nn.Module, "model", given,
+                              report_names(ctx.report, "models", order="calls"))
+    ctx.params["model"] = name
+    return name, model
+
+
+def backward_calls(ctx: Context) -> int | None:
+    """Backward calls the report counted; else whether the cell's code calls ``.backward()`` (1/0); else None."""
+    backward = (ctx.report.signals.get("backward") or {}).get("calls") if ctx.report else None
+    if backward is None and ctx.cell is not None:
+        backward = int(calls_method(ctx.cell.source, "backward"))
+    return backward
+
+
+def optimizer_names(namespace: dict[str, Any]) -> list[str]:
+    """Names bound to torch optimizers, for the rewrites that must recognise ``<optimizer>.step()``."""
+    from torch.optim import Optimizer
+
+    return [k for k, v in namespace.items() if isinstance(v, Optimizer) and not k.startswith("_")]
+
+
+def device_of(model: nn.Module) -> torch.device:
+    import torch
+
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
+def require_cuda_model(name: str, model: nn.Module, why: str) -> None:
+    """NotApplicable unless a CUDA device exists and ``model`` is on it; ``why`` says what needs CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise NotApplicable(f"no CUDA device: {why}")
+    if device_of(model).type != "cuda":
+        raise NotApplicable(f"{name} is on {device_of(model)}, not a CUDA device: {why}")
+
+
+class HeldInputs:
+    """Names that may hold an input of the model, tried in order when the change commits.
+
+    The first the model runs on is the guard's input: a name's value can be
+    stale (the cell has not run since it was bound; ``--apply`` plans before
+    the cell runs), and running the model is the only proof that it fits.
+    Nothing is fetched before then, so planning (and ``applicable``) never
+    starts a DataLoader's workers.
+    """
+
+    def __init__(self, namespace: dict[str, Any], names: list[str]):
+        self.namespace, self.names = namespace, names
+
+    def check(self, kind: str, model: nn.Module, change: Callable[[], nn.Module],
+              context: AbstractContextManager | None = None) -> NumericsResult:
+        """The model's outputs on the first input that fits, then ``change()``, then the outputs of the model it
+        returns (under ``context``: autocast), compared. None fits: NotApplicable, before anything changed."""
+        for name in self.names:
+            try:
+                batch = self._batch(name, device_of(model))
+                before = batch.run(model)
+            except Exception:  # noqa: BLE001, S112 - any failure means this input does not fit this model
+                continue
+            return compare(kind, before, batch.run(change(), context))
+        raise NotApplicable(f"the model could not run on {', '.join(self.names)} to check its outputs: pass "
+                            "inputs=<name of a tensor it takes>")
+
+    def _batch(self, name: str, device: Any) -> HeldBatch:
+        value = self.namespace.get(name)
+        batch = HeldBatch.from_loader(value) if _is_loader(value) else HeldBatch((_first_tensor(value),))
+        batch.args = tuple(a.to(device) for a in batch.args)
+        return batch
+
+
+def held_inputs(ctx: Context, model_name: str) -> HeldInputs:
+    """The inputs the guard may check outputs on (module docstring: where they come from)."""
+    given = ctx.param("inputs", lambda: _input_names(ctx, model_name))
+    names = [given] if isinstance(given, str) else list(given)
+    if not names:
+        raise NotApplicable(f"no input of {model_name} was found to check its outputs on: pass inputs=<name of a "
+                            "tensor, a list of batches or a DataLoader>")
+    return HeldInputs(ctx.namespace, names)
+
+
+def _input_names(ctx: Context, model_name: str) -> list[str]:
+    """What the cell passes to the model by name, what its loops over the model iterate, the only DataLoader."""
+    from torch.utils.data import DataLoader
+
+    module = parse(ctx.cell.source) if ctx.cell is not None else None
+    found = [*_call_arguments(module, model_name), *_loop_iterables(module, model_name)] if module else []
+    try:
+        found.append(find_object(ctx.namespace, DataLoader, "DataLoader", None,
+                                 report_names(ctx.report, "dataloaders", order="data_wait_s"))[0])
+    except NotApplicable:
+        pass
+    usable = [n for n in found if _is_loader(ctx.namespace.get(n))
+              or _first_tensor_or_none(ctx.namespace.get(n)) is not None]
+    return list(dict.fromkeys(usable))
+
+
+def _call_arguments(module: Any, model_name: str) -> list[str]:
+    """Names passed first to ``model_name(...)``: ``model(x)`` -> ``x``; not a comprehension's own variables,
+    whose namespace namesakes are something else."""
+    import libcst as cst
+
+    local = {n.value for comp in find_nodes(module, lambda n: isinstance(n, cst.CompFor))
+             for n in find_nodes(comp.target, lambda n: isinstance(n, cst.Name))}
+    calls = find_nodes(module, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Name)
+                  and n.func.value == model_name and bool(n.args) and isinstance(n.args[0].value, cst.Name))
+    return [c.args[0].value.value for c in calls if c.args[0].value.value not in local]
+
+
+def _loop_iterables(module: Any, model_name: str) -> list[str]:
+    """Names iterated by a loop or comprehension that calls the model: ``for x, y in loader``,
+    ``[model(x) for (x,) in loader]``, ``enumerate(loader)``."""
+    import libcst as cst
+
+    loops = find_nodes(module, lambda n: isinstance(n, cst.For) and calls_name(n.body, model_name))
+    comprehensions = find_nodes(module, lambda n: isinstance(n, (cst.ListComp, cst.GeneratorExp, cst.SetComp))
+                           and calls_name(n.elt, model_name))
+    iterables = [loop.iter for loop in loops] + [c.for_in.iter for c in comprehensions]
+    return [n.value for it in iterables for n in find_nodes(it, lambda n: isinstance(n, cst.Name)) if mentions(it, n.value)]
+
+
+def _is_loader(value: Any) -> bool:
+    from torch.utils.data import DataLoader
+
+    return isinstance(value, DataLoader)
+
+
+def _first_tensor(value: Any) -> torch.Tensor:
+    """A tensor, or the first tensor down first elements: a batch ``(x, y)``, a list of batches."""
+    found = _first_tensor_or_none(value)
+    if found is None:
+        raise ValueError(f"a {type(value).__name__} holds no tensor as its first element")
+    return found
+
+
+def _first_tensor_or_none(value: Any) -> torch.Tensor | None:
+    import torch
+
+    while isinstance(value, (list, tuple)) and value:
+        value = value[0]
+    return value if isinstance(value, torch.Tensor) else None

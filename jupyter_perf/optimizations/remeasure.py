@@ -1,0 +1,39 @@
+"""Apply & re-run: advice is a hypothesis until re-measured on this machine.
+
+The optimization is applied, the profiled cell runs again under the profiler
+(rewritten, where the change edited it), and the two Reports are compared. A
+regression is said plainly, with the undo, because textbook fixes can lose
+(pinned memory plus workers ran ×0.71 on an in-memory dataset, DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..report import Comparison, Report
+from .base import Change, Target
+
+
+def apply_and_rerun(opt_id: str, namespace: dict[str, Any], cell: str | Target, report: Report,
+                    **params: Any) -> tuple[Change, Comparison | None]:
+    """Apply ``opt_id``, profile the cell again, compare with ``report`` (None when nothing was applied).
+
+    A slower or failing re-run adds a warning to the Change saying so and
+    offering ``change.undo()``; ``change.remeasured`` holds the ratio.
+    """
+    from .. import apply, profile
+
+    target = Target.of(cell)
+    change = apply(opt_id, namespace, target, report, **params)
+    if change.status != "applied":
+        return change, None
+    after = profile(change.rewritten(target) or target.source, namespace)
+    comparison = Comparison(report, after)
+    change.remeasured = comparison.speedup  # samples/s first: a batch-size change alters a step
+    if after.error is not None:
+        change.warnings.append(f"the re-run raised {after.error['type']}: {after.error['message'][:200]}; "
+                               "undo with change.undo()")
+    elif change.remeasured is not None and change.remeasured < 1:
+        change.warnings.append(f"re-measured ×{change.remeasured:.2f}: slower than before this change; "
+                               "undo with change.undo()")
+    return change, comparison

@@ -1,0 +1,322 @@
+"""Rewrite a cell's code with libcst, keeping its formatting and comments.
+
+Every helper takes the cell's text and returns the new text, the same text
+when the code already has the change, or None when it does not find its
+pattern (or finds it more than once). None is the signal for the caller to
+show a snippet to add by hand: a rewrite that guesses can lose user code.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+
+import libcst as cst
+
+_NO_SPACE = cst.SimpleWhitespace("")
+
+
+def parse(source: str) -> cst.Module | None:
+    """The cell as a libcst module, or None where it is not plain Python (magics, shell escapes)."""
+    try:
+        return cst.parse_module(source)
+    except cst.ParserSyntaxError:
+        return None
+
+
+def unified_diff(old: str, new: str, label: str) -> str:
+    """A unified diff of one cell, every line ending in a newline; empty when nothing changed."""
+    if old == new:
+        return ""
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{label}",
+                                 f"b/{label}")
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def dotted(node: cst.CSTNode) -> str | None:
+    """``torch.utils.data.DataLoader`` for the expression naming it; None for anything else."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = dotted(node.value)
+        return f"{base}.{node.attr.value}" if base else None
+    return None
+
+
+def code(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
+
+
+class _Mentions(cst.CSTVisitor):
+    """Whether a node uses the variable ``name`` (not an attribute of that name, like ``self.name``)."""
+
+    def __init__(self, name: str):
+        self.name, self.found = name, False
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.found |= node.value == self.name
+
+
+def mentions(node: cst.CSTNode, name: str) -> bool:
+    visitor = _Mentions(name)
+    node.visit(visitor)
+    return visitor.found
+
+
+def find_nodes(node: cst.CSTNode, match: Callable[[cst.CSTNode], bool]) -> list[cst.CSTNode]:
+    class Finder(cst.CSTVisitor):
+        def on_visit(self, n: cst.CSTNode) -> bool:
+            if match(n):
+                found.append(n)
+            return True
+
+    found: list[cst.CSTNode] = []
+    node.visit(Finder())
+    return found
+
+
+def calls_method(source: str, method: str) -> bool:
+    """Whether the code calls ``<anything>.method(...)`` (e.g. ``backward``)."""
+    module = parse(source)
+    return module is not None and bool(find_nodes(module, lambda n: isinstance(n, cst.Call) and isinstance(
+        n.func, cst.Attribute) and n.func.attr.value == method))
+
+
+Edit = Callable[[cst.CSTNode], cst.CSTNode]
+
+
+def replace_nodes(module: cst.Module, changes: dict[cst.CSTNode, Edit]) -> str:
+    """The module's code with each original node (by identity) passed, updated, through its edit.
+
+    Edits see the node with its children already edited, so nested matches
+    (``x.to(a).to(b)``) all apply.
+    """
+
+    class Swap(cst.CSTTransformer):
+        def on_leave(self, original, updated):
+            edit = changes.get(original)
+            return edit(updated) if edit else updated
+
+    return module.visit(Swap()).code
+
+
+# ------------------------------------------------------------- call arguments
+def builder_call(module: cst.Module, name: str, callee: str) -> cst.Call | None:
+    """The one call ``name = ...callee(...)`` in the cell (``callee`` is the last dotted part)."""
+    def match(n: cst.CSTNode) -> bool:
+        if isinstance(n, cst.Assign):
+            targets = [t.target for t in n.targets]
+        elif isinstance(n, cst.AnnAssign) and n.value is not None:
+            targets = [n.target]
+        else:
+            return False
+        return (len(targets) == 1 and isinstance(targets[0], cst.Name) and targets[0].value == name
+                and isinstance(n.value, cst.Call) and (dotted(n.value.func) or "").split(".")[-1] == callee)
+
+    found = find_nodes(module, match)
+    return found[0].value if len(found) == 1 else None
+
+
+def set_call_arguments(source: str, name: str, callee: str, values: dict[str, str],
+                       positional: Sequence[str] = ()) -> str | None:
+    """Give the call that builds ``name`` these arguments (name -> code), keeping its layout.
+
+    An argument passed by position (``positional`` lists the parameters in
+    order) is replaced where it stands; a keyword is replaced in place or
+    appended in the call's own style (one per line stays one per line, a
+    trailing comma stays). A call with ``*args``/``**kwargs`` is not touched:
+    the argument might be inside them.
+    """
+    module = parse(source)
+    call = builder_call(module, name, callee) if module else None
+    if call is None or any(a.star for a in call.args):
+        return None
+    args, todo = list(call.args), dict(values)
+    for i, arg in enumerate(args):
+        key = arg.keyword.value if arg.keyword else (positional[i] if i < len(positional) else None)
+        if key in todo:
+            args[i] = arg.with_changes(value=cst.parse_expression(todo.pop(key)))
+    if todo:
+        args = _append_keywords(call, args, todo)
+    return replace_nodes(module, {call: lambda updated: updated.with_changes(args=args)})
+
+
+def _append_keywords(call: cst.Call, args: list[cst.Arg], values: dict[str, str]) -> list[cst.Arg]:
+    keyword = next((a for a in args if a.keyword), None)
+    equal = keyword.equal if keyword else cst.AssignEqual(whitespace_before=_NO_SPACE, whitespace_after=_NO_SPACE)
+    new = [cst.Arg(cst.parse_expression(v), keyword=cst.Name(k), equal=equal) for k, v in values.items()]
+    if not args:
+        sep = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+        return [a.with_changes(comma=sep) for a in new[:-1]] + new[-1:]
+    if len(args) >= 2 and isinstance(args[-2].comma, cst.Comma):
+        sep = cst.Comma(whitespace_after=_bare(args[-2].comma.whitespace_after))
+    elif isinstance(call.whitespace_before_args, cst.ParenthesizedWhitespace):
+        sep = cst.Comma(whitespace_after=_bare(call.whitespace_before_args))
+    else:
+        sep = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    last = args[-1]
+    # The old last argument's trailing comma and closing whitespace move to the new last one.
+    new = [a.with_changes(comma=sep) for a in new[:-1]] + [
+        new[-1].with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg)]
+    return args[:-1] + [last.with_changes(comma=sep, whitespace_after_arg=_NO_SPACE)] + new
+
+
+def _bare(ws: cst.BaseParenthesizableWhitespace) -> cst.BaseParenthesizableWhitespace:
+    """A separator's whitespace without the comment or blank lines that followed the original comma."""
+    if isinstance(ws, cst.ParenthesizedWhitespace):
+        return ws.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=[])
+    return ws
+
+
+# ------------------------------------------------------------------- loops
+def loops_over(module: cst.Module, name: str) -> list[cst.For]:
+    """``for`` statements whose iterable uses ``name`` (``loader``, ``enumerate(loader)``, ``tqdm(loader)``)."""
+    return [n for n in find_nodes(module, lambda n: isinstance(n, cst.For)) if mentions(n.iter, name)]
+
+
+def add_non_blocking(source: str, loader: str) -> str | None:
+    """``non_blocking=True`` on every ``.to(...)``/``.cuda(...)`` in the loops over ``loader``."""
+    module = parse(source)
+    loops = loops_over(module, loader) if module else []
+    calls = [c for loop in loops for c in find_nodes(loop.body, lambda n: isinstance(n, cst.Call) and isinstance(
+        n.func, cst.Attribute) and n.func.attr.value in ("to", "cuda"))]
+    if not calls:
+        return None
+    changes = {}
+    for call in calls:
+        if any(a.star == "**" for a in call.args) or any(a.keyword and a.keyword.value == "non_blocking"
+                                                         for a in call.args):
+            continue
+        changes[call] = _non_blocking
+    return replace_nodes(module, changes)
+
+
+def _non_blocking(call: cst.Call) -> cst.Call:
+    return call.with_changes(args=_append_keywords(call, list(call.args), {"non_blocking": "True"}))
+
+
+# -------------------------------------------------------------- statements
+def calls_name(node: cst.CSTNode, name: str) -> bool:
+    return bool(find_nodes(node, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Name)
+                      and n.func.value == name))
+
+
+def wrap_calls(source: str, callee: str, context: str, replaces: Sequence[str] = (),
+               before: Sequence[str] = ()) -> str | None:
+    """Run the top-level statements that call ``callee(...)`` inside ``with <context>:``.
+
+    Statements already in a ``with <context>`` are left alone; a ``with`` over
+    one of ``replaces`` (e.g. ``torch.no_grad()``) has that item swapped for
+    ``context``; otherwise the span from the first to the last calling
+    statement is wrapped. ``before`` statements not already in the cell above
+    that span are put just before it. A span ending in the cell's displayed
+    expression is not wrapped (the value would no longer show): None.
+    """
+    module = parse(source)
+    if module is None:
+        return None
+    body = list(module.body)
+    hits = [i for i, stmt in enumerate(body) if calls_name(stmt, callee)]
+    if not hits:
+        return None
+    first, last = hits[0], hits[-1]
+    items = [_with_items(body[i]) for i in hits]
+    if all(items):
+        for i, its in zip(hits, items, strict=True):
+            if context not in its and not set(its) & set(replaces):
+                return None
+            body[i] = body[i].with_changes(items=[
+                w.with_changes(item=cst.parse_expression(context)) if code(w.item) in replaces else w
+                for w in body[i].items])
+        span = [body[first]]
+    elif any(items) or _is_expression(body[last]) and last == len(body) - 1:
+        return None
+    else:
+        inner = body[first:last + 1]
+        span = [cst.With(items=[cst.WithItem(cst.parse_expression(context))],
+                         body=cst.IndentedBlock(body=[inner[0].with_changes(leading_lines=[]), *inner[1:]]),
+                         leading_lines=inner[0].leading_lines)]
+        body[first:last + 1] = span
+    present = {code(s.with_changes(leading_lines=[])).strip() for s in body[:first]}
+    prelude = [cst.parse_statement(s) for s in before if s not in present]
+    if prelude:
+        prelude[0] = prelude[0].with_changes(leading_lines=span[0].leading_lines)
+        body[first:first + 1] = [*prelude, span[0].with_changes(leading_lines=[])]
+    return module.with_changes(body=body).code
+
+
+def _with_items(stmt: cst.CSTNode) -> list[str]:
+    return [code(w.item) for w in stmt.items] if isinstance(stmt, cst.With) else []
+
+
+def _is_expression(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[-1], cst.Expr)
+
+
+def ensure_call(source: str, callee: str, args: str) -> str | None:
+    """A top-level ``callee(args)`` statement: its arguments replaced if present, else added after the imports."""
+    module = parse(source)
+    if module is None:
+        return None
+    body = list(module.body)
+    for stmt in body:
+        if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr):
+            call = stmt.body[0].value
+            if isinstance(call, cst.Call) and dotted(call.func) == callee:
+                new = cst.parse_expression(f"{callee}({args})")
+                return replace_nodes(module, {call: lambda updated, args=new.args: updated.with_changes(args=args)})
+    at = 0
+    while at < len(body) and isinstance(body[at], cst.SimpleStatementLine) and all(
+            isinstance(s, (cst.Import, cst.ImportFrom)) for s in body[at].body):
+        at += 1
+    statement = cst.parse_statement(f"{callee}({args})\n")
+    return module.with_changes(body=body[:at] + [statement] + body[at:]).code
+
+
+# ------------------------------------------------------------------ graphs
+#: Calls that already turn a tensor into something holding no autograd graph.
+_RELEASED_METHODS = ("item", "detach", "tolist")
+_RELEASED_FUNCTIONS = ("float", "int")
+
+
+def _appends(module: cst.Module, container: str | None = None) -> list[cst.Call]:
+    """``X.append(value)`` calls (on ``container`` only, when given)."""
+    return find_nodes(module, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute)
+                 and n.func.attr.value == "append" and isinstance(n.func.value, cst.Name)
+                 and container in (None, n.func.value.value) and len(n.args) == 1 and not n.args[0].star)
+
+
+def appended_names(source: str) -> list[str]:
+    """The variables the cell appends to, in order of first appearance."""
+    module = parse(source)
+    return list(dict.fromkeys(call.func.value.value for call in _appends(module))) if module else []
+
+
+def release_appends(source: str, container: str, method: str) -> str | None:
+    """``container.append(x)`` -> ``container.append(x.<method>())`` where ``x`` still holds its graph."""
+    module = parse(source)
+    if module is None:
+        return None
+    appends = _appends(module, container)
+    if not appends:
+        return None
+    changes = {}
+    for call in appends:
+        value = call.args[0].value
+        if not _released(value):
+            target = value if isinstance(value, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) else \
+                value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+            released = cst.Call(cst.Attribute(target, cst.Name(method)))
+            changes[call] = lambda updated, released=released: updated.with_changes(
+                args=[updated.args[0].with_changes(value=released)])
+    return replace_nodes(module, changes)
+
+
+def _released(node: cst.CSTNode) -> bool:
+    return bool(find_nodes(node, lambda n: isinstance(n, cst.Call) and (
+        isinstance(n.func, cst.Attribute) and n.func.attr.value in _RELEASED_METHODS
+        or isinstance(n.func, cst.Name) and n.func.value in _RELEASED_FUNCTIONS)))

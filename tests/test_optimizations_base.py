@@ -1,0 +1,272 @@
+"""The protocol under every optimization: catalog, Change lifecycle, parameters, guard, surgery, cells, frontend."""
+
+import pytest
+import torch
+from optimization_fixtures import ODD, notebook_fixture  # noqa: F401  (fixture)
+from torch import nn
+
+import jupyter_perf
+from jupyter_perf import cells, frontend
+from jupyter_perf.optimizations import apply_to_cell, catalog, get, ids, parse_ids
+from jupyter_perf.optimizations.base import Context, NotApplicable, Optimization, Target, Undo, applied, find_object
+from jupyter_perf.optimizations.guard import THRESHOLDS, HeldBatch, compare
+from jupyter_perf.optimizations.rewrite import ensure_call
+from jupyter_perf.optimizations.surgery import no_effect, optimizers_for, replace_module, signature, stale_parameters
+from jupyter_perf.report import OPTIMIZATIONS, Recommendation, Report
+
+
+class Scale(Optimization):
+    """A test optimization: multiplies a model's weights (so numerics change) and writes a marker call."""
+
+    id = "test.scale"
+    title = "Scale the weights"
+    changes_numerics = True
+    params = {"factor": "what to multiply by (default 1.001)", "kind": "numerics kind"}
+
+    def plan(self, ctx: Context):
+        factor = ctx.param("factor", lambda: 1.001)
+        kind = ctx.param("kind", lambda: "tf32")
+        name, model = find_object(ctx.namespace, nn.Module, "model")
+        if ctx.namespace.get("scaled") == factor:
+            return ctx.unchanged(f"{name} already scaled")
+        ctx.rewrite([ctx.cell] if ctx.cell else [], lambda s: ensure_call(s, "scale", repr(factor)))
+        batch = HeldBatch((torch.ones(2, 4),))
+
+        def live(undo: Undo):
+            reference = batch.run(model)
+            saved = model.weight.detach().clone()
+            with torch.no_grad():
+                model.weight.mul_(factor)
+            ctx.namespace["scaled"] = factor
+            undo.push(lambda: (model.weight.data.copy_(saved), ctx.namespace.pop("scaled")))
+            return compare(kind, reference, batch.run(model))
+
+        return ctx.change(f"{name} weights ×{factor}", live, expects={name: model})
+
+
+@pytest.fixture()
+def ns():
+    torch.manual_seed(0)
+    return {"model": nn.Linear(4, 3), "torch": torch}
+
+
+def test_catalog_lists_every_id_except_ddp_it_implements():
+    assert set(ids()) <= set(OPTIMIZATIONS) - {"distributed.ddp"}
+    for opt_id, opt in catalog().items():
+        assert opt.id == opt_id and opt.title and isinstance(opt.params, dict)
+    with pytest.raises(KeyError, match="valid ids: dataloader.workers"):
+        get("distributed.ddp")
+    assert parse_ids(" dataloader.workers, cpu.threads ") == ["dataloader.workers", "cpu.threads"]
+    with pytest.raises(ValueError, match="unknown optimization bogus; valid ids"):
+        parse_ids("dataloader.workers,bogus")
+
+
+def test_preview_touches_nothing_commit_applies_undo_restores(ns):
+    weight = ns["model"].weight.detach().clone()
+    change = Scale().preview(ns, cell="import torch\nx = 1  " + ODD)
+    assert change.status == "preview" and "scale(1.001)" in change.diff
+    assert torch.equal(ns["model"].weight, weight) and "scaled" not in ns
+    change.commit()
+    assert change.status == "applied" and change.numerics.passed and change in applied()
+    assert not torch.equal(ns["model"].weight, weight)
+    again = Scale().apply(ns, cell=change.new_source)
+    assert again.status == "already applied" and again.diff == "" and again.commit() is again  # no stacking
+    change.undo()
+    change.undo()  # twice is harmless
+    assert change.status == "undone" and change not in applied()
+    assert torch.equal(ns["model"].weight, weight) and "scaled" not in ns
+
+
+def test_numerics_over_the_threshold_revert_and_say_by_how_much(ns):
+    weight = ns["model"].weight.detach().clone()
+    change = Scale().apply(ns, factor=1.05, kind="compile")
+    assert change.status == "reverted" and not change.numerics.passed
+    assert "differed by" in change.description and "0.10%" in change.description
+    assert torch.equal(ns["model"].weight, weight) and "scaled" not in ns
+    assert Scale().apply(ns, factor=1.05, kind="quantize").status == "applied"  # 10% allowed there
+
+
+def test_commit_refuses_a_plan_whose_objects_changed(ns):
+    change = Scale().preview(ns)
+    ns["model"] = nn.Linear(4, 3)
+    with pytest.raises(NotApplicable, match="model changed since"):
+        change.commit()
+
+
+def test_a_failing_live_step_rolls_back_what_it_did(ns):
+    class Broken(Scale):
+        def plan(self, ctx):
+            def live(undo):
+                ctx.namespace["half"] = 1
+                undo.push(lambda: ctx.namespace.pop("half"))
+                raise RuntimeError("boom")
+            return ctx.change("breaks", live)
+
+    with pytest.raises(RuntimeError):
+        Broken().apply(ns)
+    assert "half" not in ns
+
+
+def test_parameters_given_then_recommended_then_default(ns):
+    report = Report(recommendations=[Recommendation("test.scale", "why", params={"factor": 1.002, "other": 1})])
+    assert Scale().preview(ns).params["factor"] == 1.001
+    assert Scale().preview(ns, report=report).params["factor"] == 1.002
+    assert Scale().preview(ns, report=report, factor=1.003).params["factor"] == 1.003
+    with pytest.raises(TypeError, match="takes no parameter bogus"):
+        Scale().preview(ns, bogus=1)
+
+
+def test_applicable_gives_the_reason(ns):
+    assert Scale().applicable(None, ns) is None
+    assert Scale().applicable(None, {}) == "no model is bound to a name in the namespace"
+    two = {"a": nn.Linear(1, 1), "b": nn.Linear(1, 1)}
+    assert "several models (a, b): pass name=" in Scale().applicable(None, two)
+
+
+def test_edits_go_to_the_notebook_and_undo_restores_the_exact_text(ns, notebook):
+    original = "import torch\r\nx = 1  " + ODD.rstrip("\n")
+    target = notebook.add("c1", original)
+    change = Scale().apply(ns, cell=target)
+    assert notebook.cells["c1"] == change.edits[0].new_text != original
+    change.undo()
+    assert notebook.cells["c1"] == original  # byte for byte
+
+
+def test_an_edit_applies_only_to_the_text_it_was_computed_from(ns, notebook):
+    target = notebook.add("c1", "x = 1\n")
+    change = Scale().preview(ns, cell=target)
+    notebook.cells["c1"] = "x = 2\n"  # the user edited the cell meanwhile
+    change.commit()
+    assert notebook.refused == ["c1"] and notebook.cells["c1"] == "x = 2\n"
+    change.undo()
+
+
+def test_fallback_shows_the_new_code_and_says_once_why(monkeypatch):
+    monkeypatch.setattr(frontend, "_told", False)
+    first = frontend.fallback_bundle("c9", "a = 1\n", "a = 2\n")
+    second = frontend.fallback_bundle("c9", "a = 1\n", "a = 2\n")
+    assert "not installed" in first["text/plain"] and "not installed" not in second["text/plain"]
+    assert "Copy new code" in first["text/html"] and "-a = 1" in first["text/plain"] and "a = 2" in second["text/html"]
+
+
+def test_channel_is_ready_only_once_the_extension_answers():
+    channel = frontend.Channel()
+
+    class Comm:
+        sent = []
+
+        def send(self, data):
+            self.sent.append(data)
+
+    channel.comm = Comm()
+    assert not channel.ready
+    channel.handle({"content": {"data": {"type": "ready"}}})
+    assert channel.ready
+    n = channel.send_edit("c1", "a\n", "b\n")
+    assert Comm.sent == [{"type": "edit", "request": n, "cell_id": "c1",
+                          "expected_source_sha256": frontend.sha256("a\n"), "new_source": "b\n"}]
+    channel.handle({"content": {"data": {"type": "edit_result", "request": n, "ok": False, "reason": "changed"}}})
+    assert channel.results[n] == {"ok": False, "reason": "changed"}
+
+
+def test_cells_tracks_which_cell_bound_each_name(ipython):
+    ipython.run_cell("tracked_a = 1\ndef tracked_f(): pass\n", cell_id="id-a")
+    ipython.run_cell("%%perfprofile --no-live\ntracked_b = [1]\n", cell_id="id-b")
+    ipython.run_cell("tracked_a = 1\n", cell_id="id-c")  # same object (a cached int): the AST says it was bound
+    assert cells.defining("tracked_a").cell_id == "id-c"
+    assert cells.defining("tracked_f").cell_id == "id-a"
+    record = cells.defining("tracked_b")
+    assert record.cell_id == "id-b" and record.target().prefix == "%%perfprofile --no-live\n"
+    assert record.target().source == "tracked_b = [1]\n"
+    assert cells.find("tracked_b = [1]\n") == record
+    ipython.run_cell("del tracked_a", cell_id="id-d")
+    assert cells.defining("tracked_a") is None
+
+
+def test_unloading_the_extension_stops_tracking(ipython):
+    ipython.run_line_magic("unload_ext", "jupyter_perf")
+    try:
+        assert cells.current() is None and frontend.CHANNEL.comm is None
+        ipython.run_cell("untracked = 1", cell_id="x")
+        assert cells.defining("untracked") is None
+    finally:
+        ipython.run_line_magic("load_ext", "jupyter_perf")
+    ipython.run_cell("tracked_again = 1", cell_id="y")
+    assert cells.defining("tracked_again").cell_id == "y"
+
+
+def test_apply_to_cell_chains_rewrites_and_reports_refusals(ns):
+    source, outcomes = apply_to_cell(["dataloader.workers", "inference.inference_mode"], ns,
+                                     "import torch\nout = model(torch.ones(1, 4))\nprint(out)\n", None)
+    assert outcomes[0] == "dataloader.workers not applied: no DataLoader is bound to a name in the namespace"
+    assert outcomes[1].status == "applied" and outcomes[1].rewritten("import torch\nout = model(torch.ones(1, 4))\n"
+                                                                     "print(out)\n") == source
+    assert source == ("import torch\nmodel.eval()\nwith torch.inference_mode():\n    out = model(torch.ones(1, 4))\n"
+                      "print(out)\n")
+    outcomes[1].undo()
+
+
+def test_public_apply(ns):
+    with pytest.raises(NotApplicable, match="no DataLoader"):
+        jupyter_perf.apply("dataloader.workers", ns)
+
+
+# ----------------------------------------------------------------- guard
+def test_relative_error_and_thresholds():
+    a = torch.tensor([3.0, 4.0])
+    assert compare("tf32", a, a).relative_error == 0
+    nested = compare("tf32", (a, {"k": a}), (a * 1.001, {"k": a}))
+    assert nested.relative_error == pytest.approx(1e-3 / 2**0.5, rel=1e-3)  # 0.001·‖a‖ over ‖(a, a)‖
+    assert not compare("tf32", a, torch.tensor([3.0, float("inf")])).passed
+    assert "shape (2,) became" in compare("tf32", a, torch.ones(3)).summary
+    assert THRESHOLDS.amp_bf16 > THRESHOLDS.amp_fp16 > THRESHOLDS.tf32 > THRESHOLDS.compile
+    with pytest.raises(ValueError, match="known: amp_bf16"):
+        compare("bogus", a, a)
+
+
+def test_held_batch_runs_in_eval_without_grad_and_restores_modes():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+    model[1].eval()  # a submodule deliberately in eval
+    loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8)), batch_size=4, shuffle=True,
+                        generator=torch.Generator().manual_seed(1))
+    state = loader.generator.get_state()
+    batch = HeldBatch.from_loader(loader)
+    assert torch.equal(loader.generator.get_state(), state)  # the epoch's shuffle is untouched
+    out1, out2 = batch.run(model), batch.run(model)
+    assert torch.equal(out1, out2) and not out1.requires_grad
+    assert model.training and not model[1].training
+
+
+# ----------------------------------------------------------------- surgery
+def test_replacing_a_module_swaps_it_in_the_optimizer_with_its_state():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.ones(1, 4)).sum().backward()
+    opt.step()
+    old_weight = model[0].weight
+    momentum = opt.state[old_weight]["momentum_buffer"]
+    undo = Undo()
+    found = optimizers_for({"opt": opt, "model": model}, model.parameters())
+    new = nn.Linear(4, 4)
+    replaced = replace_module(model, "0", new, found, undo)
+    assert found == [opt] and replaced is not new and model[0] is new
+    assert opt.param_groups[0]["params"][0] is new.weight and opt.state[new.weight]["momentum_buffer"] is momentum
+    assert stale_parameters(model, [opt]) == 0
+    undo.run()
+    assert model[0] is replaced and opt.param_groups[0]["params"][0] is old_weight
+    assert opt.state[old_weight]["momentum_buffer"] is momentum
+
+
+def test_no_effect_is_said():
+    model = nn.Linear(2, 2)
+    before = signature(model)
+    assert no_effect(before, model, "channels_last") == "channels_last had no effect on this model"
+    model.half()
+    assert no_effect(before, model, "x") is None
+
+
+def test_target_label_and_text():
+    t = Target("x = 1\n", "abc", "%%perfprofile\n")
+    assert t.text == "%%perfprofile\nx = 1\n" and t.label == "cell abc" and Target("x").label == "cell"

@@ -101,3 +101,20 @@ def test_forward_delimits_steps_for_plain_inference():
     report = jupyter_perf.profile(source, namespace)
     assert report.step_anchor == "forward" and report.steps == 6 and report.samples == 24
     assert report.phases["forward"] == pytest.approx(0.090, rel=0.05)
+
+
+def test_an_optimizer_subclass_calling_super_step_counts_once():
+    namespace = run_setup(
+        "import torch\n"
+        "torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)  # a plain SGD exists too\n"
+        "class MySGD(torch.optim.SGD):\n"
+        "    def step(self, closure=None):\n"
+        "        return super().step(closure)\n"
+        "p = torch.nn.Parameter(torch.randn(4))\n"
+        "opt = MySGD([p], lr=0.1)\n"
+    )
+    report = jupyter_perf.profile("for _ in range(8):\n    opt.zero_grad(); (p * p).sum().backward(); opt.step()\n", namespace)
+    assert report.step_anchor == "optimizer" and report.steps == 8
+    assert report.signals["optimizers"] == [
+        {"class": "MySGD", "fused": None, "foreach": None, "lr": 0.1, "steps": 8, "params_device": "cpu"}
+    ]

@@ -154,3 +154,15 @@ def test_an_hour_of_samples_stays_within_a_few_megabytes():
         tracemalloc.stop()
     assert held < 5 * 2**20, f"{held / 2**20:.1f} MiB"
     assert timeline.columns()["t"][-1] > 3600 - 60
+
+
+def test_short_lived_worker_processes_are_counted():
+    source = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'x = bytearray(200 * 2**20); import time; time.sleep(0.6)'])\n"
+        "time.sleep(0.5)\n"
+        "child.wait()\n"
+    )
+    report = jupyter_perf.profile(source, interval=0.05)
+    assert report.peaks["rss_children_bytes"] > 150 * 2**20
+    assert report.peaks["rss_total_bytes"] >= report.peaks["rss_bytes"] + 150 * 2**20

@@ -21,6 +21,9 @@ class TrainingProbe:
         self.backward_seconds = 0.0
         self.optimizers: dict[int, dict[str, Any]] = {}
         self._step_token: tuple | None = None
+        # A subclass whose step() calls super().step() fires the global hooks once per level:
+        # only the outermost pair times and counts the step.
+        self._step_depth = 0
 
     def install(self, ledger: Ledger) -> None:
         import torch
@@ -58,9 +61,14 @@ class TrainingProbe:
         ledger.handle(register_optimizer_step_post_hook(self._post_step))
 
     def _pre_step(self, optimizer: Any, args: tuple, kwargs: dict) -> None:
-        self._step_token = self.trace.begin("optimizer")
+        self._step_depth += 1
+        if self._step_depth == 1:
+            self._step_token = self.trace.begin("optimizer")
 
     def _post_step(self, optimizer: Any, args: tuple, kwargs: dict) -> None:
+        self._step_depth -= 1
+        if self._step_depth:
+            return
         token, self._step_token = self._step_token, None
         self.trace.end(token, tag="step")
         facts = self.optimizers.get(id(optimizer))

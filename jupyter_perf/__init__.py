@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .report import Report
 
 __version__ = "0.1.0"
-__all__ = ["profile", "apply", "load_ipython_extension", "unload_ipython_extension", "__version__"]
+__all__ = ["profile", "apply", "panel_action", "load_ipython_extension", "unload_ipython_extension", "__version__"]
 
 
 def profile(
@@ -73,6 +73,19 @@ def apply(
     from .optimizations import get
 
     return get(opt_id).apply(namespace, cell, report, **params)
+
+
+def panel_action(payload: dict[str, Any]) -> None:
+    """A click on the optimization panel that the JupyterLab extension took (docs/labextension.md).
+
+    The extension made the click's code edits in the browser at once and calls
+    this when the kernel is next idle, with ``edit_results`` added: the kernel
+    does the live part (or the undo, or the re-run) without sending the edits
+    again, and leaves the objects alone where an edit was refused.
+    """
+    from .ui.panel import panel_action as act
+
+    act(payload)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -88,13 +88,18 @@ CHANNEL = Channel()
 _told = False
 
 
+def reaches(cell_id: str | None) -> bool:
+    """Whether an edit of this cell goes to the notebook (else its code is shown to copy)."""
+    return bool(cell_id) and CHANNEL.ready
+
+
 def request_edit(cell_id: str | None, expected_source: str, new_source: str) -> str:
     """Ask the notebook to replace ``expected_source`` by ``new_source`` in cell ``cell_id``.
 
     Returns ``"sent"`` when the extension got the request, ``"shown"`` when the
     new code was displayed for the user to copy instead.
     """
-    if cell_id and CHANNEL.ready:
+    if reaches(cell_id):
         CHANNEL.send_edit(cell_id, expected_source, new_source)
         return "sent"
     from IPython.display import display

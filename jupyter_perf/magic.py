@@ -129,10 +129,26 @@ class PerfMagics(Magics):
             from .report import Comparison
 
             display(Comparison(before, report))
+        if report.recommendations:
+            self._panel(report, source)
         if error is not None:
             self._fail(error)
             return None
         return value
+
+    def _panel(self, report, source: str) -> None:
+        """The optimization panel under the summary, where widgets show; elsewhere the summary's list is all."""
+        from .ui.frontend_detect import say_once, widgets_unavailable
+
+        if widgets_unavailable(self.shell) is not None:
+            return
+        try:
+            from .ui.panel import show_panel
+
+            show_panel(report, self.shell.user_ns, source)
+        except Exception as exc:  # noqa: BLE001 - the run and its summary stand without the panel
+            say_once("panel-failed", f"the optimization panel failed to open ({type(exc).__name__}: {exc}); "
+                     "the recommendations are listed in the summary")
 
     def _fail(self, error: BaseException) -> None:
         """Show the user's traceback from their own first frame, and mark the cell failed."""

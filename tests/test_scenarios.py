@@ -43,6 +43,15 @@ def test_memory_leak_names_the_list_and_recommends_release_graph():
     assert report.peaks["rss_bytes"] > 0
 
 
+def test_a_leak_that_refills_freed_memory_is_still_seen():
+    namespace = run_setup(scenarios.MEMORY_LEAK.setup)
+    jupyter_perf.profile(scenarios.MEMORY_LEAK.cell, namespace)
+    exec("val_losses = []", namespace)  # frees the first run's graphs: the allocator reuses them, RSS stays flat
+    report = jupyter_perf.profile(scenarios.MEMORY_LEAK.cell, namespace)
+    assert report.bottleneck == "memory_leak"
+    assert report.finding("memory_leak").evidence["fits"]["heap_in_use"]["growth_bytes"] > 64 * 2**20
+
+
 def test_compute_bound_training_gets_no_dataloader_advice():
     report, _ = profiled(scenarios.COMPUTE)
     assert report.bottleneck == "compute"

@@ -18,7 +18,9 @@ from .thresholds import MEMORY_CAPACITY, MEMORY_LEAK
 _OOM_TYPES = ("OutOfMemoryError", "MemoryError")
 
 #: Timeline columns a leak is fitted on, and how a sentence names them.
-_LEAK_SERIES = {"rss_total": "Host", "cuda_allocated": "GPU"}
+#: Series fitted against steps. RSS misses a leak that refills memory freed earlier in the
+#: process (no growth, same pages); malloc's bytes in use (``heap_in_use``) see it.
+_LEAK_SERIES = {"rss_total": "Host", "heap_in_use": "Host heap", "cuda_allocated": "GPU"}
 
 
 # ------------------------------------------------------------------ capacity

@@ -156,8 +156,12 @@ class Change:
         return next((e.new_source for e in self.edits if e.target.source == source), None)
 
     # ------------------------------------------------------------ lifecycle
-    def commit(self) -> Change:
-        """Make the change live (guarded), then request the cell edits. A no-op unless previewed."""
+    def commit(self, publish: bool = True) -> Change:
+        """Make the change live (guarded), then request the cell edits. A no-op unless previewed.
+
+        ``publish=False``: the frontend already made the edits (a panel button the JupyterLab
+        extension took, docs/labextension.md); requesting them again would be refused as stale.
+        """
         if self.status != "preview":
             return self
         if self._namespace is not None:
@@ -176,17 +180,23 @@ class Change:
             return self
         self.status = "applied"
         _applied.append(self)
-        if _in_ipython():
+        if not publish:
+            self._published = True
+        elif _in_ipython():
             self._publish(reverse=False)
         return self
 
-    def undo(self) -> None:
-        """Restore the live objects and request the exact original cell text; twice is harmless."""
+    def undo(self, publish: bool = True) -> None:
+        """Restore the live objects and request the exact original cell text; twice is harmless.
+
+        ``publish=False``: the frontend already restored the text (as for ``commit``).
+        """
         if self.status != "applied":
             return
         self._undo.run()
-        if self._published:
+        if self._published and publish:
             self._publish(reverse=True)
+        self._published = False
         self.status = "undone"
         if self in _applied:
             _applied.remove(self)

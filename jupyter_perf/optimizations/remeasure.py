@@ -16,17 +16,27 @@ from .base import Change, Target
 
 def apply_and_rerun(opt_id: str, namespace: dict[str, Any], cell: str | Target, report: Report,
                     **params: Any) -> tuple[Change, Comparison | None]:
-    """Apply ``opt_id``, profile the cell again, compare with ``report`` (None when nothing was applied).
-
-    A slower or failing re-run adds a warning to the Change saying so and
-    offering ``change.undo()``; ``change.remeasured`` holds the ratio.
-    """
-    from .. import apply, profile
+    """Apply ``opt_id``, profile the cell again, compare with ``report`` (None when nothing was applied)."""
+    from .. import apply
 
     target = Target.of(cell)
     change = apply(opt_id, namespace, target, report, **params)
     if change.status != "applied":
         return change, None
+    return change, remeasure(change, namespace, target, report)
+
+
+def remeasure(change: Change, namespace: dict[str, Any], cell: str | Target, report: Report) -> Comparison:
+    """Profile ``cell`` again as the applied ``change`` left it and compare with ``report``, the run before.
+
+    Split from ``apply_and_rerun`` for the panel, which commits the Change it
+    previewed (the diff the user saw) before re-running. A slower or failing
+    re-run adds a warning to the Change saying so and offering
+    ``change.undo()``; ``change.remeasured`` holds the ratio.
+    """
+    from .. import profile
+
+    target = Target.of(cell)
     after = profile(change.rewritten(target) or target.source, namespace)
     comparison = Comparison(report, after)
     change.remeasured = comparison.speedup  # samples/s first: a batch-size change alters a step
@@ -36,4 +46,4 @@ def apply_and_rerun(opt_id: str, namespace: dict[str, Any], cell: str | Target, 
     elif change.remeasured is not None and change.remeasured < 1:
         change.warnings.append(f"re-measured ×{change.remeasured:.2f}: slower than before this change; "
                                "undo with change.undo()")
-    return change, comparison
+    return comparison

@@ -5,10 +5,17 @@ and their reads are the input pipeline's cost. On Linux the child list is read
 at every sample from ``/proc/PID/task/TID/children`` (≈ 50 µs, so workers of a
 short epoch are seen); elsewhere psutil walks every process (≈ 2 ms), at most
 once a second. I/O is accumulated per pid so workers that exit mid-run still count.
+
+RSS alone hides a leak that refills memory freed earlier (the allocator reuses
+it without the process growing), so where glibc is the allocator the bytes
+malloc has handed out and not taken back are sampled too (``heap_in_use``,
+``mallinfo2``: ≈ 0.4 µs).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import time
 
@@ -28,6 +35,7 @@ class HostProbe:
         self._io_start: dict[int, tuple[int, int, int]] = {}
         self._io_last: dict[int, tuple[int, int, int]] = {}
         self.io_available = _io(self.process) is not None
+        self._heap = _heap_reader() if pid is None else None  # malloc statistics exist for this process only
         psutil.cpu_percent(percpu=True)  # the first call only primes the counters
         self.process.cpu_percent()
         self._refresh_children()
@@ -60,6 +68,8 @@ class HostProbe:
             "mem_total": vm.total,
         }
         row.update({f"cpu{i}": pct for i, pct in enumerate(per_core)})
+        if self._heap is not None:
+            row["heap_in_use"] = self._heap()
         if self.io_available:
             read, write, _ = self.io_totals()
             row.update(read_bytes=read, write_bytes=write)
@@ -104,6 +114,30 @@ class HostProbe:
         # A child first seen mid-run was started by the profiled code: all its reads count.
         self._io_start.setdefault(process.pid, (0, 0, 0))
         self._io_last[process.pid] = counters
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def _heap_reader():
+    """A function returning the bytes malloc has in use (small chunks + mmapped ones), or None without glibc ≥ 2.33."""
+    name = ctypes.util.find_library("c")
+    try:
+        mallinfo2 = ctypes.CDLL(name).mallinfo2 if name else None
+    except (OSError, AttributeError):
+        return None
+    if mallinfo2 is None:
+        return None
+    mallinfo2.restype = _MallInfo2
+
+    def in_use() -> int:
+        info = mallinfo2()
+        return info.uordblks + info.hblkhd
+
+    return in_use
 
 
 def _proc_descendants(pid: int) -> list[int] | None:

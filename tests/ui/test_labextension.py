@@ -90,8 +90,14 @@ def saved_source(path, index: int) -> str:
 
 def wait_saved(path, index: int, expected: str, timeout_s: float = 15) -> None:
     deadline = time.monotonic() + timeout_s
-    while saved_source(path, index) != expected:
-        assert time.monotonic() < deadline, f"saved cell {index} is {saved_source(path, index)!r}"
+    while True:
+        try:
+            saved = saved_source(path, index)
+        except json.JSONDecodeError:  # read mid-write: the server rewrites the file in place
+            saved = None
+        if saved == expected:
+            return
+        assert time.monotonic() < deadline, f"saved cell {index} is {saved!r}"
         time.sleep(0.1)
 
 

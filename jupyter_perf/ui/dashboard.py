@@ -1,0 +1,282 @@
+"""The live dashboard: shown when a profiled cell starts, updated while it runs, settled into the summary.
+
+``open_dashboard(session, live)`` is called by the magic before ``session.start()``:
+
+* it returns None where widgets cannot be shown (plain IPython, a terminal,
+  ``--no-live``, anywidget or bokeh missing, or the dashboard failed to open),
+  and the magic displays the Report's text/HTML summary instead;
+* otherwise it displays a :class:`~.live_widget.LiveDashboard` and starts one
+  daemon thread that, while the session runs, reads what the sampler and the
+  probes recorded and pushes it to the browser at most 4 times a second, one
+  comm message per push. The thread reads the Timeline, the StepTrace and the
+  sampler's device list, nothing else: never torch, never the user's objects.
+
+``Dashboard.finish(report)`` stops and joins the thread, then replaces the
+dashboard's output in place with the Report's summary (``ui/summary.py``): a
+static HTML fragment with its text fallback, so a saved notebook shows it
+without a kernel and carries no widget reference and no BokehJS.
+
+Widget updates from a thread reach the browser while the cell runs because the
+kernel's IOPub socket is served by its own thread; a single long C call that
+holds the GIL (a big matmul, a blocking read) pauses them until it returns.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import psutil
+from IPython.display import display
+
+from ..report import PHASES
+from .frontend_detect import client_session, current_shell, say_once, widgets_unavailable
+
+#: Seconds between two pushes at the least: ≤ 4 Hz, the rate the browser takes without falling behind.
+PUSH_PERIOD = 0.25
+#: Extra playback delay in the browser on top of one push period, for network and scheduling jitter.
+PLAYBACK_MARGIN = 0.15
+#: An updater whose session never started (``start()`` raised) gives up after this long.
+START_TIMEOUT = 60.0
+#: Seconds of history the throughput is measured over.
+RATE_WINDOW = 2.0
+#: How long ``finish()`` waits for the updater thread.
+JOIN_TIMEOUT = 10.0
+
+#: Browser pages (frontend session ids) that were sent BokehJS; a reloaded page has a new id.
+_pages_with_bokehjs: set[str] = set()
+#: The last dashboard's widget, kept open until the next one so its messages can still arrive.
+_previous: Any = None
+
+
+def open_dashboard(session: Any, live: bool) -> Dashboard | None:
+    """Show the live dashboard for ``session`` (before it starts), or return None for the static summary."""
+    if not live:
+        return None
+    shell = current_shell()
+    reason = widgets_unavailable(shell)
+    if reason is not None:
+        if getattr(shell, "kernel", None) is not None:  # a kernel that could have shown it: say why not
+            say_once("no-widgets", f"live dashboard off: {reason}; the summary is shown when the run ends")
+        return None
+    dashboard = None
+    try:
+        dashboard = Dashboard(session, shell)
+        dashboard.show()
+    except Exception as exc:  # a broken frontend must never cost the user their run
+        if dashboard is not None:
+            dashboard.close()
+        say_once(
+            "open-failed", f"live dashboard failed to open ({type(exc).__name__}: {exc}); showing the summary only"
+        )
+        return None
+    return dashboard
+
+
+class Dashboard:
+    def __init__(self, session: Any, shell: Any):
+        global _previous
+        from . import timeline_plot as plot
+        from .live_widget import LiveDashboard
+        from .summary import PHASE_COLORS
+
+        if _previous is not None:
+            _previous.close()
+            _previous = None
+        self.session = session
+        self.shell = shell
+        devices = list(session.sampler.gpu.devices)
+        self._gpus = [int(d["index"]) for d in devices]
+        self._cores = psutil.cpu_count() or 1  # as many as the sampler's cpu{i} columns
+        self._period = max(PUSH_PERIOD, session.interval)
+        self._page = client_session(shell)
+        send_bokehjs = self._page is None or self._page not in _pages_with_bokehjs
+        meta = {
+            "cores": self._cores,
+            "gpus": [{"index": d["index"], "name": d["name"], "mem_total": d["mem_total"]} for d in devices],
+            "gpu_note": session.sampler.gpu.note,
+            "phase_colors": {p: PHASE_COLORS[p] for p in PHASES},
+            "delay": self._period + PLAYBACK_MARGIN,
+            "panels": plot.build_timeline(devices),
+            "sources": {"rows": plot.ROWS_SOURCE, "marks": plot.MARKS_SOURCE},
+            "rollover": plot.ROLLOVER,
+            "mark_rollover": plot.MARK_ROLLOVER,
+            "bokeh_version": plot.bokeh_version(),
+        }
+        self._plot_row = plot.plot_row
+        self._step_interval = plot.step_interval
+        self.widget = LiveDashboard(meta=meta, _bokehjs=plot.bokehjs() if send_bokehjs else "")
+        self.widget.on_msg(self._on_msg)
+        if send_bokehjs and self._page is not None:
+            _pages_with_bokehjs.add(self._page)
+        self._handle: Any = None
+        self._hooked: Any = None
+        self.cleared = False
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._seen = 0
+        self._seq = 0
+        self._window: deque[tuple[float, float]] = deque()
+        self._mark_every = 1
+        self._mark_bucket: int | None = None
+        # The thread runs in a copy of this context: on ipykernel 7 the parent header (which cell
+        # an output or comm message belongs to) lives in context variables; on 6 it is global.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._loop,), name="jupyter-perf-dashboard", daemon=True
+        )
+
+    # ----------------------------------------------------------------- life
+    def show(self) -> None:
+        self._handle = display(self.widget, display_id=True)
+        publisher = getattr(self.shell, "display_pub", None)
+        if hasattr(publisher, "register_hook"):
+            publisher.register_hook(self._watch_output)
+            self._hooked = publisher
+        self._thread.start()
+
+    def finish(self, report: Any) -> None:
+        """Stop the updates and settle into the summary (in place, or anew if the cell cleared its output)."""
+        global _previous
+        self._stop_updates()
+        try:
+            with self.widget.hold_sync():
+                self.widget.done = True
+                self.widget._bokehjs = ""  # stored widget state (nbclient) must not carry 1.3 MB of BokehJS
+            if self.cleared or self._handle is None:
+                display(report)
+            else:
+                self._handle.update(report)
+        except Exception as exc:
+            say_once("finish-failed", f"the dashboard could not show the summary ({type(exc).__name__}: {exc})")
+            display(report)
+        if self.error is not None:
+            say_once(
+                "update-failed",
+                f"the live dashboard stopped updating ({type(self.error).__name__}: {self.error}); the summary is complete",
+            )
+        _previous = self  # closed when the next dashboard opens
+
+    def close(self) -> None:
+        """Stop the updates and close the widget (the next dashboard does this to the previous one)."""
+        self._stop_updates()
+        try:
+            self.widget.close()
+        except Exception:
+            pass
+
+    def _stop_updates(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(JOIN_TIMEOUT)
+        if self._hooked is not None:
+            self._hooked.unregister_hook(self._watch_output)
+            self._hooked = None
+
+    def _watch_output(self, msg: dict) -> dict:
+        """Display-publisher hook: notice the cell clearing its output (the dashboard went with it)."""
+        if msg.get("msg_type") == "clear_output":
+            self.cleared = True
+        return msg
+
+    def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("event") == "bokehjs-missing" and self._page is not None:
+            _pages_with_bokehjs.discard(self._page)  # that page lost BokehJS (a reloaded webview): resend next time
+
+    # -------------------------------------------------------------- updates
+    def _loop(self) -> None:
+        started, ran = time.monotonic(), False
+        try:
+            while not self._stop.wait(self._period):
+                if self.session.running:
+                    ran = True
+                    self.push()
+                elif ran or time.monotonic() - started > START_TIMEOUT:
+                    return  # the run ended (finish() takes over), or it never started
+        except BaseException as exc:  # never into the user's cell: finish() says so once
+            self.error = exc
+
+    def push(self) -> bool:
+        """Send what was sampled since the last push; False when nothing new arrived."""
+        rows = self.frame_rows()
+        if not rows:
+            return False
+        self._seq += 1
+        self.widget.frame = {"seq": self._seq, "rows": rows}  # one trait: one comm message
+        return True
+
+    def frame_rows(self) -> list[dict[str, Any]]:
+        """The Timeline rows sampled since the last call, as the browser wants them."""
+        columns, count = self.session.timeline.since(self._seen)
+        self._seen = count
+        times = columns.get("t") or []
+        rows = [self._row({key: values[i] for key, values in columns.items()}) for i in range(len(times))]
+        if rows:
+            rows[-1]["rate"] = self._rate()
+            rows[-1]["step"] = self._last_step()
+        return rows
+
+    def _row(self, raw: dict[str, Any]) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "t": raw.get("t"),
+            "cpu": raw.get("cpu_percent"),
+            "proc": raw.get("proc_cpu_percent"),
+            "cores": [raw.get(f"cpu{i}") for i in range(self._cores)],
+            "rss": raw.get("rss"),
+            "rssc": raw.get("rss_children"),
+            "avail": raw.get("mem_available"),
+            "gpus": [
+                [raw.get(f"gpu{i}_{k}") for k in ("util", "mem_used", "mem_total", "power_w", "temp_c")]
+                for i in self._gpus
+            ],
+            "p": self._plot_row(raw, self._cores, self._gpus),
+        }
+        steps, t = raw.get("steps"), raw.get("t")
+        if steps is not None and t is not None:
+            self._window.append((t, steps))
+            while len(self._window) > 2 and t - self._window[0][0] > RATE_WINDOW:
+                self._window.popleft()
+            if marks := self._marks(t, int(steps)):
+                row["marks"] = marks
+        return row
+
+    def _marks(self, t: float, steps: int) -> list[tuple[float, int]]:
+        """A marker each time the step count passes a multiple of N, N rising with the rate (≈ ≤ 1 per second)."""
+        if steps <= 0:
+            return []
+        if t > 0:
+            every = max(self._mark_every, self._step_interval(steps / t))
+            if every != self._mark_every:
+                self._mark_every, self._mark_bucket = every, steps // every
+                return []
+        bucket = steps // self._mark_every
+        if self._mark_bucket is None:
+            self._mark_bucket = 0
+        if bucket <= self._mark_bucket:
+            return []
+        self._mark_bucket = bucket
+        return [(t, bucket * self._mark_every)]
+
+    def _rate(self) -> dict[str, Any]:
+        trace = self.session.trace
+        steps = trace.steps
+        rate = None
+        if len(self._window) >= 2:
+            (t0, s0), (t1, s1) = self._window[0], self._window[-1]
+            rate = (s1 - s0) / (t1 - t0) if t1 > t0 else None
+        per_step = trace.samples / steps if steps and trace.samples_known and trace.samples else None
+        return {
+            "steps": steps,
+            "steps_per_s": rate,
+            "samples_per_s": rate * per_step if rate is not None and per_step else None,
+        }
+
+    def _last_step(self) -> dict[str, Any] | None:
+        trace = self.session.trace
+        last = trace.series.latest()
+        if not last or last.get("wall") is None:
+            return None
+        return {"n": trace.steps, "wall": last["wall"], "phases": {p: last.get(p) for p in PHASES}}

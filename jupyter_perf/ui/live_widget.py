@@ -1,0 +1,38 @@
+"""The live dashboard's widget: gauges, step phases and the bokeh timelines in one anywidget.
+
+One widget, one comm message per push: the kernel sets ``frame`` (the samples
+since the last push, at most 4 times a second) and the browser plays them back
+at the sampling cadence (``static/live.js``). ESM and CSS are plain strings read
+from ``static/``: no build step, and anywidget renders them in JupyterLab,
+Notebook 7 and VS Code alike.
+
+Importing this module imports anywidget and ipywidgets (≈ 0.5 s), so it is only
+imported when the first dashboard is drawn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anywidget
+import traitlets
+
+_STATIC = Path(__file__).with_name("static")
+
+
+class LiveDashboard(anywidget.AnyWidget):
+    _esm = (_STATIC / "live.js").read_text(encoding="utf-8")
+    _css = (_STATIC / "live.css").read_text(encoding="utf-8")
+
+    #: Fixed for the run: cores, GPUs, colours, playback delay, the bokeh document (``json_item``).
+    meta = traitlets.Dict().tag(sync=True)
+    #: The latest push: ``seq`` and the ``rows`` sampled since the previous one.
+    frame = traitlets.Dict().tag(sync=True)
+    #: Set when the run has ended, just before the summary replaces the dashboard.
+    done = traitlets.Bool(False).tag(sync=True)
+    #: BokehJS source, only on the first dashboard a browser page sees (emptied when the run ends).
+    _bokehjs = traitlets.Unicode("").tag(sync=True)
+
+    def __repr__(self) -> str:
+        # What frontends without widgets show while the cell runs; the summary replaces it.
+        return "jupyter-perf: profiling… (the live dashboard needs a widget frontend; the summary follows)"

@@ -1,0 +1,445 @@
+"""The optimization panel: under a profiled cell, one card per recommendation, with Apply, Apply & re-run, Undo.
+
+A card shows what the optimization would change, why (the recommendation's
+reason and its numbers), the expected gain and the diff it would apply; the
+diff is the one applied, because the button carries exactly those edits.
+
+A click travels one of two ways (docs/labextension.md):
+
+* **The JupyterLab extension takes it** (``dispatchEvent`` returns false): it
+  makes the code edits at once, even while a cell runs, and later calls
+  :func:`panel_action` with ``edit_results``. The kernel then does the live
+  part only (``Change.commit(publish=False)``), and where an edit was refused
+  it leaves the objects alone, so code and objects never disagree.
+* **No extension** (VS Code, Colab, classic Notebook): the view sends a widget message
+  and the kernel commits with publishing; ``frontend.py`` shows the code to
+  paste. What that prints or displays lands in an Output under the panel,
+  since a widget message belongs to no cell.
+
+Either way the kernel hears the click only once the running cell has ended;
+the card says "queued" until then. Panels are found by a token in the click's
+payload; only the latest few keep their Report, plans and namespace alive
+(an old plan can hold a replaced model and its memory), older ones say to
+profile again.
+
+Imports anywidget and ipywidgets: imported only where widgets can show.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import anywidget
+import ipywidgets
+import traitlets
+from IPython.display import display
+
+from .. import frontend
+from ..optimizations import NotApplicable, applied, get
+from ..optimizations.base import Change, Target
+from ..optimizations.remeasure import remeasure
+from ..report import Recommendation, Report
+from .summary import fmt_speedup
+
+ACTIONS = ("apply", "apply-rerun", "undo")
+#: Panels whose buttons work; older ones let go of their Report, plans and namespace.
+KEEP = 8
+#: What a saved notebook shows where the widget cannot be drawn (the summary above lists the recommendations).
+TEXT = "jupyter-perf optimization panel (needs a widget frontend; the recommendations are listed above)"
+GONE = ("jupyter-perf: this panel has expired (the cell was profiled again, newer panels replaced it, or the "
+        "kernel restarted): profile the cell again for a working one")
+
+_panels: OrderedDict[str, OptimizationPanel] = OrderedDict()
+
+
+def show_panel(report: Report, namespace: dict[str, Any], source: str) -> OptimizationPanel:
+    """Display the panel for the cell whose code is ``source`` (the profiled cell), with an Output under it."""
+    panel = OptimizationPanel(report, namespace, Target.of(source))
+    box = ipywidgets.VBox([panel, panel.output])
+    display({**box._repr_mimebundle_(), "text/plain": TEXT}, raw=True)
+    return panel
+
+
+def panel_action(payload: dict[str, Any]) -> None:
+    """A click the JupyterLab extension took and queued until the kernel was idle (``jupyter_perf.panel_action``)."""
+    panel = _panels.get(payload.get("token"))
+    if panel is None:
+        print(GONE, file=sys.stderr)
+        return
+    panel.handle(payload)
+
+
+@dataclass
+class Card:
+    """One recommendation: its plan (or applied Change), why Apply is off, and what the last click did."""
+
+    rec: Recommendation
+    change: Change | None = None
+    blocked: str | None = None
+    state: str = "ready"
+    message: str = ""
+    #: Clicks handled so far: the view shows "queued" until this passes the count it clicked at.
+    handled: int = 0
+
+
+# ---------------------------------------------------------------------- the view
+CSS = """
+.jp-perf-panel{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px;line-height:1.45;
+  color:var(--jp-ui-font-color1,#222);max-width:860px}
+.jp-perf-panel h4{margin:10px 0 4px;font-size:13px}
+.jp-perf-panel .jpp-card{margin:6px 0;padding:6px 10px;border:1px solid var(--jp-border-color2,#ddd);
+  border-radius:4px;background:var(--jp-layout-color1,transparent)}
+.jp-perf-panel .jpp-gain{float:right;font-weight:bold}
+.jp-perf-panel .jpp-muted{color:var(--jp-ui-font-color2,#666)}
+.jp-perf-panel pre{margin:4px 0;padding:4px 6px;overflow-x:auto;font-size:12px;
+  background:var(--jp-layout-color2,#f5f5f5);border-radius:3px}
+.jp-perf-panel .jpp-add{color:#22863a}
+.jp-perf-panel .jpp-del{color:#b31d28}
+.jp-perf-panel .jpp-hunk{color:var(--jp-ui-font-color2,#666)}
+.jp-perf-panel ul{margin:2px 0;padding-left:20px}
+.jp-perf-panel .jpp-buttons{margin-top:6px;display:flex;gap:6px;align-items:center;flex-wrap:wrap}
+.jp-perf-panel button{font:inherit;padding:2px 10px;cursor:pointer}
+.jp-perf-panel button:disabled{cursor:default;opacity:.5}
+.jp-perf-panel .jpp-status{font-weight:bold}
+.jp-perf-panel [data-state=applied] .jpp-status,.jp-perf-panel [data-state=remeasured] .jpp-status{color:#22863a}
+.jp-perf-panel [data-state=regression] .jpp-status,.jp-perf-panel [data-state=error] .jpp-status,
+.jp-perf-panel [data-state=refused] .jpp-status,.jp-perf-panel [data-state=reverted] .jpp-status{color:#b31d28}
+"""
+
+ESM = r"""
+const LABELS = { apply: "Apply", "apply-rerun": "Apply & re-run", undo: "Undo" };
+const QUEUED = "queued — runs once the kernel is idle";
+
+function h(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function diffBlock(diff) {
+  const pre = h("pre", "jpp-diff");
+  for (const line of diff.replace(/\n$/, "").split("\n")) {
+    const cls = line.startsWith("@@") ? "jpp-hunk"
+      : line.startsWith("+") && !line.startsWith("+++") ? "jpp-add"
+      : line.startsWith("-") && !line.startsWith("---") ? "jpp-del" : "";
+    pre.append(h("span", cls, line + "\n"));
+  }
+  return pre;
+}
+
+function render({ model, el }) {
+  const pending = new Map(); // card id -> its `handled` count when clicked: "queued" until the kernel moves past it
+  const open = new Set(); // card ids whose diff is unfolded, kept across redraws
+
+  function click(card, action, button) {
+    const detail = {
+      action, optimization: card.id, token: model.get("token"), edits: card.actions[action].edits,
+    };
+    const event = new CustomEvent("jupyter-perf-action", { bubbles: true, composed: true, cancelable: true, detail });
+    if (button.dispatchEvent(event)) model.send(detail); // not taken by the JupyterLab extension: the widget's comm
+    pending.set(card.id, card.handled);
+    draw();
+  }
+
+  function cardNode(card) {
+    const queued = pending.get(card.id) === card.handled;
+    const node = h("div", "jpp-card");
+    node.dataset.optimization = card.id;
+    node.dataset.state = queued ? "queued" : card.state;
+    const gain = h("span", "jpp-gain", card.gain);
+    gain.title = "expected speedup";
+    const head = h("div");
+    head.append(h("code", "", card.id), " ", h("b", "", card.title), gain);
+    node.append(head, h("div", "", card.reason));
+    if (card.description) node.append(h("div", "jpp-muted", card.description));
+    if (card.blocked) node.append(h("div", "jpp-muted", "Cannot apply: " + card.blocked));
+    if (card.diff) {
+      const details = h("details");
+      details.open = open.has(card.id);
+      details.addEventListener("toggle", () => (details.open ? open.add(card.id) : open.delete(card.id)));
+      details.append(h("summary", "", "Code change"), diffBlock(card.diff));
+      node.append(details);
+    }
+    if (card.snippet) node.append(h("div", "", "Code not rewritten; add by hand:"), h("pre", "", card.snippet));
+    if (card.warnings.length) {
+      const list = h("ul", "jpp-warnings");
+      for (const warning of card.warnings) list.append(h("li", "", "⚠ " + warning));
+      node.append(list);
+    }
+    const buttons = h("div", "jpp-buttons");
+    for (const [action, label] of Object.entries(LABELS)) {
+      const button = h("button", "", label);
+      button.dataset.action = action;
+      button.disabled = queued || !(card.actions[action] || {}).enabled;
+      button.addEventListener("click", () => click(card, action, button));
+      buttons.append(button);
+    }
+    const status = queued ? QUEUED : card.message;
+    if (status) buttons.append(h("span", "jpp-status", status));
+    node.append(buttons);
+    return node;
+  }
+
+  function draw() {
+    const cards = model.get("cards");
+    el.replaceChildren(h("h4", "", "Optimizations"), ...cards.map(cardNode));
+  }
+
+  el.classList.add("jp-perf-panel");
+  model.on("change:cards", draw);
+  draw();
+  return () => model.off("change:cards", draw);
+}
+
+export default { render };
+"""
+
+
+class OptimizationPanel(anywidget.AnyWidget):
+    """The cards of one profiled run's recommendations; the kernel side keeps each card's plan or applied Change.
+
+    The view only draws ``cards`` and reports clicks; every decision (what a
+    button does, whether it is on, which edits it carries) is made here.
+    """
+
+    _esm = ESM
+    _css = CSS
+
+    token = traitlets.Unicode("").tag(sync=True)
+    #: One dict per card, what the view draws (``_view``); actions carry the edits a click makes.
+    cards = traitlets.List().tag(sync=True)
+
+    def __init__(self, report: Report, namespace: dict[str, Any], cell: Target) -> None:
+        super().__init__(token=secrets.token_hex(8))
+        self.report: Report | None = report
+        self.namespace: dict[str, Any] | None = namespace
+        #: The profiled cell as its text now is (applied changes rewrite it): plans and re-runs start from here.
+        self.cell = cell
+        self.output = ipywidgets.Output()
+        self._cards = {r.optimization: Card(r) for r in report.recommendations}
+        #: Texts the browser was told to replace, by SHA-256: what a refused action puts back.
+        self._texts: dict[str, str] = {}
+        self.on_msg(self._on_msg)
+        self._refresh()
+        _register(self)
+
+    def __repr__(self) -> str:
+        return TEXT
+
+    # ------------------------------------------------------------ clicks
+    def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """A click no extension took: what it prints and displays goes to the Output under the panel."""
+        if isinstance(content, dict):
+            with self.output:
+                self.handle(content)
+
+    def handle(self, payload: dict[str, Any]) -> None:
+        """Carry out one click; ``edit_results`` in ``payload`` means the browser already made its edits."""
+        card = self._cards.get(payload.get("optimization"))
+        action = payload.get("action")
+        if card is None or action not in ACTIONS:
+            print(GONE if not self._cards else f"jupyter-perf: this panel has no {action!r} for "
+                  f"{payload.get('optimization')!r}", file=sys.stderr)
+            return
+        try:
+            self._act(card, action, payload)
+        except Exception as exc:  # noqa: BLE001 - the card says what went wrong; the kernel and the panel carry on
+            wanted = "undone" if action == "undo" else "applied"
+            if card.change is None or card.change.status != wanted:  # the objects did not move: nor may the code
+                self._restore(payload)
+            if isinstance(exc, NotApplicable):  # the namespace moved since the plan: the card shows a fresh one
+                self._outcome(card, "refused", f"not done: {exc}; planned again: check the diff and click again",
+                              say=True)
+            else:
+                self._outcome(card, "error", f"{action} failed: {type(exc).__name__}: {exc}", say=True)
+        finally:
+            card.handled += 1
+            self._refresh()
+
+    def _act(self, card: Card, action: str, payload: dict[str, Any]) -> None:
+        change = card.change
+        if action == "apply" and change is not None and change.status == "applied":
+            self._restore(payload)
+            self._outcome(card, "applied", "already applied: nothing more to do")
+            return
+        if payload.get("edits", []) != self._edits(card, action):
+            self._refuse(card, payload, "the plan changed before the click reached the kernel (another change "
+                         "came first): check the new diff and click again")
+            return
+        if change is None or (card.blocked and action != "undo"):
+            self._refuse(card, payload, card.blocked or "nothing to apply")
+            return
+        results = payload.get("edit_results") or []
+        refused = [r.get("reason") or "refused" for r in results if not r.get("ok")]
+        if refused:  # the code did not change (or only partly): the objects must not either
+            self._refuse(card, payload, "; ".join(refused))
+            return
+        publish = not results  # the browser made no edits: the kernel asks for them (or shows the code)
+        pasted = publish and not all(frontend.reaches(edit.target.cell_id) for edit in change.edits)
+        if action == "undo":
+            change.undo(publish=publish)
+            self._follow(change, undo=True)
+            self._outcome(card, "undone", "undone: the objects are back; paste the original code shown below"
+                          if pasted else "undone: the objects and the original code are back")
+            return
+        if change.status != "applied":
+            change.commit(publish=publish)
+            if change.status == "reverted":  # the numerics guard put the objects back: the code goes back too
+                self._restore(payload)
+                self._outcome(card, "reverted", change.description)
+                return
+            self._follow(change)
+            self._outcome(card, "applied", "applied to the live objects; paste the new code shown below"
+                          if pasted else "applied: the live objects and the code have it")
+        if action == "apply-rerun":
+            self._rerun(card)
+
+    def _rerun(self, card: Card) -> None:
+        """Profile the profiled cell again as it now is; the Comparison is displayed under the panel."""
+        comparison = remeasure(card.change, self.namespace, self.cell, self.report)
+        display(comparison)
+        ratio = card.change.remeasured
+        if ratio is None:
+            self._outcome(card, "remeasured", "re-measured: the runs share no throughput to compare")
+        elif ratio < 1:
+            self._outcome(card, "regression", f"re-measured ×{ratio:.2f}: slower than before — a regression; "
+                          "Undo puts the objects and the code back")
+        else:
+            self._outcome(card, "remeasured", f"re-measured ×{ratio:.2f}")
+
+    def _refuse(self, card: Card, payload: dict[str, Any], why: str) -> None:
+        """Leave the objects as they are, put back any cell the browser rewrote for this click, and say why."""
+        self._restore(payload)
+        self._outcome(card, "refused", f"not done: {why}", say=True)
+
+    def _outcome(self, card: Card, state: str, message: str, say: bool = False) -> None:
+        card.state, card.message = state, message
+        if say:
+            print(f"jupyter-perf: {card.rec.optimization}: {message}", file=sys.stderr)
+
+    # ------------------------------------------------------------ code kept in step
+    def _follow(self, change: Change, undo: bool = False) -> None:
+        """Keep ``self.cell`` at the profiled cell's current text as changes rewrite it and undo."""
+        for edit in change.edits:
+            rewritten = Target(edit.new_source, edit.target.cell_id, edit.target.prefix)
+            before, after = (rewritten, edit.target) if undo else (edit.target, rewritten)
+            if self.cell == before:
+                self.cell = after
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        """Put back what the browser rewrote for a click the kernel did not carry out, so code and objects agree."""
+        for edit, result in zip(payload.get("edits") or [], payload.get("edit_results") or []):
+            old = self._texts.get(edit.get("expected_source_sha256"))
+            if result.get("ok") and old is not None:
+                frontend.request_edit(edit["cell_id"], edit["new_source"], old)
+
+    # ------------------------------------------------------------ plans and the view
+    def _refresh(self) -> None:
+        """Plan every card not applied again (the namespace and the code may have moved), then redraw."""
+        for card in self._cards.values():
+            if card.change is None or card.change.status != "applied":
+                self._plan(card)
+        self.cards = [self._view(card) for card in self._cards.values()]
+
+    def _plan(self, card: Card) -> None:
+        card.change, card.blocked = None, None
+        try:
+            card.change = get(card.rec.optimization).preview(self.namespace, self.cell, self.report)
+        except KeyError:
+            card.blocked = "not a one-click change"
+        except NotApplicable as exc:
+            card.blocked = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a broken optimization costs its card, not the panel
+            card.blocked = f"could not plan it: {type(exc).__name__}: {exc}"
+        else:
+            card.blocked = self._stale(card.change)
+
+    def _stale(self, change: Change) -> str | None:
+        """Why ``change`` must not apply: it was planned on code that an applied change has rewritten.
+
+        A cell other than the profiled one is planned on its text as it last
+        ran (cells.py), which a rewrite does not update; applying on top of
+        that text would drop the earlier change from the code.
+        """
+        targets = {edit.target for edit in change.edits}
+        for other in applied():
+            if other is not change and targets & {edit.target for edit in other.edits}:
+                if other.optimization == change.optimization:
+                    return "already applied (and not undone)"
+                return (f"planned on code that {other.optimization} has rewritten since: run that cell and profile "
+                        "again to apply it on top")
+        return None
+
+    def _edits(self, card: Card, action: str) -> list[dict[str, str]]:
+        """The edits a click on ``action`` makes at once in the browser, in the extension's format.
+
+        Empty where the click has no code to change, or where a cell has no
+        id (the kernel then publishes, and frontend.py shows the code).
+        """
+        change = card.change
+        applied = change is not None and change.status == "applied"
+        if change is None or (action == "undo") != applied or any(e.target.cell_id is None for e in change.edits):
+            return []
+        pairs = ([(e, e.new_text, e.target.text) for e in reversed(change.edits)] if applied
+                 else [(e, e.target.text, e.new_text) for e in change.edits])
+        wire = []
+        for edit, old, new in pairs:
+            digest = frontend.sha256(old)
+            self._texts[digest] = old
+            wire.append({"cell_id": edit.target.cell_id, "expected_source_sha256": digest, "new_source": new})
+        return wire
+
+    def _view(self, card: Card) -> dict[str, Any]:
+        change, rec = card.change, card.rec
+        applied = change is not None and change.status == "applied"
+        can_apply = change is not None and change.status == "preview" and card.blocked is None
+        enabled = {"apply": can_apply, "apply-rerun": can_apply or applied, "undo": applied}
+        state, message = card.state, card.message
+        if change is not None and change.status == "already applied" and state == "ready":
+            state, message = "already applied", change.description
+        return {
+            "id": rec.optimization,
+            "title": _title(rec.optimization),
+            "reason": rec.reason,
+            "gain": fmt_speedup(rec.expected_speedup),
+            "description": change.description if change is not None else "",
+            "diff": change.diff if change is not None else "",
+            "snippet": change.snippet if change is not None else None,
+            "warnings": list(change.warnings) if change is not None else [],
+            "blocked": card.blocked,
+            "state": state,
+            "message": message,
+            "handled": card.handled,
+            "actions": {a: {"enabled": on, "edits": self._edits(card, a) if on else []} for a, on in enabled.items()},
+        }
+
+    def retire(self) -> None:
+        """Let go of the Report, the plans and the namespace; the cards stay, their buttons off."""
+        self.report = self.namespace = None
+        self._cards = {}
+        self.cards = [{**view, "state": "expired", "message": GONE.removeprefix("jupyter-perf: "), "actions": {}}
+                      for view in self.cards]
+
+
+def _title(opt_id: str) -> str:
+    try:
+        return get(opt_id).title
+    except KeyError:
+        return opt_id
+
+
+def _register(panel: OptimizationPanel) -> None:
+    """Keep ``panel`` reachable by its token; retire the one it replaces (same cell) and the oldest beyond KEEP."""
+    cell_id = panel.cell.cell_id
+    for token, old in list(_panels.items()):
+        if cell_id is not None and old.cell.cell_id == cell_id:
+            del _panels[token]
+            old.retire()
+    _panels[panel.token] = panel
+    while len(_panels) > KEEP:
+        _panels.popitem(last=False)[1].retire()

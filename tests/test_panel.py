@@ -1,0 +1,302 @@
+"""The optimization panel without a browser: its cards, and both ways a click reaches the kernel.
+
+A real profiled report of the planted input pipeline (tests/scenarios.py), its
+DataLoader built in a setup cell of its own, in an IPython shell that tracks
+cells by id. The widget message (no JupyterLab extension) and
+``jupyter_perf.panel_action`` (the extension made the edits already) are
+driven as the browser would drive them; ``FakeNotebook`` plays the notebook
+behind the cell-edit channel. The browser itself is in tests/ui/test_panel_browser.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+
+import pytest
+import torch
+from conftest import run_setup
+from optimization_fixtures import FakeNotebook, notebook_fixture  # noqa: F401  (the ``notebook`` fixture)
+from scenarios import INPUT_PIPELINE
+
+import jupyter_perf
+from jupyter_perf import cells, frontend
+from jupyter_perf.optimizations import applied
+from jupyter_perf.optimizations.base import Target
+from jupyter_perf.optimizations.guard import NumericsResult
+from jupyter_perf.report import Comparison, Recommendation
+from jupyter_perf.ui import frontend_detect
+from jupyter_perf.ui import panel as panel_module
+from jupyter_perf.ui.panel import OptimizationPanel
+
+PROFILED = "%%perfprofile --no-live -o rep\n" + INPUT_PIPELINE.cell
+WORKERS = "dataloader.workers"
+OLD_LOADER = "loader = DataLoader(SlowDataset(), batch_size=8)"
+NEW_LOADER = "loader = DataLoader(SlowDataset(), batch_size=8, num_workers=2, persistent_workers=True)"
+CHANGED = "the cell changed since it was profiled — nothing was rewritten"
+
+
+@pytest.fixture(scope="module")
+def profiled(ipython):
+    """The setup cell and the profiled cell run once, by id; the namespace is emptied after the module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # time the planted problem, not OpenMP on a busy two-core machine
+    before = set(ipython.user_ns)
+    assert ipython.run_cell(INPUT_PIPELINE.setup, cell_id="setup").success
+    assert ipython.run_cell(PROFILED, cell_id="loop").success
+    report, loop = ipython.user_ns["rep"], cells.current().target()
+    assert report.recommended()[0] == WORKERS
+    yield report, loop
+    for panel in list(panel_module._panels.values()):
+        panel.retire()
+    panel_module._panels.clear()
+    for name in set(ipython.user_ns) - before:
+        del ipython.user_ns[name]
+    gc.collect()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def panel(profiled, ipython):
+    """A fresh panel on the profiled report; whatever a test applied is undone after it."""
+    report, loop = profiled
+    yield OptimizationPanel(report, ipython.user_ns, loop)
+    for change in applied():
+        change.undo(publish=False)
+
+
+@pytest.fixture()
+def book(notebook):
+    """The fake notebook holding the two cells as they ran."""
+    notebook.add("setup", INPUT_PIPELINE.setup)
+    notebook.add("loop", PROFILED)
+    return notebook
+
+
+def card(panel: OptimizationPanel, opt_id: str = WORKERS) -> dict:
+    return next(c for c in panel.cards if c["id"] == opt_id)
+
+
+def click(panel: OptimizationPanel, action: str, opt_id: str = WORKERS) -> dict:
+    """The event detail a button carries, as the view builds it from the card it drew."""
+    edits = card(panel, opt_id)["actions"][action]["edits"]
+    return {"action": action, "optimization": opt_id, "token": panel.token, "edits": edits}
+
+
+def by_widget(panel: OptimizationPanel, detail: dict) -> None:
+    """No extension took the click: the view sends it on the widget's comm."""
+    panel._on_msg(panel, detail, [])
+
+
+def by_extension(book: FakeNotebook, detail: dict, refuse: str | None = None) -> list[dict]:
+    """The extension's part: the edits now, under the hash rule (or refused), then ``panel_action`` with the results."""
+    results = []
+    for edit in detail["edits"]:
+        current = book.cells[edit["cell_id"]]
+        ok = refuse is None and frontend.sha256(current) == edit["expected_source_sha256"]
+        if ok:
+            book.cells[edit["cell_id"]] = edit["new_source"]
+        results.append({"cell_id": edit["cell_id"], "ok": ok, "reason": "" if ok else refuse or CHANGED})
+    jupyter_perf.panel_action({**detail, "edit_results": results, "source_cell_id": "loop"})
+    return results
+
+
+# ------------------------------------------------------------------ the cards
+def test_a_card_shows_what_why_the_gain_and_the_diff_it_applies(panel, profiled):
+    report, _ = profiled
+    shown = card(panel)
+    assert shown["title"] == "Load batches in worker processes"
+    assert shown["reason"] == report.recommendations[0].reason and "num_workers=0" in shown["reason"]
+    assert shown["gain"] == f"×{report.recommendations[0].expected_speedup:.2f}"
+    assert "num_workers 0 → 2" in shown["description"]
+    assert f"+{NEW_LOADER}" in shown["diff"] and "cell setup" in shown["diff"]
+    edits = shown["actions"]["apply"]["edits"]  # the DataLoader's own cell, not the profiled one
+    assert edits == [{"cell_id": "setup", "expected_source_sha256": frontend.sha256(INPUT_PIPELINE.setup),
+                      "new_source": INPUT_PIPELINE.setup.replace(OLD_LOADER, NEW_LOADER)}]
+    assert {a: v["enabled"] for a, v in shown["actions"].items()} == {"apply": True, "apply-rerun": True, "undo": False}
+
+
+def test_an_optimization_that_cannot_apply_says_why_and_has_apply_off(profiled, ipython):
+    report, loop = profiled
+    extra = [Recommendation("dataloader.pin_memory", "copies wait", 1.2), Recommendation("distributed.ddp", "x")]
+    more = dataclasses.replace(report, recommendations=[*report.recommendations, *extra])
+    panel = OptimizationPanel(more, ipython.user_ns, loop)
+    pinned, ddp = card(panel, "dataloader.pin_memory"), card(panel, "distributed.ddp")
+    assert "CUDA" in pinned["blocked"] and ddp["blocked"] == "not a one-click change" and ddp["gain"] == "—"
+    assert not any(v["enabled"] for c in (pinned, ddp) for v in c["actions"].values())
+
+
+def test_code_it_cannot_rewrite_comes_as_a_snippet(profiled):
+    """A DataLoader bound where no tracked cell builds it: the code to add by hand, no guess."""
+    report, _ = profiled
+    namespace = run_setup(INPUT_PIPELINE.setup.replace("loader", "feed"))
+    panel = OptimizationPanel(report, namespace, Target(INPUT_PIPELINE.cell))
+    shown = card(panel)
+    assert shown["snippet"] and "feed = DataLoader(..., num_workers=2" in shown["snippet"] and not shown["diff"]
+
+
+# ------------------------------------------------------------------ the widget message (no extension)
+def test_widget_message_applies_publishes_the_edit_and_undo_restores_the_exact_text(panel, book, ipython):
+    original, sent = ipython.user_ns["loader"], frontend.CHANNEL.requests
+    by_widget(panel, click(panel, "apply"))
+    assert ipython.user_ns["loader"] is not original and ipython.user_ns["loader"].num_workers == 2
+    assert NEW_LOADER in book.cells["setup"] and frontend.CHANNEL.requests == sent + 1  # the kernel published it
+    assert card(panel)["state"] == "applied" and card(panel)["actions"]["undo"]["enabled"]
+
+    by_widget(panel, click(panel, "undo"))
+    assert ipython.user_ns["loader"] is original
+    assert book.cells["setup"] == INPUT_PIPELINE.setup and book.cells["loop"] == PROFILED  # byte for byte
+    assert card(panel)["state"] == "undone" and card(panel)["actions"]["apply"]["enabled"]
+
+
+def test_without_the_extension_the_code_to_paste_is_shown(panel, ipython, capsys):
+    assert not frontend.CHANNEL.ready
+    by_widget(panel, click(panel, "apply"))
+    out = capsys.readouterr().out
+    assert ipython.user_ns["loader"].num_workers == 2
+    assert "New code for cell setup" in out and NEW_LOADER in out
+
+
+def test_applying_twice_does_not_stack(panel, book, ipython):
+    detail, count = click(panel, "apply"), len(applied())
+    by_widget(panel, detail)
+    loader, sent = ipython.user_ns["loader"], frontend.CHANNEL.requests
+    by_widget(panel, detail)  # the same click again (a second view, a double click)
+    assert ipython.user_ns["loader"] is loader and len(applied()) == count + 1 and frontend.CHANNEL.requests == sent
+    assert card(panel)["message"].startswith("already applied")
+    assert book.cells["setup"].count("num_workers") == 1
+
+    again = OptimizationPanel(panel.report, ipython.user_ns, panel.cell)  # a new plan sees it done
+    assert card(again)["blocked"].startswith("already applied") and not card(again)["actions"]["apply"]["enabled"]
+
+
+# ------------------------------------------------------------------ panel_action (the extension took the click)
+def test_panel_action_does_the_live_part_only_and_undo_likewise(panel, book, ipython):
+    original, sent = ipython.user_ns["loader"], frontend.CHANNEL.requests
+    assert by_extension(book, click(panel, "apply"))[0]["ok"]
+    assert ipython.user_ns["loader"].num_workers == 2 and NEW_LOADER in book.cells["setup"]
+    assert frontend.CHANNEL.requests == sent  # the browser made the edit: the kernel sends it no second time
+    assert card(panel)["state"] == "applied"
+
+    by_extension(book, click(panel, "undo"))
+    assert ipython.user_ns["loader"] is original and book.cells["setup"] == INPUT_PIPELINE.setup
+    assert frontend.CHANNEL.requests == sent and card(panel)["state"] == "undone"
+
+
+def test_a_refused_edit_leaves_the_objects_alone_and_says_why(panel, book, ipython, capsys):
+    original = ipython.user_ns["loader"]
+    by_extension(book, click(panel, "apply"), refuse=CHANGED)
+    assert ipython.user_ns["loader"] is original and not applied()
+    assert card(panel)["state"] == "refused" and CHANGED in card(panel)["message"]
+    assert CHANGED in capsys.readouterr().err
+    assert card(panel)["actions"]["apply"]["enabled"]  # free to try again
+
+
+def test_a_stale_plan_is_not_applied_and_the_browser_edit_is_put_back(panel, book, ipython):
+    """The namespace moved between the plan and the click: nothing live, and the cell gets its text back."""
+    detail, original = click(panel, "apply"), ipython.user_ns["loader"]
+    ipython.user_ns["loader"] = torch.utils.data.DataLoader(list(range(8)))  # rebound since the plan
+    try:
+        by_extension(book, detail)
+        assert card(panel)["state"] == "refused" and "changed since" in card(panel)["message"]
+        assert book.cells["setup"] == INPUT_PIPELINE.setup  # the kernel asked the browser to restore it
+        assert not applied()
+    finally:
+        ipython.user_ns["loader"] = original
+
+
+def test_a_change_the_numerics_guard_reverts_puts_the_code_back_too(panel, book, ipython):
+    """The browser rewrote the cell at the click; the guard then refused the outputs: both go back."""
+    original, plan = ipython.user_ns["loader"], panel._cards[WORKERS].change
+    live = plan._live
+
+    def drifting(undo):
+        live(undo)
+        return NumericsResult("amp_bf16", relative_error=0.12, threshold=0.05, max_abs_error=0.3)
+
+    plan._live = drifting
+    by_extension(book, click(panel, "apply"))
+    shown = card(panel)
+    assert shown["state"] == "reverted" and "12.00% relative error" in shown["message"]
+    assert "5.00% allowed" in shown["message"]
+    assert ipython.user_ns["loader"] is original and book.cells["setup"] == INPUT_PIPELINE.setup
+
+
+def test_a_rerun_that_fails_keeps_the_applied_change_and_its_code(panel, book, ipython, monkeypatch):
+    def broken(*args):
+        raise SyntaxError("cannot compile the cell")
+
+    monkeypatch.setattr(panel_module, "remeasure", broken)
+    by_extension(book, click(panel, "apply-rerun"))
+    shown = card(panel)
+    assert shown["state"] == "error" and "cannot compile the cell" in shown["message"]
+    assert ipython.user_ns["loader"].num_workers == 2 and NEW_LOADER in book.cells["setup"]
+    assert shown["actions"]["undo"]["enabled"]
+
+
+def test_apply_and_rerun_displays_the_comparison(panel, book, capsys):
+    by_extension(book, click(panel, "apply-rerun"))
+    change = panel._cards[WORKERS].change
+    assert change.status == "applied" and change.remeasured is not None
+    assert "jupyter-perf before/after · speedup ×" in capsys.readouterr().out
+    shown = card(panel)
+    assert shown["message"].startswith(f"re-measured ×{change.remeasured:.2f}")
+    assert shown["state"] == ("remeasured" if change.remeasured >= 1 else "regression")
+    assert shown["actions"]["undo"]["enabled"] and shown["actions"]["apply-rerun"]["enabled"]
+
+
+def test_a_slower_rerun_is_flagged_as_a_regression(panel, book, monkeypatch):
+    def slower(change, namespace, cell, report):
+        change.remeasured = 0.71
+        return Comparison(report, report)
+
+    monkeypatch.setattr(panel_module, "remeasure", slower)
+    by_widget(panel, click(panel, "apply-rerun"))
+    shown = card(panel)
+    assert shown["state"] == "regression" and "×0.71" in shown["message"] and "regression" in shown["message"]
+    assert shown["actions"]["undo"]["enabled"]
+
+
+# ------------------------------------------------------------------ lifetime and the magic
+def test_old_panels_let_go_and_say_so(panel, profiled, ipython, capsys):
+    report, loop = profiled
+    newer = [OptimizationPanel(report, ipython.user_ns, Target(loop.source)) for _ in range(panel_module.KEEP)]
+    assert panel.report is None and card(panel)["state"] == "expired" and not card(panel)["actions"]
+    jupyter_perf.panel_action({"action": "apply", "optimization": WORKERS, "token": panel.token, "edits": []})
+    assert "profile the cell again" in capsys.readouterr().err
+    assert all(p.token in panel_module._panels for p in newer)
+
+
+def test_the_magic_shows_the_panel_where_widgets_show_and_survives_its_failure(profiled, ipython, monkeypatch,
+                                                                                capsys):
+    ipython.run_cell(PROFILED, cell_id="magic")
+    assert not any(p.cell.cell_id == "magic" for p in panel_module._panels.values())  # plain IPython: text only
+
+    monkeypatch.setattr(frontend_detect, "widgets_unavailable", lambda shell: None)
+    ipython.run_cell(PROFILED, cell_id="magic")
+    assert any(p.cell.cell_id == "magic" for p in panel_module._panels.values())
+    assert panel_module.TEXT in capsys.readouterr().out
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no widgets today")
+
+    monkeypatch.setattr(frontend_detect, "_said", set())
+    monkeypatch.setattr(OptimizationPanel, "__init__", broken)
+    del ipython.user_ns["rep"]
+    assert ipython.run_cell(PROFILED, cell_id="magic").success
+    assert "rep" in ipython.user_ns
+    assert "optimization panel failed to open (RuntimeError: no widgets today)" in capsys.readouterr().err
+
+
+def test_a_plan_on_code_another_change_rewrote_is_held_back(profiled, book, ipython):
+    """Two optimizations of the loader's cell: once one is applied, the other's plan would drop it from the code."""
+    report, loop = profiled
+    batch = Recommendation("dataloader.batch_size", "bigger batches", 1.1, params={"batch_size": 32})
+    panel = OptimizationPanel(dataclasses.replace(report, recommendations=[*report.recommendations, batch]),
+                              ipython.user_ns, loop)
+    assert card(panel, "dataloader.batch_size")["actions"]["apply"]["enabled"]
+    by_extension(book, click(panel, "apply"))
+    held = card(panel, "dataloader.batch_size")
+    assert "dataloader.workers has rewritten" in held["blocked"] and not held["actions"]["apply"]["enabled"]
+    by_extension(book, click(panel, "undo"))
+    assert card(panel, "dataloader.batch_size")["blocked"] is None

@@ -10,6 +10,7 @@ the ratio of medians is printed. Goal (issue 2): jupyter-perf ≤ 1.03 here.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import statistics
@@ -51,8 +52,13 @@ def measure(setup: str, source: str, rounds: int) -> dict[str, float]:
     jupyter_perf.profile(source, ns)
     times: dict[str, list[float]] = {"plain": [], "jupyter-perf": [], "torch.profiler": []}
     for _ in range(rounds):
+        # Each variant starts with no garbage pending: torch.profiler leaves a large heap of it,
+        # and whichever run came next would pay for its collection.
+        gc.collect()
         times["plain"].append(plain(code, ns))
+        gc.collect()
         times["jupyter-perf"].append(profiled(source, ns))
+        gc.collect()
         times["torch.profiler"].append(torch_profiled(code, ns))
     return {k: statistics.median(v) for k, v in times.items()}
 

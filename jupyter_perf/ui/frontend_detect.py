@@ -43,7 +43,13 @@ def widgets_unavailable(shell: Any) -> str | None:
 
 
 def client_session(shell: Any) -> str | None:
-    """The session id of the frontend that sent the running cell: a new browser page has a new one."""
+    """The session id of the frontend that sent the running cell: a new browser page has a new one.
+
+    None where outputs do not share one page (Colab draws each output in its own frame), so
+    whatever a dashboard needs loaded in the page must come with every dashboard.
+    """
+    if "google.colab" in sys.modules:
+        return None
     parent = getattr(shell, "parent_header", None)
     if not parent:
         kernel = getattr(shell, "kernel", None)

@@ -10,6 +10,9 @@ recommended; a slow loader is `input_pipeline`; large pageable copies are
 `host_to_device`; `.item()` every step is `host_sync`; and the profiled/plain
 wall-time ratio on a conv-net training loop (goal ≤ 1.01).
 
+Then the optimizations' GPU measurements (benchmarks/gpu_optimizations.py: AMP bf16,
+TF32, channels_last, CUDA graphs, pin_memory, with the numerics guard's errors).
+
 Without a GPU it says so and exits 0: CI never has one. tests/test_gpu.py runs
 the same checks under pytest where a GPU exists.
 """
@@ -147,7 +150,9 @@ def main() -> int:
         print("no CUDA GPU here: nothing to check (CI never has one; run this on a lent GPU)")
         return 0
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}")
-    rows = run_checks(quick=args.quick)
+    from gpu_optimizations import optimization_checks  # issue 4's fixes, measured in the same call
+
+    rows = run_checks(quick=args.quick) + optimization_checks(quick=args.quick)
     width = max(len(r[0]) for r in rows)
     for name, status, detail in rows:
         print(f"{name:{width}}  {status:4}  {detail}")

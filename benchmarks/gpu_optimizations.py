@@ -1,7 +1,7 @@
 """The model-level optimizations on a real GPU: what each gains when the tool applies it, and the guard's error.
 
-    python benchmarks/gpu_optimizations.py            # prints a table; exit 1 if a check fails
-    python benchmarks/gpu_optimizations.py --quick    # fewer steps and repeats, for a short device slot
+Run through ``python benchmarks/gpu_check.py [--quick]``, which prints these rows after its own, so one
+call on a lent GPU checks and times everything GPU-specific.
 
 Each check builds a workload on the GPU, times its cell (median of repeats,
 CUDA-synchronised, after a warm-up run that also absorbs cuDNN autotuning and
@@ -13,16 +13,13 @@ the speedup fell short of its goal. pin_memory has no goal: on an in-memory
 dataset it can lose (×0.71 on an H200, DESIGN.md), and the row says what it did.
 
 ``optimization_checks(quick)`` returns rows ``(name, status, detail)`` like
-``gpu_check.run_checks``. Without CUDA it returns none, and this script says
-so and exits 0.
+``gpu_check.run_checks``. Without CUDA it returns none.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 
@@ -135,24 +132,3 @@ def optimization_checks(quick: bool = False) -> list[tuple[str, str, str]]:
         gc.collect()
         torch.cuda.empty_cache()
     return rows
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    import torch
-
-    if not torch.cuda.is_available():
-        print("no CUDA GPU here: nothing to measure (CI never has one; run this on a lent GPU)")
-        return 0
-    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}")
-    rows = optimization_checks(quick=args.quick)
-    width = max(len(r[0]) for r in rows)
-    for name, status, detail in rows:
-        print(f"{name:{width}}  {status:4}  {detail}")
-    return 0 if all(status == "ok" for _, status, _ in rows) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -40,6 +40,8 @@ sys.path.insert(0, str(HERE.parent / "tests" / "ui"))
 from workloads import SMALL_CNN_TRAINING
 
 NAME, SETUP, BODY = SMALL_CNN_TRAINING
+#: Cores other processes may use during a round for it to count as quiet.
+QUIET = 0.1
 
 HOOKS = """
 import json, os, time, psutil
@@ -190,12 +192,22 @@ def run_browser(
 def summarize(label: str, bench: dict) -> dict:
     plain, profiled = statistics.median(bench["plain"]), statistics.median(bench["profiled"])
     cell_plain, cell_profiled = statistics.median(bench["cell_plain"]), statistics.median(bench["cell_profiled"])
+    quiet = [
+        (p, q)
+        for p, q, op, oq in zip(
+            bench["profiled"], bench["plain"], bench["other_cpu_profiled"], bench["other_cpu_plain"]
+        )
+        if op < QUIET and oq < QUIET
+    ]
     row = {
         "setup": label,
         "plain_s": plain,
         "profiled_s": profiled,
         "ratio": profiled / plain,
         "paired_ratio": statistics.median(p / q for p, q in zip(bench["profiled"], bench["plain"])),
+        # rounds where no other process took more than QUIET cores during either cell: the clean measurement
+        "quiet_rounds": len(quiet),
+        "quiet_ratio": statistics.median(p / q for p, q in quiet) if quiet else None,
         "fixed_cost_per_cell_s": (cell_profiled - profiled) - (cell_plain - plain),
         # what the first profiled cell of a kernel spent outside its loop, beyond what later ones do
         "first_dashboard_extra_s": (bench["first_profiled_cell"] - bench["first_loop"]) - (cell_profiled - profiled),
@@ -253,21 +265,23 @@ def main() -> None:
         + ("" if other < 0.1 else ": the machine is busy, these ratios are noise; run again when it is idle")
     )
     print(
-        f"{'setup':<18}{'plain s':>9}{'profiled s':>12}{'ratio':>8}{'paired':>8}{'fixed/cell s':>14}"
+        f"{'setup':<18}{'plain s':>9}{'profiled s':>12}{'ratio':>8}{'paired':>8}{'quiet':>14}{'fixed/cell s':>14}"
         f"{'1st cell +s':>13}{'browser CPU plain/profiled':>29}"
     )
     for r in results:
         first = "—" if r["first_dashboard_extra_s"] is None else f"{r['first_dashboard_extra_s']:.2f}"
+        quiet = "—" if r["quiet_ratio"] is None else f"{r['quiet_ratio']:.3f} ({r['quiet_rounds']})"
         cpu_share = (
             f"{r['browser_cpu_plain']:.2f} / {r['browser_cpu_profiled']:.2f}" if r["setup"] != "no browser" else "—"
         )
         print(
             f"{r['setup']:<18}{r['plain_s']:>9.3f}{r['profiled_s']:>12.3f}{r['ratio']:>8.3f}{r['paired_ratio']:>8.3f}"
-            f"{r['fixed_cost_per_cell_s']:>14.3f}{first:>13}{cpu_share:>29}"
+            f"{quiet:>14}{r['fixed_cost_per_cell_s']:>14.3f}{first:>13}{cpu_share:>29}"
         )
     print(
         "ratio: median profiled / median plain training-loop time (goal ≤ 1.03); paired: median of the "
-        "round-by-round ratios; fixed/cell: a profiled cell's time outside its loop beyond a plain one's "
+        f"round-by-round ratios; quiet: the same over the rounds (how many) in which other processes used "
+        f"< {QUIET} cores; fixed/cell: a profiled cell's time outside its loop beyond a plain one's "
         "(opening the dashboard, the summary); 1st cell +s: what the kernel's first profiled cell adds to that "
         "(imports of anywidget and bokeh, BokehJS, first probes); browser CPU in cores (Chromium + the Jupyter "
         "server) while the cells ran"

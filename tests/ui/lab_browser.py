@@ -10,6 +10,7 @@ saves one notebook.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import secrets
@@ -85,6 +86,7 @@ class LabServer:
             cmd.append("--allow-root")
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server writes to it until stop()
         self.process = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        atexit.register(self.stop)  # a script that dies on an exception must not leave a server behind
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -10,6 +10,7 @@ from collections import namedtuple
 import pytest
 
 import jupyter_perf
+from jupyter_perf.sampling import gpu as gpu_module
 from jupyter_perf.sampling.gpu import GpuProbe
 from jupyter_perf.sampling.timeline import Series, Timeline
 
@@ -65,6 +66,14 @@ def test_no_nvml_is_said_once_and_gpu_columns_are_absent():
     assert report.environment["nvml"] is False and report.signals["gpu"] == []
 
 
+@pytest.fixture(autouse=True)
+def fresh_nvml():
+    """Each test sees NVML initialised anew (``_nvml`` caches it for the process), and leaves no fake behind."""
+    gpu_module._nvml.cache_clear()
+    yield
+    gpu_module._nvml.cache_clear()
+
+
 def fake_nvml(util=73, used=30 * 2**30, total=80 * 2**30):
     """A stand-in pynvml with two devices, shaped like nvidia-ml-py's API."""
     Memory = namedtuple("Memory", "total used free")
@@ -76,8 +85,8 @@ def fake_nvml(util=73, used=30 * 2**30, total=80 * 2**30):
     nvml.NVMLError = type("NVMLError", (Exception,), {})
     nvml.NVML_TEMPERATURE_GPU, nvml.NVML_CLOCK_SM = 0, 1
     nvml.NVML_PCIE_UTIL_TX_BYTES, nvml.NVML_PCIE_UTIL_RX_BYTES = 0, 1
-    nvml.shutdowns = 0
-    nvml.nvmlInit = lambda: None
+    nvml.shutdowns = nvml.inits = 0
+    nvml.nvmlInit = lambda: setattr(nvml, "inits", nvml.inits + 1)
     nvml.nvmlShutdown = lambda: setattr(nvml, "shutdowns", nvml.shutdowns + 1)
     nvml.nvmlDeviceGetCount = lambda: 2
     nvml.nvmlDeviceGetHandleByIndex = lambda i: i
@@ -112,13 +121,17 @@ def test_gpu_columns_with_nvml(monkeypatch):
     assert t["gpu0_power_w"][0] == 250 and t["gpu0_temp_c"][0] == 61 and t["gpu0_sm_clock_mhz"][0] == 1980
     assert t["gpu0_proc_mem"][0] == 2 * 2**30  # only this process tree's memory, not the other pid's
     assert t["gpu1_proc_mem"][0] == 0
-    assert t["gpu0_pcie_tx"][0] == 1000 * 1024  # PCIe is read every 10th sample only
-    assert t["gpu0_pcie_tx"][1] is None
+    # PCIe (milliseconds per read) is never read on the cell's own thread (the first and last rows),
+    # and on the sampler thread every 10th sample only
+    assert t["gpu0_pcie_tx"][0] is None and t["gpu0_pcie_tx"][-1] is None
+    assert t["gpu0_pcie_tx"][1] == 1000 * 1024 and t["gpu0_pcie_tx"][2] is None
     assert report.peaks["gpu0_mem_used_bytes"] == 30 * 2**30
     assert report.environment["devices"][0] == {"index": 0, "name": "Fake H200", "mem_total": 80 * 2**30}
     assert report.signals["gpu"][0]["mean_util"] == 73
     assert not [n for n in report.notes if "GPU" in n]
-    assert nvml.shutdowns == 1  # NVML released when the run ends
+    # NVML is initialised once per process and kept: a second run pays no nvmlInit and no device queries
+    jupyter_perf.profile("x = 1")
+    assert nvml.inits == 1 and nvml.shutdowns == 0
 
 
 def test_an_unsupported_nvml_counter_leaves_its_column_empty(monkeypatch):

@@ -9,60 +9,68 @@ which breaks multi-process launchers later, so it is only read once
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any
 
-#: PCIe throughput takes NVML ~20 ms to measure: read it every this many samples.
+#: PCIe throughput takes NVML ~20 ms to measure (both directions, H200): read it every this many samples.
 _PCIE_EVERY = 10
+
+
+@functools.cache
+def _nvml() -> tuple[Any, list[Any], list[dict[str, Any]], str | None]:
+    """NVML initialised once per process: (pynvml or None, handles, devices, note).
+
+    ``nvmlInit`` and the device queries cost tens of milliseconds, which a
+    profiled cell would pay on every run; NVML is reference-counted and
+    process-external, so keeping it initialised for the kernel's life is free.
+    """
+    try:
+        import pynvml
+    except ImportError:
+        return None, [], [], "nvidia-ml-py is not installed: GPU columns are absent (pip install nvidia-ml-py)"
+    try:
+        pynvml.nvmlInit()
+        count = pynvml.nvmlDeviceGetCount()
+    except pynvml.NVMLError as exc:
+        return None, [], [], f"no NVIDIA GPU or driver (NVML: {exc}): GPU columns are absent"
+    if count == 0:
+        pynvml.nvmlShutdown()
+        return None, [], [], "NVML found no GPU: GPU columns are absent"
+    handles = [pynvml.nvmlDeviceGetHandleByIndex(index) for index in range(count)]
+    devices = [
+        {"index": index, "name": _text(pynvml.nvmlDeviceGetName(h)), "mem_total": pynvml.nvmlDeviceGetMemoryInfo(h).total}
+        for index, h in enumerate(handles)
+    ]
+    return pynvml, handles, devices, None
 
 
 class GpuProbe:
     """Per-device NVML reads. ``note`` says plainly why there are no GPU columns, if there are none."""
 
     def __init__(self) -> None:
-        self.devices: list[dict[str, Any]] = []
-        self.note: str | None = None
-        self._nvml: Any = None
-        self._handles: list[Any] = []
+        nvml, handles, devices, self.note = _nvml()
+        self._nvml: Any = nvml
+        self._handles: list[Any] = handles
+        self.devices: list[dict[str, Any]] = [dict(d) for d in devices]
         self._reads = 0
-        try:
-            import pynvml
-        except ImportError:
-            self.note = "nvidia-ml-py is not installed: GPU columns are absent (pip install nvidia-ml-py)"
-            return
-        try:
-            pynvml.nvmlInit()
-            count = pynvml.nvmlDeviceGetCount()
-        except pynvml.NVMLError as exc:
-            self.note = f"no NVIDIA GPU or driver (NVML: {exc}): GPU columns are absent"
-            return
-        if count == 0:
-            pynvml.nvmlShutdown()
-            self.note = "NVML found no GPU: GPU columns are absent"
-            return
-        self._nvml = pynvml
-        for index in range(count):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            self._handles.append(handle)
-            self.devices.append(
-                {
-                    "index": index,
-                    "name": _text(pynvml.nvmlDeviceGetName(handle)),
-                    "mem_total": pynvml.nvmlDeviceGetMemoryInfo(handle).total,
-                }
-            )
 
     @property
     def available(self) -> bool:
         return self._nvml is not None
 
-    def read(self, pids: set[int]) -> dict[str, float | None]:
-        """One row of per-GPU columns; ``pids`` is the kernel's process tree for per-process memory."""
+    def read(self, pids: set[int], slow: bool = True) -> dict[str, float | None]:
+        """One row of per-GPU columns; ``pids`` is the kernel's process tree for per-process memory.
+
+        PCIe throughput (≈ 11 ms per counter per GPU on an H200) is read on every
+        ``_PCIE_EVERY``-th slow read only; ``slow=False`` never reads it, for rows the
+        profiled cell's own thread waits for.
+        """
         if not self.available:
             return {}
         nvml, row = self._nvml, {}
-        pcie = self._reads % _PCIE_EVERY == 0
-        self._reads += 1
+        pcie = slow and self._reads % _PCIE_EVERY == 0
+        self._reads += slow
         for i, handle in enumerate(self._handles):
             p = f"gpu{i}_"
             util = _safe(lambda: nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
@@ -93,9 +101,8 @@ class GpuProbe:
         return sum(ours) if ours else None
 
     def close(self) -> None:
-        if self._nvml is not None:
-            _safe(self._nvml.nvmlShutdown)
-            self._nvml = None
+        """Stop reading; NVML itself stays initialised for the next run (see ``_nvml``)."""
+        self._nvml = None
 
 
 def cuda_memory() -> dict[str, float]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import time
 
@@ -122,6 +123,7 @@ class _MallInfo2(ctypes.Structure):
                  "keepcost")]
 
 
+@functools.cache  # find_library runs ldconfig in a subprocess: once per process is enough
 def _heap_reader():
     """A function returning the bytes malloc has in use (small chunks + mmapped ones), or None without glibc ≥ 2.33."""
     name = ctypes.util.find_library("c")

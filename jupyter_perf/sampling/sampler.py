@@ -43,7 +43,7 @@ class Sampler:
 
     def start(self) -> None:
         self._t0 = time.perf_counter()
-        self.sample()
+        self.sample(slow=False)
         self._thread.start()
 
     def stop(self) -> None:
@@ -51,7 +51,7 @@ class Sampler:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
-        self.sample()
+        self.sample(slow=False)
         self.gpu.close()
 
     def _run(self) -> None:
@@ -62,13 +62,15 @@ class Sampler:
                 self.errors.append(f"sampling stopped early: {type(exc).__name__}: {exc}")
                 return
 
-    def sample(self) -> None:
+    def sample(self, slow: bool = True) -> None:
+        """One row. ``slow=False`` (the first and last rows, taken on the profiled cell's own
+        thread) skips the counters that take NVML milliseconds to read (PCIe throughput)."""
         row: dict[str, float | None] = {"t": time.perf_counter() - self._t0}
         if self._steps is not None:
             row["steps"] = self._steps()
         row.update(self.host.read())
         if self.gpu.available:
             pids = {self.host.process.pid, *self.host.children_pids()}
-            row.update(self.gpu.read(pids))
+            row.update(self.gpu.read(pids, slow=slow))
         row.update(cuda_memory())
         self.timeline.append(row)

@@ -9,6 +9,11 @@ A name counts as bound by a cell when the cell's code assigns it at top level
 after the cell than before (which also catches names bound by magics,
 ``exec`` or ``%run``).
 
+A record is the text as the cell *ran*; the user may edit the cell in the
+browser without running it. The JupyterLab extension reports each cell's
+current text (frontend.py), and a rewrite computed from a record the
+notebook reports changed is refused (optimizations/base.py).
+
 Only records still referenced by a name (plus the running cell) are kept, so
 memory stays proportional to the namespace, not to the session's history.
 """
@@ -16,6 +21,7 @@ memory stays proportional to the namespace, not to the session's history.
 from __future__ import annotations
 
 import ast
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +52,22 @@ def split_magic(text: str) -> tuple[str, str]:
     if first.strip().split(" ")[0] in _PYTHON_CELL_MAGICS:
         return first + newline, body
     return "", text
+
+
+def python(text: str) -> str:
+    """The Python that runs for a cell's ``text`` when it is run again outside IPython's ``run_cell``.
+
+    A re-run (Apply & re-run profiles the rewritten cell) must run the cell as
+    IPython does: a ``%%perfprofile`` line is dropped (the re-run has its own
+    profiler; the magic likewise runs its body) and the body goes through
+    IPython's ``transform_cell``, which turns ``%timeit``, ``!cmd`` and the
+    like into calls; plain ``exec`` would fail on them with a SyntaxError.
+    Outside IPython the text is Python already.
+    """
+    body = split_magic(text)[1]
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell.transform_cell(body) if shell is not None else body
 
 
 class CellTracker:

@@ -10,7 +10,18 @@ it, the frontend closes the comm. Each edit is then sent as::
 and the extension replaces the cell's text only if the SHA-256 of its current
 text equals ``expected_source_sha256`` (so an edit applies only to the text it
 was computed from), answering ``{"type": "edit_result", "request": n, "ok":
-bool, "reason": str}`` and telling the user itself when it refuses.
+bool, "reason": str}`` and telling the user itself when it refuses. A
+refusal reaches the kernel only after the cell that asked has ended, so a
+request can carry a callback (``on_result``) that ``optimizations/base.py``
+uses to put the live objects back when the code did not change.
+
+The extension also reports what each cell of the notebook holds now,
+``{"type": "sources", "cells": {cell_id: sha256}}`` (as the user types, and
+before each cell runs), because the kernel otherwise knows a cell only as it
+last ran: ``edited_since_run`` compares, so a rewrite computed from text the
+user has edited since is refused before anything changes. The kernel sends
+``{"type": "notice", "text": ...}`` for the extension to show the user what
+happened to a change it had to take back.
 
 Without the extension (or for a cell without an id), the live objects are
 already changed and the new code is shown instead: the diff and the whole new
@@ -22,6 +33,8 @@ from __future__ import annotations
 
 import hashlib
 import html
+import sys
+from collections.abc import Callable
 from typing import Any
 
 TARGET = "jupyter_perf"
@@ -47,6 +60,10 @@ class Channel:
         self.requests = 0
         #: Replies to edit requests, by request number: ``{"ok": bool, "reason": str}``.
         self.results: dict[int, dict[str, Any]] = {}
+        #: SHA-256 of each cell's text as the notebook holds it now, by cell id (reported, or edited by us).
+        self.sources: dict[str, str] = {}
+        #: Edit requests not answered yet: the cell, the text asked for, and who waits for the answer.
+        self._waiting: dict[int, tuple[str, str, Callable[[dict[str, Any]], None] | None]] = {}
 
     def open(self) -> None:
         if self.comm is not None:
@@ -63,17 +80,32 @@ class Channel:
         self._reset()
 
     def _reset(self) -> None:
+        """Forget the connection and what it reported: a later one reports afresh and answers only its own."""
         self.comm, self.ready = None, False
+        self.sources.clear()
+        self._waiting.clear()
 
     def handle(self, msg: dict[str, Any]) -> None:
         data = (msg.get("content") or {}).get("data") or {}
         if data.get("type") == "ready":
             self.ready = True
+        elif data.get("type") == "sources" and isinstance(data.get("cells"), dict):
+            self.sources.update(data["cells"])
         elif data.get("type") == "edit_result" and isinstance(data.get("request"), int):
-            self.results[data["request"]] = {"ok": bool(data.get("ok")), "reason": data.get("reason", "")}
+            self._answered(data["request"], {"ok": bool(data.get("ok")), "reason": data.get("reason", "")})
 
-    def send_edit(self, cell_id: str, expected_source: str, new_source: str) -> int:
+    def _answered(self, request: int, result: dict[str, Any]) -> None:
+        self.results[request] = result
+        cell_id, new_source, on_result = self._waiting.pop(request, (None, "", None))
+        if result["ok"] and cell_id is not None:
+            edited(cell_id, new_source)
+        if on_result is not None:
+            on_result(result)
+
+    def send_edit(self, cell_id: str, expected_source: str, new_source: str,
+                  on_result: Callable[[dict[str, Any]], None] | None = None) -> int:
         self.requests += 1
+        self._waiting[self.requests] = (cell_id, new_source, on_result)
         self.comm.send({
             "type": "edit",
             "request": self.requests,
@@ -82,6 +114,11 @@ class Channel:
             "new_source": new_source,
         })
         return self.requests
+
+    def notify(self, text: str) -> None:
+        """Show ``text`` to the user in the notebook (the extension's notification), where connected."""
+        if self.ready and self.comm is not None:
+            self.comm.send({"type": "notice", "text": text})
 
 
 CHANNEL = Channel()
@@ -93,14 +130,37 @@ def reaches(cell_id: str | None) -> bool:
     return bool(cell_id) and CHANNEL.ready
 
 
-def request_edit(cell_id: str | None, expected_source: str, new_source: str) -> str:
+def edited(cell_id: str, text: str) -> None:
+    """The notebook now holds ``text`` in cell ``cell_id`` (an edit it confirmed), ahead of its next report."""
+    CHANNEL.sources[cell_id] = sha256(text)
+
+
+def edited_since_run(cell_id: str | None, text: str) -> bool:
+    """Whether the notebook reported other text for cell ``cell_id`` than ``text`` (the cell as it ran).
+
+    False where nothing was reported (no extension, no id): then only the
+    extension's own hash check, at the edit, can tell.
+    """
+    reported = CHANNEL.sources.get(cell_id) if cell_id else None
+    return reported is not None and reported != sha256(text)
+
+
+def tell(text: str) -> None:
+    """Say ``text`` where the user sees it even outside a cell: the notebook's notification and stderr."""
+    CHANNEL.notify(text)
+    print(text, file=sys.stderr)
+
+
+def request_edit(cell_id: str | None, expected_source: str, new_source: str,
+                 on_result: Callable[[dict[str, Any]], None] | None = None) -> str:
     """Ask the notebook to replace ``expected_source`` by ``new_source`` in cell ``cell_id``.
 
-    Returns ``"sent"`` when the extension got the request, ``"shown"`` when the
-    new code was displayed for the user to copy instead.
+    Returns ``"sent"`` when the extension got the request (``on_result`` is
+    called with its answer, once it arrives), ``"shown"`` when the new code
+    was displayed for the user to copy instead.
     """
     if reaches(cell_id):
-        CHANNEL.send_edit(cell_id, expected_source, new_source)
+        CHANNEL.send_edit(cell_id, expected_source, new_source, on_result)
         return "sent"
     from IPython.display import display
 

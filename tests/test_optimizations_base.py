@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from optimization_fixtures import ODD, notebook_fixture  # noqa: F401  (fixture)
+from optimization_fixtures import ODD, FakeNotebook, notebook_fixture  # noqa: F401  (fixture)
 from torch import nn
 
 import jupyter_perf
@@ -86,6 +86,16 @@ def test_numerics_over_the_threshold_revert_and_say_by_how_much(ns):
     assert Scale().apply(ns, factor=1.05, kind="quantize").status == "applied"  # 10% allowed there
 
 
+def test_reordering_kinds_allow_a_16_bit_models_own_rounding():
+    before = torch.linspace(1, 2, 64)
+    moved = before * 1.01  # what fusing a bfloat16 model's work moves its outputs by
+    assert not compare("compile", before, moved).passed  # float32: 1e-3 still catches a miscompile
+    result = compare("compile", before.bfloat16(), moved.bfloat16())
+    assert result.passed and result.threshold == THRESHOLDS.amp_bf16
+    assert compare("compile", before.half(), moved.half()).threshold == THRESHOLDS.amp_fp16
+    assert compare("quantize", before.bfloat16(), moved.bfloat16()).threshold == THRESHOLDS.quantize
+
+
 def test_commit_refuses_a_plan_whose_objects_changed(ns):
     change = Scale().preview(ns)
     ns["model"] = nn.Linear(4, 3)
@@ -139,6 +149,121 @@ def test_an_edit_applies_only_to_the_text_it_was_computed_from(ns, notebook):
     change.commit()
     assert notebook.refused == ["c1"] and notebook.cells["c1"] == "x = 2\n"
     change.undo()
+
+
+class AnsweringNotebook(FakeNotebook):
+    """The fake notebook answering each edit as the extension does: later (``answer()``), once the kernel is idle.
+
+    It keeps the notices the kernel sends it, as the extension shows them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers: list[dict] = []
+        self.notices: list[str] = []
+
+    def send(self, data: dict) -> None:
+        if data["type"] == "notice":
+            self.notices.append(data["text"])
+            return
+        refused = len(self.refused)
+        super().send(data)
+        ok = len(self.refused) == refused
+        self.answers.append({"type": "edit_result", "request": data["request"], "ok": ok,
+                             "reason": "" if ok else "the cell changed since it was profiled"})
+
+    def answer(self) -> None:
+        while self.answers:
+            frontend.CHANNEL.handle({"content": {"data": self.answers.pop(0)}})
+
+
+@pytest.fixture()
+def answering(ipython):
+    """A connected extension that answers; what it reported of its cells is forgotten after the test."""
+    book = AnsweringNotebook()
+    saved = frontend.CHANNEL.comm, frontend.CHANNEL.ready
+    frontend.CHANNEL.comm, frontend.CHANNEL.ready = book, True
+    yield book
+    frontend.CHANNEL.comm, frontend.CHANNEL.ready = saved
+    frontend.CHANNEL.sources.clear()
+
+
+def test_an_edit_refused_after_apply_takes_the_live_change_back_and_says_so(ns, answering, capsys):
+    """jupyter_perf.apply from code: the objects change at once, the notebook refuses the edit later."""
+    target = answering.add("c1", "x = 1\n")
+    weight = ns["model"].weight.detach().clone()
+    change = Scale().preview(ns, cell=target)
+    answering.cells["c1"] = "x = 2\n"  # the user edited the cell meanwhile
+    change.commit()
+    assert change.status == "applied" and not torch.equal(ns["model"].weight, weight)
+    answering.answer()
+    assert change.status == "refused" and change not in applied()
+    assert torch.equal(ns["model"].weight, weight) and "scaled" not in ns  # the objects match the code again
+    assert answering.cells["c1"] == "x = 2\n"  # the user's text, untouched
+    told = answering.notices[0]
+    assert "test.scale was taken back" in told and "cell c1: the cell changed" in told and "apply again" in told
+    assert told in capsys.readouterr().err and "Taken back" in change.summary()
+    change.undo()  # nothing left to undo: harmless
+    assert torch.equal(ns["model"].weight, weight)
+
+
+def test_a_partly_refused_change_puts_back_the_cells_that_were_rewritten(ns, answering):
+    first, second = answering.add("c1", "x = 1\n"), answering.add("c2", "y = 1\n")
+
+    class TwoCells(Scale):
+        def plan(self, ctx):
+            ctx.rewrite([first], lambda s: s + "a = 1\n")
+            ctx.rewrite([second], lambda s: s + "b = 1\n")
+            return ctx.change("two cells", lambda undo: undo.push(lambda: ns.pop("two")) or ns.update(two=1))
+
+    change = TwoCells().preview(ns)
+    answering.cells["c2"] = "y = 2\n"
+    change.commit()
+    assert answering.cells["c1"] == "x = 1\na = 1\n" and ns["two"] == 1
+    answering.answer()
+    assert change.status == "refused" and "two" not in ns
+    answering.answer()  # the request to put c1 back
+    assert answering.cells == {"c1": "x = 1\n", "c2": "y = 2\n"}
+
+
+def test_a_cell_edited_since_it_ran_is_refused_before_anything_changes(ns, answering):
+    """The notebook reports what its cells hold now; a plan from the text as it ran is no plan."""
+    target = answering.add("c1", "x = 1\n")
+    frontend.CHANNEL.handle({"content": {"data": {"type": "sources", "cells": {"c1": frontend.sha256("x = 2\n")}}}})
+    with pytest.raises(NotApplicable, match="cell c1 changed in the notebook since it last ran: run it"):
+        Scale().apply(ns, cell=target)
+    assert "scaled" not in ns and not answering.answers
+
+    frontend.CHANNEL.handle({"content": {"data": {"type": "sources", "cells": {"c1": frontend.sha256("x = 1\n")}}}})
+    change = Scale().preview(ns, cell=target)  # as it ran again: fine
+    frontend.CHANNEL.handle({"content": {"data": {"type": "sources", "cells": {"c1": frontend.sha256("x = 3\n")}}}})
+    with pytest.raises(NotApplicable, match="changed in the notebook"):
+        change.commit()  # edited between the plan and the commit
+    assert "scaled" not in ns
+    assert change.commit(publish=False).status == "applied"  # the browser checked the text itself
+    change.undo(publish=False)
+
+
+def test_an_edit_the_notebook_confirms_is_its_text_now(ns, answering):
+    target = answering.add("c1", "x = 1\n")
+    change = Scale().apply(ns, cell=target)
+    answering.answer()
+    assert frontend.CHANNEL.sources["c1"] == frontend.sha256(change.edits[0].new_text)
+    assert not frontend.edited_since_run("c1", change.edits[0].new_text)
+    change.undo()
+    answering.answer()
+    assert frontend.CHANNEL.sources["c1"] == frontend.sha256("x = 1\n")
+
+
+def test_a_rerun_runs_the_cell_as_ipython_would(ipython):
+    """cells.python: the %%perfprofile line dropped, the body's magics and shell escapes made Python."""
+    text = "%%perfprofile --no-live\n%time ran = 1\n!true\nx = 2\n"
+    code = cells.python(text)
+    assert "%%perfprofile" not in code and "run_line_magic('time', 'ran = 1')" in code and "system('true')" in code
+    compile(code, "<cell>", "exec")
+    with pytest.raises(SyntaxError):  # what profile() got before: plain Python cannot run the cell
+        compile(cells.split_magic(text)[1], "<cell>", "exec")
+    assert cells.python("x = 1\n") == "x = 1\n"
 
 
 def test_fallback_shows_the_new_code_and_says_once_why(monkeypatch):

@@ -18,6 +18,7 @@ import torch
 from conftest import run_setup
 from optimization_fixtures import FakeNotebook, notebook_fixture  # noqa: F401  (the ``notebook`` fixture)
 from scenarios import INPUT_PIPELINE
+from test_optimizations_base import AnsweringNotebook
 
 import jupyter_perf
 from jupyter_perf import cells, frontend
@@ -63,6 +64,13 @@ def panel(profiled, ipython):
     yield OptimizationPanel(report, ipython.user_ns, loop)
     for change in applied():
         change.undo(publish=False)
+
+
+@pytest.fixture(autouse=True)
+def fresh_sources():
+    """What the notebook reported of its cells belongs to one test (the fake notebook reports nothing)."""
+    yield
+    frontend.CHANNEL.sources.clear()
 
 
 @pytest.fixture()
@@ -257,6 +265,74 @@ def test_a_slower_rerun_is_flagged_as_a_regression(panel, book, monkeypatch):
     assert shown["actions"]["undo"]["enabled"]
 
 
+def test_an_edit_refused_after_a_widget_click_takes_the_change_back(profiled, ipython):
+    """The kernel published the edit (a click on the widget's comm); the notebook refused it once idle."""
+    book = AnsweringNotebook()
+    book.add("setup", INPUT_PIPELINE.setup.replace("batch_size=8", "batch_size=16"))  # edited, not run
+    saved = frontend.CHANNEL.comm, frontend.CHANNEL.ready
+    frontend.CHANNEL.comm, frontend.CHANNEL.ready = book, True
+    try:
+        report, loop = profiled
+        panel, original = OptimizationPanel(report, ipython.user_ns, loop), ipython.user_ns["loader"]
+        by_widget(panel, click(panel, "apply"))
+        assert card(panel)["state"] == "applied" and ipython.user_ns["loader"] is not original
+        book.answer()
+    finally:
+        frontend.CHANNEL.comm, frontend.CHANNEL.ready = saved
+    shown = card(panel)
+    assert shown["state"] == "refused" and "Taken back" in shown["message"] and "cell setup" in shown["message"]
+    assert ipython.user_ns["loader"] is original and not applied() and shown["actions"]["apply"]["enabled"]
+    assert "refused: Taken back" in panel.record["text/plain"]
+
+
+# ------------------------------------------------------------------ the record a saved notebook keeps
+def test_the_panel_is_displayed_with_its_static_record_next_to_the_widget(profiled, ipython, monkeypatch):
+    """Without its kernel, a widget cannot be drawn: the output carries what to show instead."""
+    shown = []
+    monkeypatch.setattr(panel_module, "display", lambda bundle, raw: shown.append(bundle))
+    report, _ = profiled
+    panel = panel_module.show_panel(report, ipython.user_ns, PROFILED)
+    bundle = shown[0]
+    assert bundle[panel_module.MIME] == bundle[panel_module.WIDGET_VIEW]  # the extension's renderer picks
+    assert bundle["text/html"] == panel.record["text/html"] and bundle["text/plain"] == panel.record["text/plain"]
+    text = bundle["text/plain"]
+    assert text.startswith(panel_module.TEXT)
+    assert f"* {WORKERS} — Load batches in worker processes (expected ×" in text and "not applied" in text
+    assert f"+{NEW_LOADER}" in text  # the code change it proposes
+    assert 'class="jp-perf-panel jp-perf-panel-record"' in bundle["text/html"] and "data-optimization" not in bundle[
+        "text/html"]  # no button, nothing a click could reach
+
+
+def test_the_record_follows_each_click_and_outlives_the_panel(panel, book, monkeypatch):
+    def measured(change, namespace, cell, report):
+        change.remeasured = 1.5
+        return Comparison(report, report)
+
+    monkeypatch.setattr(panel_module, "remeasure", measured)
+    by_extension(book, click(panel, "apply-rerun"))
+    text = panel.record["text/plain"]
+    assert "remeasured: re-measured ×1.50" in text and "jupyter-perf before/after · " in text
+    assert "jp-perf-summary" in panel.record["text/html"]  # the before/after, as the summary draws it
+    panel.retire()
+    assert panel.record["text/plain"] == text  # what was applied stays on record
+
+
+def test_apply_and_rerun_runs_magics_in_the_cell_as_ipython_would(panel, book, monkeypatch):
+    ran, real = [], jupyter_perf.profile
+
+    def recording(source, namespace, **options):
+        ran.append(source)
+        return real(source, namespace, **options)
+
+    monkeypatch.setattr(jupyter_perf, "profile", recording)
+    monkeypatch.setattr(panel_module, "display", lambda *args: None)
+    panel.cell = Target("%time warmup = 1\n" + panel.cell.source, panel.cell.cell_id, panel.cell.prefix)
+    by_extension(book, click(panel, "apply-rerun"))
+    assert ran == [cells.python(panel.cell.text)]
+    assert "run_line_magic('time', 'warmup = 1')" in ran[0] and "%%perfprofile" not in ran[0]
+    assert card(panel)["message"].startswith("re-measured ×")  # the expanded cell ran
+
+
 # ------------------------------------------------------------------ lifetime and the magic
 def test_old_panels_let_go_and_say_so(panel, profiled, ipython, capsys):
     report, loop = profiled
@@ -296,6 +372,11 @@ def test_a_plan_on_code_another_change_rewrote_is_held_back(profiled, book, ipyt
                               ipython.user_ns, loop)
     assert card(panel, "dataloader.batch_size")["actions"]["apply"]["enabled"]
     by_extension(book, click(panel, "apply"))
+    held = card(panel, "dataloader.batch_size")  # the browser said it rewrote the cell: the plan's text is gone
+    assert "cell setup changed in the notebook since it last ran" in held["blocked"]
+    assert not held["actions"]["apply"]["enabled"]
+    frontend.CHANNEL.sources.clear()  # as without the extension: the panel knows what it applied
+    panel._refresh()
     held = card(panel, "dataloader.batch_size")
     assert "dataloader.workers has rewritten" in held["blocked"] and not held["actions"]["apply"]["enabled"]
     by_extension(book, click(panel, "undo"))

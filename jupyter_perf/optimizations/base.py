@@ -9,6 +9,12 @@ the two is what lets the panel show the diff before anything changes, and
 guarantees the edit applied is the one shown: an edit carries the exact text
 it was computed from, and the frontend refuses it if the cell differs now.
 
+The notebook answers an edit only after the cell that asked has ended. If
+it refuses one (the user changed the cell meanwhile), the code kept its old
+text, so the live part is taken back too and the user is told: objects and
+code always agree, and nothing the user typed is overwritten. A plan is not
+even made from a cell that the notebook reports edited since it last ran.
+
 Applying twice does not stack: planning sees that the live state and the
 code already have the change and returns a Change whose status is
 ``"already applied"``, which commits to nothing.
@@ -20,6 +26,7 @@ import html
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -126,7 +133,8 @@ class Change:
     numerics: NumericsResult | None = None
     #: The parameters used, defaults resolved.
     params: dict[str, Any] = field(default_factory=dict)
-    #: ``preview``, ``applied``, ``already applied``, ``reverted`` (numerics guard) or ``undone``.
+    #: ``preview``, ``applied``, ``already applied``, ``reverted`` (numerics guard), ``refused`` (the notebook
+    #: refused a cell edit after the commit, so the live part was taken back) or ``undone``.
     status: str = "preview"
     #: Throughput ratio after/before once re-measured (remeasure.py); < 1 is a regression.
     remeasured: float | None = None
@@ -136,6 +144,10 @@ class Change:
     _undo: Undo = field(default_factory=Undo, repr=False)
     _published: bool = field(default=False, repr=False)
     _namespace: dict[str, Any] | None = field(default=None, repr=False)
+    #: The notebook's answers to the published edits, and how many it was asked.
+    _answers: dict[Edit, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _asked: int = field(default=0, repr=False)
+    _listeners: list[Callable[[Change], None]] = field(default_factory=list, repr=False)
 
     # ------------------------------------------------------------ the edit
     @property
@@ -164,6 +176,8 @@ class Change:
         """
         if self.status != "preview":
             return self
+        if publish:  # (else the frontend has just checked each cell's text itself)
+            refuse_edited_cells(self.edits)
         if self._namespace is not None:
             stale = [n for n, obj in self._expects.items() if self._namespace.get(n) is not obj]
             if stale:
@@ -201,13 +215,49 @@ class Change:
         if self in _applied:
             _applied.remove(self)
 
+    def watch(self, listener: Callable[[Change], None]) -> None:
+        """Call ``listener(change)`` if the change is taken back after its commit (status ``refused``)."""
+        self._listeners.append(listener)
+
     def _publish(self, reverse: bool) -> None:
         from .. import frontend
 
-        for edit in reversed(self.edits) if reverse else self.edits:
-            old, new = (edit.new_text, edit.target.text) if reverse else (edit.target.text, edit.new_text)
-            frontend.request_edit(edit.target.cell_id, old, new)
-        self._published = not reverse
+        self._published = not reverse  # first: an answer may come back while the requests go out
+        if reverse:
+            for edit in reversed(self.edits):
+                frontend.request_edit(edit.target.cell_id, edit.new_text, edit.target.text)
+        else:
+            self._answers = {}
+            self._asked = sum(frontend.reaches(edit.target.cell_id) for edit in self.edits)
+            for edit in self.edits:
+                frontend.request_edit(edit.target.cell_id, edit.target.text, edit.new_text,
+                                      partial(self._answered, edit))
+
+    def _answered(self, edit: Edit, result: dict[str, Any]) -> None:
+        """The notebook's answer to one published edit; once all are in, a refusal takes the change back."""
+        self._answers[edit] = result
+        refused = {e: r for e, r in self._answers.items() if not r["ok"]}
+        if refused and len(self._answers) == self._asked and self.status == "applied":
+            self._take_back(refused)
+
+    def _take_back(self, refused: dict[Edit, dict[str, Any]]) -> None:
+        """Put the live objects back, and the cells the notebook did rewrite, so objects and code agree; say so."""
+        from .. import frontend
+
+        self._undo.run()
+        for edit, result in self._answers.items():
+            if result["ok"]:
+                frontend.request_edit(edit.target.cell_id, edit.new_text, edit.target.text)
+        why = "; ".join(f"{e.target.label}: {r['reason'] or 'refused'}" for e, r in refused.items())
+        self.status, self._published = "refused", False
+        if self in _applied:
+            _applied.remove(self)
+        self.description = f"Taken back: the notebook did not rewrite the code ({why}). Not applied: {self.description}"
+        frontend.tell(f"jupyter-perf: {self.optimization} was taken back: the notebook did not rewrite the code "
+                      f"({why}), so the live objects were put back to match it. Run the cell as it is now, then "
+                      "apply again.")
+        for listener in self._listeners:
+            listener(self)
 
     # ------------------------------------------------------------ display
     def summary(self, diff: bool = True) -> str:
@@ -287,6 +337,7 @@ class Context:
     def change(self, description: str, live: LiveStep | None = None, warnings: list[str] | None = None,
                snippet: str | None = None, expects: dict[str, Any] | None = None) -> Change:
         edits = [Edit(t, text) for t, text in self._texts.items() if text != t.source]
+        refuse_edited_cells(edits)
         return Change(self.opt.id, description, edits, list(warnings or []), snippet, params=dict(self.params),
                       _live=live, _expects=dict(expects or {}), _namespace=self.namespace)
 
@@ -341,6 +392,18 @@ class Optimization:
 
 
 # ------------------------------------------------------------------ helpers
+def refuse_edited_cells(edits: list[Edit]) -> None:
+    """Raise NotApplicable where the notebook reports that a cell to edit no longer holds the text the edit
+    was computed from (the user edited it without running it): applying would change the objects for code
+    the cell does not hold, and the notebook would refuse the edit anyway."""
+    from .. import frontend
+
+    edited = [e.target.label for e in edits if frontend.edited_since_run(e.target.cell_id, e.target.text)]
+    if edited:
+        raise NotApplicable(f"{', '.join(edited)} changed in the notebook since it last ran: run it as it is now, "
+                            "then apply again")
+
+
 def find_object(namespace: dict[str, Any], kind: type | tuple[type, ...], what: str, name: str | None = None,
                 preferred: list[str] | tuple[str, ...] = ()) -> tuple[str, Any]:
     """The (name, object) to act on: ``name`` if given, else a preferred name, else the only one.

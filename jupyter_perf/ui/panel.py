@@ -16,6 +16,16 @@ A click travels one of two ways (docs/labextension.md):
   paste. What that prints or displays lands in an Output under the panel,
   since a widget message belongs to no cell.
 
+A saved notebook keeps a static record of the panel next to the widget
+view, in the same output: what was recommended, what was applied, the
+before/after of a re-run (``text/html`` and ``text/plain``, for nbconvert,
+GitHub or a frontend without widgets). JupyterLab would rather draw the view
+and say "model not found" once the kernel is gone, so the output also
+carries ``application/vnd.jupyter-perf.panel+json``: the extension's renderer
+shows the live widget while its kernel has it and the record otherwise, and
+writes each new record the view announces into the output, so the file
+always holds the panel's last state (docs/labextension.md).
+
 Either way the kernel hears the click only once the running cell has ended;
 the card says "queued" until then. Panels are found by a token in the click's
 payload; only the latest few keep their Report, plans and namespace alive
@@ -27,10 +37,12 @@ Imports anywidget and ipywidgets: imported only where widgets can show.
 
 from __future__ import annotations
 
+import html
 import secrets
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anywidget
@@ -43,13 +55,19 @@ from ..optimizations import NotApplicable, applied, get
 from ..optimizations.base import Change, Target
 from ..optimizations.remeasure import remeasure
 from ..report import Recommendation, Report
-from .summary import fmt_speedup
+from .summary import comparison_mimebundle, fmt_speedup
 
 ACTIONS = ("apply", "apply-rerun", "undo")
 #: Panels whose buttons work; older ones let go of their Report, plans and namespace.
 KEEP = 8
-#: What a saved notebook shows where the widget cannot be drawn (the summary above lists the recommendations).
-TEXT = "jupyter-perf optimization panel (needs a widget frontend; the recommendations are listed above)"
+#: The head of the panel's static record, what a saved notebook shows where the widget cannot be drawn.
+TEXT = ("jupyter-perf optimization panel — a record; its buttons need a widget frontend and the kernel that "
+        "profiled this cell (profile it again for working ones)")
+#: The output's own mime type: the extension's renderer picks the live widget or the record (module docstring).
+MIME = "application/vnd.jupyter-perf.panel+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+#: What a card's state says in the record where the last click left no message.
+STATE_WORDS = {"ready": "not applied"}
 GONE = ("jupyter-perf: this panel has expired (the cell was profiled again, newer panels replaced it, or the "
         "kernel restarted): profile the cell again for a working one")
 
@@ -59,8 +77,8 @@ _panels: OrderedDict[str, OptimizationPanel] = OrderedDict()
 def show_panel(report: Report, namespace: dict[str, Any], source: str) -> OptimizationPanel:
     """Display the panel for the cell whose code is ``source`` (the profiled cell), with an Output under it."""
     panel = OptimizationPanel(report, namespace, Target.of(source))
-    box = ipywidgets.VBox([panel, panel.output])
-    display({**box._repr_mimebundle_(), "text/plain": TEXT}, raw=True)
+    view = ipywidgets.VBox([panel, panel.output])._repr_mimebundle_()[WIDGET_VIEW]
+    display({WIDGET_VIEW: view, MIME: view, **panel.record}, raw=True)
     return panel
 
 
@@ -84,6 +102,8 @@ class Card:
     message: str = ""
     #: Clicks handled so far: the view shows "queued" until this passes the count it clicked at.
     handled: int = 0
+    #: The before/after of the last re-run, as a mimebundle, for the record.
+    comparison: dict[str, str] | None = None
 
 
 # ---------------------------------------------------------------------- the view
@@ -190,10 +210,23 @@ function render({ model, el }) {
     el.replaceChildren(h("h4", "", "Optimizations"), ...cards.map(cardNode));
   }
 
+  // The record of the panel's state, for the JupyterLab extension to keep in the saved output.
+  function announce(tries = 50) {
+    const detail = model.get("record");
+    const event = new CustomEvent("jupyter-perf-record", { bubbles: true, composed: true, detail });
+    if (el.isConnected) el.dispatchEvent(event);
+    else if (tries > 0) setTimeout(() => announce(tries - 1), 100); // not in the page yet
+  }
+
   el.classList.add("jp-perf-panel");
   model.on("change:cards", draw);
+  model.on("change:record", announce);
   draw();
-  return () => model.off("change:cards", draw);
+  announce();
+  return () => {
+    model.off("change:cards", draw);
+    model.off("change:record", announce);
+  };
 }
 
 export default { render };
@@ -213,6 +246,8 @@ class OptimizationPanel(anywidget.AnyWidget):
     token = traitlets.Unicode("").tag(sync=True)
     #: One dict per card, what the view draws (``_view``); actions carry the edits a click makes.
     cards = traitlets.List().tag(sync=True)
+    #: The static record of ``cards``, ``{"text/html": ..., "text/plain": ...}``: what a saved notebook shows.
+    record = traitlets.Dict().tag(sync=True)
 
     def __init__(self, report: Report, namespace: dict[str, Any], cell: Target) -> None:
         super().__init__(token=secrets.token_hex(8))
@@ -246,6 +281,7 @@ class OptimizationPanel(anywidget.AnyWidget):
             print(GONE if not self._cards else f"jupyter-perf: this panel has no {action!r} for "
                   f"{payload.get('optimization')!r}", file=sys.stderr)
             return
+        self._note_edits(payload)
         try:
             self._act(card, action, payload)
         except Exception as exc:  # noqa: BLE001 - the card says what went wrong; the kernel and the panel carry on
@@ -288,6 +324,8 @@ class OptimizationPanel(anywidget.AnyWidget):
                           if pasted else "undone: the objects and the original code are back")
             return
         if change.status != "applied":
+            if publish:  # the notebook answers later: a refusal takes the change back
+                change.watch(partial(self._taken_back, card))
             change.commit(publish=publish)
             if change.status == "reverted":  # the numerics guard put the objects back: the code goes back too
                 self._restore(payload)
@@ -300,8 +338,12 @@ class OptimizationPanel(anywidget.AnyWidget):
             self._rerun(card)
 
     def _rerun(self, card: Card) -> None:
-        """Profile the profiled cell again as it now is; the Comparison is displayed under the panel."""
+        """Profile the profiled cell again as it now is, as IPython would run it (``remeasure``).
+
+        The Comparison is displayed under the panel and kept in the record.
+        """
         comparison = remeasure(card.change, self.namespace, self.cell, self.report)
+        card.comparison = comparison_mimebundle(comparison)
         display(comparison)
         ratio = card.change.remeasured
         if ratio is None:
@@ -317,6 +359,12 @@ class OptimizationPanel(anywidget.AnyWidget):
         self._restore(payload)
         self._outcome(card, "refused", f"not done: {why}", say=True)
 
+    def _taken_back(self, card: Card, change: Change) -> None:
+        """The notebook refused an edit the kernel published for ``card``: the change took itself back."""
+        self._follow(change, undo=True)
+        self._outcome(card, "refused", change.description)
+        self._refresh()
+
     def _outcome(self, card: Card, state: str, message: str, say: bool = False) -> None:
         card.state, card.message = state, message
         if say:
@@ -331,6 +379,12 @@ class OptimizationPanel(anywidget.AnyWidget):
             if self.cell == before:
                 self.cell = after
 
+    def _note_edits(self, payload: dict[str, Any]) -> None:
+        """Tell frontend.py which cells the browser rewrote for this click, ahead of the notebook's own report."""
+        for edit, result in zip(payload.get("edits") or [], payload.get("edit_results") or []):
+            if result.get("ok"):
+                frontend.edited(edit["cell_id"], edit["new_source"])
+
     def _restore(self, payload: dict[str, Any]) -> None:
         """Put back what the browser rewrote for a click the kernel did not carry out, so code and objects agree."""
         for edit, result in zip(payload.get("edits") or [], payload.get("edit_results") or []):
@@ -344,7 +398,9 @@ class OptimizationPanel(anywidget.AnyWidget):
         for card in self._cards.values():
             if card.change is None or card.change.status != "applied":
                 self._plan(card)
-        self.cards = [self._view(card) for card in self._cards.values()]
+        with self.hold_sync():
+            self.cards = [self._view(card) for card in self._cards.values()]
+            self.record = record(self.cards, {c.rec.optimization: c.comparison for c in self._cards.values()})
 
     def _plan(self, card: Card) -> None:
         card.change, card.blocked = None, None
@@ -421,9 +477,47 @@ class OptimizationPanel(anywidget.AnyWidget):
     def retire(self) -> None:
         """Let go of the Report, the plans and the namespace; the cards stay, their buttons off."""
         self.report = self.namespace = None
-        self._cards = {}
+        self._cards = {}  # the record keeps what the cards said last
         self.cards = [{**view, "state": "expired", "message": GONE.removeprefix("jupyter-perf: "), "actions": {}}
                       for view in self.cards]
+
+
+# ---------------------------------------------------------------------- the record
+def record(views: list[dict[str, Any]], compared: dict[str, dict[str, str] | None]) -> dict[str, str]:
+    """The static record of the cards ``views`` (``_view``) and their re-runs' before/after (``compared``).
+
+    What a notebook opened without the kernel shows instead of the panel:
+    for each recommendation, why, the expected gain, what became of it (the
+    last click's message, else "not applied"), its code change and the
+    before/after of a re-run.
+    """
+    text, cards = [TEXT], []
+    for view in views:
+        status = _status(view)
+        comparison = compared.get(view["id"]) or {}
+        text += [f"* {view['id']} — {view['title']} (expected {view['gain']}): {view['reason']}", f"  {status}"]
+        text += [f"  {line}" for line in (view["diff"] + comparison.get("text/plain", "")).splitlines()]
+        diff = (f"<details><summary>Code change</summary><pre>{html.escape(view['diff'])}</pre></details>"
+                if view["diff"] else "")
+        cards.append(
+            f'<div class="jpp-card" data-recorded="{html.escape(view["id"])}" data-state="{html.escape(view["state"])}">'
+            f'<div><code>{html.escape(view["id"])}</code> <b>{html.escape(view["title"])}</b>'
+            f'<span class="jpp-gain">{html.escape(view["gain"])}</span></div><div>{html.escape(view["reason"])}</div>'
+            f'<div class="jpp-status">{html.escape(status)}</div>{diff}{comparison.get("text/html", "")}</div>'
+        )
+    page = (f'<div class="jp-perf-panel jp-perf-panel-record"><style>{CSS}</style><h4>Optimizations</h4>'
+            f'<div class="jpp-muted">{html.escape(TEXT.removeprefix("jupyter-perf optimization panel — "))}</div>'
+            f'{"".join(cards)}</div>')
+    return {"text/html": page, "text/plain": "\n".join(text)}
+
+
+def _status(view: dict[str, Any]) -> str:
+    """What became of a card, in words: the last click's message, else why it cannot apply, else its state."""
+    if view["message"]:
+        return f"{view['state']}: {view['message']}"
+    if view["blocked"]:
+        return f"not applied: {view['blocked']}"
+    return STATE_WORDS.get(view["state"], view["state"])
 
 
 def _title(opt_id: str) -> str:

@@ -5,7 +5,10 @@
  * with `{type: "hello", protocol: 1}` when `%load_ext jupyter_perf` runs; we
  * answer `{type: "ready"}`. Each `{type: "edit", request, cell_id,
  * expected_source_sha256, new_source}` is applied (cellEdit.ts) and answered
- * with `{type: "edit_result", request, ok, reason}`. A hello with another
+ * with `{type: "edit_result", request, ok, reason}`; a `{type: "notice",
+ * text}` is shown to the user (the kernel took back a change whose edit was
+ * refused). What each cell holds now is reported to the kernel
+ * (sources.ts). A hello with another
  * protocol version is closed, which makes the kernel fall back to showing the
  * code.
  *
@@ -16,11 +19,13 @@
  * kernel's edits keep arriving after a browser reload.
  */
 
+import { Notification } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { JSONObject } from '@lumino/coreutils';
 
 import { CellEditor, findCell, isCellEdit } from './cellEdit';
+import { SourceReporter } from './sources';
 
 export const TARGET = 'jupyter_perf';
 export const PROTOCOL = 1;
@@ -85,6 +90,7 @@ export class EditChannel {
   private _listen(kernel: Kernel.IKernelConnection, comm: Kernel.IComm): void {
     comm.onMsg = msg => this._handle(kernel, comm, msg.content.data);
     comm.send({ type: 'ready' });
+    this._sources.connect(kernel, comm);
   }
 
   private _handle(
@@ -92,6 +98,10 @@ export class EditChannel {
     comm: Kernel.IComm,
     data: JSONObject
   ): void {
+    if (data.type === 'notice' && typeof data.text === 'string') {
+      Notification.warning(data.text, { autoClose: 15000 });
+      return;
+    }
     if (data.type !== 'edit' || !isCellEdit(data)) {
       return;
     }
@@ -123,4 +133,5 @@ export class EditChannel {
   }
 
   private readonly _attached = new WeakSet<Kernel.IKernelConnection>();
+  private readonly _sources = new SourceReporter(this._tracker);
 }

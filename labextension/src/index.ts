@@ -4,6 +4,8 @@
  * What output JavaScript cannot do, this plugin does from inside the
  * application: rewrite any cell of a notebook by cell id when the kernel asks
  * (channel.ts), act on panel buttons at once while a cell runs (actions.ts),
+ * draw the optimization panel, or its static record once its kernel is gone
+ * (record.ts),
  * and show the kernel's GPU/CPU in the status bar with a list of the
  * notebook's profiled runs (metrics.ts, runs.ts).
  */
@@ -20,6 +22,7 @@ import { PanelActions } from './actions';
 import { CellEditor } from './cellEdit';
 import { EditChannel } from './channel';
 import { MetricsItem } from './metrics';
+import { renderPanels } from './record';
 import { RunsPanel } from './runs';
 
 const PLUGIN_ID = 'jupyter-perf:plugin';
@@ -41,6 +44,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const editor = new CellEditor();
     new EditChannel(tracker, editor);
     new PanelActions(tracker, editor);
+    renderPanels(tracker);
 
     const runs = new RunsPanel(tracker, panel => app.shell.activateById(panel.id));
     app.commands.addCommand(SHOW_RUNS, {

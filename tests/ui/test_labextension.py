@@ -19,6 +19,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 CHANGED = "the cell changed since it was profiled — nothing was rewritten"
+REFUSED = "changed in the notebook since it last ran: run it as it is now, then apply again"
 
 LOAD = "%load_ext jupyter_perf"
 LOADER = """# données synthétiques: this cell builds the DataLoader
@@ -178,11 +179,13 @@ def test_apply_refuses_when_the_cell_was_edited_by_hand(lab_notebook, notebook_f
     by_hand = source(nb, 1)
     assert by_hand.endswith("print('edited by hand')")
 
+    # The extension told the kernel the cell's text changed: the kernel refuses before changing
+    # anything, so no edit is ever sent (and none refused).
     run_cell(nb, 3)
-    nb.page.get_by_text(CHANGED).first.wait_for(timeout=15_000)
+    assert REFUSED in output_text(nb, 3), output_text(nb, 3)
     nb.page.screenshot(path=str(ui_artifacts / "labextension-refused.png"))
     run_cell(nb, 4)
-    assert "'ok': False" in output_text(nb, 4) and CHANGED in output_text(nb, 4)
+    assert output_text(nb, 4).strip().endswith("[]"), output_text(nb, 4)
     assert source(nb, 1) == by_hand  # nothing was rewritten
     assert "num_workers" not in saved_source(path, 1)
 
@@ -191,27 +194,32 @@ def test_click_during_a_running_cell_is_honoured(lab_notebook, notebook_file, ui
     target = "x = 1  # the cell the button rewrites\n"
     new = "x = 2  # rewritten by the button\n"
     path = notebook_file("click.ipynb", [LOAD, target, "placeholder", "import time\ntime.sleep(6)"])
-    detail = {
-        "action": "apply",
-        "optimization": "test.noop",
-        "edits": [{
-            "cell_id": cell_ids(path)[1],
-            "expected_source_sha256": hashlib.sha256(target.encode()).hexdigest(),
-            "new_source": new,
-        }],
-    }  # fmt: skip
-    dispatch = (
-        "this.dispatchEvent(new CustomEvent('jupyter-perf-action',"
-        f" {{bubbles: true, composed: true, cancelable: true, detail: {json.dumps(detail)}}}))"
-    )
-    button = f'<button class="jpp-test-action" onclick="{html.escape(dispatch)}">Apply</button>'
+
+    def button(css: str, expected: str) -> str:
+        """A stand-in panel button that asks the extension to rewrite cell 1, expecting ``expected`` there."""
+        detail = {
+            "action": "apply",
+            "optimization": "test.noop",
+            "edits": [{
+                "cell_id": cell_ids(path)[1],
+                "expected_source_sha256": hashlib.sha256(expected.encode()).hexdigest(),
+                "new_source": new,
+            }],
+        }  # fmt: skip
+        dispatch = (
+            "this.dispatchEvent(new CustomEvent('jupyter-perf-action',"
+            f" {{bubbles: true, composed: true, cancelable: true, detail: {json.dumps(detail)}}}))"
+        )
+        return f'<button class="{css}" onclick="{html.escape(dispatch)}">Apply</button>'
+
+    buttons = button("jpp-test-action", target) + button("jpp-test-stale", "what the kernel last saw\n")
     panel_cell = (
         "import jupyter_perf\nfrom IPython.display import HTML, display\n"
         "def panel_action(payload):  # stands in for the panel's entry point\n"
         "    print('panel_action ran:', payload['optimization'], [r['ok'] for r in payload['edit_results']],"
-        " payload['source_cell_id'] is not None)\n"
+        " payload['source_cell_id'] is not None, [r['reason'] for r in payload['edit_results']])\n"
         "jupyter_perf.panel_action = panel_action\n"
-        f"display(HTML({button!r}))"
+        f"display(HTML({buttons!r}))"
     )
     nb = lab_notebook("click.ipynb").open()
     nb.page.evaluate(
@@ -241,6 +249,13 @@ def test_click_during_a_running_cell_is_honoured(lab_notebook, notebook_file, ui
     nb.cell(1).locator(".cm-content").click()
     nb.page.keyboard.press("Control+z")
     wait_source(nb, 1, f"s === {json.dumps(target)}", timeout_s=5)
+
+    # An edit computed from text the cell no longer holds is refused by the extension itself.
+    nb.cell(2).locator(".jpp-test-stale").click()
+    nb.page.wait_for_selector('.jpp-test-stale[data-jpp-state="done"]', timeout=15_000)
+    nb.page.wait_for_function(f"() => document.body.innerText.includes({json.dumps(CHANGED)})", timeout=15_000)
+    assert f"panel_action ran: test.noop [False] True ['{CHANGED}']" in output_text(nb, 2)
+    assert source(nb, 1) == target
     record(ui_artifacts, "labextension-click", {"click_to_rewrite_while_busy_s": round(edit_s, 3)})
 
 

@@ -4,17 +4,22 @@ The planted input pipeline (tests/scenarios.py), its DataLoader built in a
 cell of its own: Apply rewrites that cell (and the saved file), Undo brings
 back its exact text, Apply & re-run shows the before/after. A second notebook
 hides the clicks from the extension, as VS Code or Colab would, so they take
-the widget's comm and the code to paste is shown under the panel. One
-JupyterLab server for the module (tests/ui/conftest.py).
+the widget's comm and the code to paste is shown under the panel. Saved and
+reopened without its kernel, the notebook shows the panel's static record
+(what was applied, the before/after), not "model not found". One JupyterLab
+server for the module (tests/ui/conftest.py).
 """
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 from scenarios import INPUT_PIPELINE
 from test_labextension import LOAD, output_text, record, run_cell, source, start_cell, wait_saved, wait_source
+
+from jupyter_perf.ui.panel import MIME
 
 pytestmark = pytest.mark.browser
 
@@ -51,7 +56,7 @@ def settled(nb, *states: str) -> None:
     nb.page.wait_for_selector(", ".join(f'{CARD}[data-state="{s}"]' for s in states), timeout=90_000)
 
 
-def test_apply_undo_and_rerun_through_the_extension(lab_notebook, notebook_file, ui_artifacts):
+def test_apply_undo_and_rerun_through_the_extension(lab_server, lab_notebook, notebook_file, ui_artifacts):
     nb, path, card = open_profiled(lab_notebook, notebook_file, "panel.ipynb", [CHECK, BUSY])
     assert "Load batches in worker processes" in card.inner_text() and "num_workers=0" in card.inner_text()
     card.locator("summary").click()  # the diff, unfolded
@@ -93,6 +98,27 @@ def test_apply_undo_and_rerun_through_the_extension(lab_notebook, notebook_file,
     nb.cell(2).screenshot(path=str(ui_artifacts / "panel-rerun.png"))
     record(ui_artifacts, "panel-browser", {"click_to_rewrite_while_busy_s": round(click_to_rewrite, 3),
                                            "card": card.locator(".jpp-status").inner_text()})
+    reopened_shows_the_record(lab_server, nb, path, ui_artifacts)
+
+
+def reopened_shows_the_record(lab_server, nb, path, ui_artifacts) -> None:
+    """Saved, kernel gone, page reloaded: the panel's last state as a static record, no widget error."""
+    nb.save()
+    outputs = json.loads(path.read_text())["cells"][2]["outputs"]
+    saved = "".join(next(o for o in outputs if MIME in o.get("data", {}))["data"]["text/plain"])
+    assert "re-measured ×" in saved and f"{NEW_LOADER})" in saved  # with the diff applied
+    assert "before/after · speedup ×" in saved
+    lab_server.shutdown_kernels()
+    nb.page.reload()
+    nb.open(kernel_ready=False)
+    shown = nb.cell(2).locator(".jp-perf-panel-record")
+    shown.wait_for(timeout=60_000)
+    nb.page.wait_for_timeout(2_000)  # time for a widget renderer to (wrongly) take the output over
+    text = shown.inner_text()
+    assert "Load batches in worker processes" in text and "re-measured ×" in text
+    assert "before/after" in text and shown.is_visible()
+    assert "model not found" not in nb.cell(2).inner_text()
+    nb.cell(2).screenshot(path=str(ui_artifacts / "panel-reopened.png"))
 
 
 def test_without_the_extension_a_click_takes_the_widget_comm_and_shows_the_code(

@@ -111,6 +111,8 @@ def test_healthy_gpu_run_gets_math_levers_and_no_dataloader_advice():
     assert {"precision.amp", "precision.tf32", "layout.channels_last", "compile.torch_compile"} <= set(recommended)
     assert not any(r.startswith("dataloader.") for r in recommended)
     assert "cpu.threads" not in recommended
+    amp = next(r for r in report.recommendations if r.optimization == "precision.amp")
+    assert "together with layout.channels_last" in amp.reason  # a conv net: AMP alone gains nothing in NCHW
 
 
 def test_gpu_levers_respect_what_is_already_on():

@@ -146,7 +146,10 @@ def test_pin_memory_warns_for_in_memory_data_and_missing_copies(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     ns = {"loader": DataLoader(TensorDataset(torch.ones(4, 2)))}
     change = get("dataloader.pin_memory").preview(ns, cell="for (x,) in loader:\n    pass\n")
-    assert any("×0.71" in w for w in change.warnings) and any("non_blocking=True" in w for w in change.warnings)
+    assert any("×1.25–1.45" in w for w in change.warnings) and any("non_blocking=True" in w for w in change.warnings)
+    ns = {"loader": DataLoader(TensorDataset(torch.ones(4, 2)), num_workers=4)}
+    change = get("dataloader.pin_memory").preview(ns, cell="for (x,) in loader:\n    pass\n")
+    assert any("with 4 workers it ran ×0.71" in w for w in change.warnings)
 
 
 def test_batch_size(ns, notebook):

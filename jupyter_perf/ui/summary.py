@@ -9,7 +9,6 @@ shown as '—', never as 0.
 
 from __future__ import annotations
 
-import json
 import re
 from html import escape
 

@@ -107,7 +107,7 @@ def only_summary_and_panel(outputs) -> bool:
     """The summary, then (where there are recommendations) the optimization panel, and nothing else."""
     summary, *panel = outputs
     return summary.output_type == "display_data" and len(panel) <= 1 \
-        and all(o["data"].get("text/plain") == PANEL_TEXT for o in panel)
+        and all(o["data"].get("text/plain", "").startswith(PANEL_TEXT) for o in panel)
 
 
 def stream_text(cell) -> str:

@@ -26,15 +26,16 @@ class DataLoaderProbe:
         from torch.utils.data.dataloader import _BaseDataLoaderIter
 
         trace, probe = self.trace, self
+        begin, end, cancel = trace.begin, trace.end, trace.cancel  # bound once: __next__ runs every batch
 
         def make_iter(original):
             def __iter__(loader):
                 probe._see(loader)
-                token = trace.begin("data_wait")
+                token = begin("data_wait")
                 try:
                     iterator = original(loader)
                 finally:
-                    trace.end(token, tag="iter")
+                    end(token, tag="iter")
                 iterator._jupyter_perf_loader = id(loader)
                 return iterator
 
@@ -42,17 +43,16 @@ class DataLoaderProbe:
 
         def make_next(original):
             def __next__(iterator):
-                token = trace.begin("data_wait")
+                token = begin("data_wait")
                 try:
                     batch = original(iterator)
                 except StopIteration:
-                    trace.end(token, tag="stop")
+                    end(token, tag="stop")
                     raise
                 except BaseException:
-                    trace.cancel(token)
+                    cancel(token)
                     raise
-                samples = _batch_size(batch)
-                trace.end(token, samples=samples)
+                end(token, samples=_batch_size(batch))
                 if token is not None:
                     stats = probe.loaders.get(getattr(iterator, "_jupyter_perf_loader", None))
                     if stats is not None:

@@ -17,7 +17,6 @@ then removes itself, so the per-submodule cost stops.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
@@ -38,13 +37,17 @@ class ModuleProbe:
         self._classes: set[type] = set()
         self._discoverer: Any = None
         self._scanned_at = 0.0
-        self.calls = self.grad_calls = self.inference_calls = self.autocast_calls = 0
+        self.grad_calls = self.inference_calls = self.autocast_calls = 0
         self.seconds = 0.0
-        self.leaf_calls = 0
+        self._trace_begin, self._trace_end = trace.begin, trace.end
 
     def install(self, ledger: Ledger) -> None:
+        import torch
         import torch.nn.modules.module as module_mod
 
+        self._grad_enabled = torch.is_grad_enabled
+        self._inference_enabled = torch.is_inference_mode_enabled
+        self._autocast_enabled = torch.is_autocast_enabled
         self._ledger = ledger
         self.scan()
         self._discoverer = module_mod.register_module_forward_pre_hook(self._discover)
@@ -80,7 +83,7 @@ class ModuleProbe:
         self._drop_discoverer()
         if id(module) in self._modules:
             return
-        token = self._begin(module)
+        token = self._begin()
         if token is None:
             return
         self._hook(module)
@@ -98,10 +101,15 @@ class ModuleProbe:
 
     # ------------------------------------------------------------ timing
     def _timed_call(self, original):
+        """The class's ``__call__``: times a watched model, passes every other instance straight through.
+
+        Runs once per model call, cache-cold between a small model's math: whatever
+        can be counted later (calls, leaf calls) is, and what it reads is bound here.
+        """
         modules, begin, end = self._modules, self._begin, self._end
 
         def __call__(module, *args, **kwargs):
-            token = begin(module) if id(module) in modules else None
+            token = begin() if id(module) in modules else None
             if token is None:  # not a watched model, or inside another model's forward
                 return original(module, *args, **kwargs)
             try:
@@ -111,33 +119,33 @@ class ModuleProbe:
 
         return __call__
 
-    def _begin(self, module: Any) -> tuple | None:
-        token = self.trace.begin("forward")
+    def _begin(self) -> tuple | None:
+        token = self._trace_begin("forward")
         if token is not None:
-            torch = sys.modules["torch"]
-            grad = torch.is_grad_enabled()
+            grad = self._grad_enabled()
             self.grad_calls += grad
-            self.inference_calls += not grad or torch.is_inference_mode_enabled()
-            self.autocast_calls += torch.is_autocast_enabled()
+            self.inference_calls += not grad or self._inference_enabled()
+            self.autocast_calls += self._autocast_enabled()
         return token
 
     def _end(self, module: Any, token: tuple, args: tuple) -> None:
-        self.trace.end(token, samples=_leading_dim(args))
-        self.calls += 1
+        shape = getattr(args[0], "shape", None) if args else None  # samples: the first input's leading dimension
+        self._trace_end(token, int(shape[0]) if shape else None)
         self.seconds += self.trace.last_duration
-        self.leaf_calls += self._leaves[id(module)]
         self._calls[id(module)] += 1
 
     # ------------------------------------------------------------ report
     def signals(self, names: dict[int, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        calls = sum(self._calls.values())
+        leaf_calls = sum(self._leaves[key] * n for key, n in self._calls.items())
         forward = {
-            "calls": self.calls,
+            "calls": calls,
             "grad_enabled_calls": self.grad_calls,
             "inference_calls": self.inference_calls,
             "autocast_calls": self.autocast_calls,
             "seconds": self.seconds,
-            "leaf_calls_per_forward": self.leaf_calls / self.calls if self.calls else None,
-            "us_per_leaf_call": self.seconds / self.leaf_calls * 1e6 if self.leaf_calls else None,
+            "leaf_calls_per_forward": leaf_calls / calls if calls else None,
+            "us_per_leaf_call": self.seconds / leaf_calls * 1e6 if leaf_calls else None,
         }
         models = [
             _model_facts(module, names.get(key), self._leaves[key], self._calls[key])
@@ -146,11 +154,6 @@ class ModuleProbe:
         ]
         self._modules.clear()
         return forward, models
-
-
-def _leading_dim(args: tuple) -> int | None:
-    shape = getattr(args[0], "shape", None) if args else None
-    return int(shape[0]) if shape else None
 
 
 def _model_facts(module: Any, name: str | None, leaves: int, calls: int) -> dict[str, Any]:

@@ -31,15 +31,16 @@ class TrainingProbe:
         from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
         trace, probe = self.trace, self
+        begin, end = trace.begin, trace.end  # bound once: these wrappers run every step
 
         def make_backward(original):
             def backward(*args, **kwargs):
-                token = trace.begin("backward")
+                token = begin("backward")
                 try:
                     return original(*args, **kwargs)
                 finally:
-                    trace.end(token)
                     if token is not None:
+                        end(token)
                         probe.backward_calls += 1
                         probe.backward_seconds += trace.last_duration
 
@@ -47,11 +48,11 @@ class TrainingProbe:
 
         def make_zero_grad(original):
             def zero_grad(optimizer, *args, **kwargs):
-                token = trace.begin("optimizer")
+                token = begin("optimizer")
                 try:
                     return original(optimizer, *args, **kwargs)
                 finally:
-                    trace.end(token)
+                    end(token)
 
             return zero_grad
 

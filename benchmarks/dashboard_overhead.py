@@ -253,7 +253,7 @@ def main() -> None:
     cpu = platform.processor() or platform.machine()
     print(
         f"dashboard overhead · workload: {NAME}, {args.epochs} epochs a cell, {args.rounds} rounds, "
-        f"%%perfprofile --interval {args.interval} (the dashboard redraws at most {min(10, 1 / args.interval):.0f}/s)"
+        f"%%perfprofile --interval {args.interval} (the dashboard redraws at most {min(8, 1 / args.interval):.0f}/s)"
     )
     print(
         f"machine: {psutil.cpu_count()} logical CPUs ({cpu}), Python {platform.python_version()}"

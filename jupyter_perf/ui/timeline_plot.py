@@ -100,6 +100,10 @@ def _panels(gpus: tuple[tuple[int, float], ...]) -> list[dict[str, Any]]:
         last = n == len(specs) - 1
         rows = ColumnDataSource({name: [] for name in ["t", *columns]}, name=ROWS_SOURCE)
         marks = ColumnDataSource({"t": [], "y": [], "label": []}, name=MARKS_SOURCE)
+        # Every stream repaints the whole panel, so it carries only what is read live: no tools, no
+        # fills or outline (transparent: it sits on the notebook's own background), no minor ticks,
+        # three y ticks, no vertical grid lines (the step markers mark time). Each of these is a
+        # renderer or a visual bokeh re-styles and re-measures at every paint.
         p = figure(
             height=118 if last else 92,
             sizing_mode="stretch_width",
@@ -112,15 +116,23 @@ def _panels(gpus: tuple[tuple[int, float], ...]) -> list[dict[str, Any]]:
             min_border_left=48,
             min_border_top=4,
             min_border_bottom=4,
+            border_fill_color=None,
+            background_fill_color=None,
+            outline_line_color=None,
         )
         p.axis.major_label_text_font_size = "9px"
+        p.axis.minor_tick_line_color = None
+        p.yaxis.ticker.desired_num_ticks = 3
         p.xaxis.axis_label_text_font_size = "10px"
         p.xaxis.visible = last
+        p.xgrid.visible = False
         p.vspan(x="t", source=marks, line_color="#888888", line_alpha=0.45, line_dash="dashed", line_width=1)
-        series = []
+        series, lines = [], []
         for color, col in zip(PALETTE, columns):
-            p.line("t", col, source=rows, color=color, line_width=1.5)
+            lines.append(p.line("t", col, source=rows, color=color, line_width=1.5))
             series.append({"column": col, "label": labels[col], "color": color})
+        # Time spans the lines' rows only: markers kept longer (MARK_ROLLOVER) must not stretch it.
+        p.x_range.renderers = lines
         if n == 0:
             p.text("t", "y", text="label", source=marks, text_font_size="9px", text_color="#666666",
                    text_baseline="bottom", text_align="right", x_offset=-2)  # fmt: skip

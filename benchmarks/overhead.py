@@ -1,10 +1,16 @@
 """Wall-time cost of profiling: profiled / plain for three CPU workloads, next to torch.profiler's.
 
 All variants of a workload run in one process, interleaved round by round
-(plain, jupyter-perf, torch.profiler, ...), so machine noise hits them alike;
-the ratio of medians is printed. Goal (issue 2): jupyter-perf ≤ 1.03 here.
+(plain, jupyter-perf, torch.profiler, ...), so machine noise hits them alike.
+Two ratios are printed: of the medians, and of the fastest rounds (timeit's
+convention: the minimum is the run least disturbed by anything else). On the
+2-core development VM a plain run's own time scatters by 30–50% from round
+to round (other tenants; a descheduled intra-op thread stalls a parallel
+op), so a median over a few rounds cannot resolve a 3% effect; the spread is
+printed so the reader can judge. Goal (issue 2): jupyter-perf ≤ 1.03 here,
+judged on the fastest rounds.
 
-    python benchmarks/overhead.py [--rounds 7]
+    python benchmarks/overhead.py [--rounds 15]
 """
 
 from __future__ import annotations
@@ -60,24 +66,32 @@ def measure(setup: str, source: str, rounds: int) -> dict[str, float]:
         times["jupyter-perf"].append(profiled(source, ns))
         gc.collect()
         times["torch.profiler"].append(torch_profiled(code, ns))
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     import torch
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
-    print(f"{'workload':34} {'plain s':>8} {'jupyter-perf':>13} {'torch.profiler':>15}")
+    print(f"{'workload':34} {'plain s':>8} {'spread':>7} {'jupyter-perf':>13} {'(median)':>9} {'torch.profiler':>15} "
+          f"{'(median)':>9}")
     ratios = []
     for name, setup, source in ALL:
-        m = measure(setup, source, args.rounds)
-        ratio, tp = m["jupyter-perf"] / m["plain"], m["torch.profiler"] / m["plain"]
+        times = measure(setup, source, args.rounds)
+        best = {k: min(v) for k, v in times.items()}
+        median = {k: statistics.median(v) for k, v in times.items()}
+        ratio = best["jupyter-perf"] / best["plain"]
         ratios.append(ratio)
-        print(f"{name:34} {m['plain']:8.3f} {ratio:12.3f}× {tp:14.3f}×")
+        spread = max(times["plain"]) / best["plain"]
+        print(f"{name:34} {best['plain']:8.3f} {spread:6.2f}× {ratio:12.3f}× "
+              f"{median['jupyter-perf'] / median['plain']:8.3f}× {best['torch.profiler'] / best['plain']:14.3f}× "
+              f"{median['torch.profiler'] / median['plain']:8.3f}×")
     worst = max(ratios)
+    print(f"ratios of the fastest of {args.rounds} interleaved rounds (medians in brackets); spread: the slowest plain "
+          "round / the fastest")
     print(f"worst jupyter-perf ratio {worst:.3f} (goal ≤ 1.03): {'met' if worst <= 1.03 else 'NOT met'}")
 
 

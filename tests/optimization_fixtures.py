@@ -9,6 +9,7 @@ the exact original text" is checked on the text a notebook would hold.
 from __future__ import annotations
 
 import ast
+import contextlib
 import gc
 import sys
 from pathlib import Path
@@ -47,14 +48,22 @@ class FakeNotebook:
         pass
 
 
+@contextlib.contextmanager
+def connected(book):
+    """The frontend channel talks to ``book`` as if the JupyterLab extension were connected, then is put back."""
+    saved = frontend.CHANNEL.comm, frontend.CHANNEL.ready
+    frontend.CHANNEL.comm, frontend.CHANNEL.ready = book, True
+    try:
+        yield book
+    finally:
+        frontend.CHANNEL.comm, frontend.CHANNEL.ready = saved
+
+
 @pytest.fixture(name="notebook")
 def notebook_fixture(ipython):
     """A connected fake extension; commits publish their edits to it (they do inside IPython)."""
-    book = FakeNotebook()
-    saved = frontend.CHANNEL.comm, frontend.CHANNEL.ready
-    frontend.CHANNEL.comm, frontend.CHANNEL.ready = book, True
-    yield book
-    frontend.CHANNEL.comm, frontend.CHANNEL.ready = saved
+    with connected(FakeNotebook()) as book:
+        yield book
 
 
 _namespaces: list[dict] = []

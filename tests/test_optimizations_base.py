@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from optimization_fixtures import ODD, FakeNotebook, notebook_fixture  # noqa: F401  (fixture)
+from optimization_fixtures import ODD, FakeNotebook, connected, notebook_fixture  # noqa: F401  (fixture)
 from torch import nn
 
 import jupyter_perf
@@ -180,11 +180,8 @@ class AnsweringNotebook(FakeNotebook):
 @pytest.fixture()
 def answering(ipython):
     """A connected extension that answers; what it reported of its cells is forgotten after the test."""
-    book = AnsweringNotebook()
-    saved = frontend.CHANNEL.comm, frontend.CHANNEL.ready
-    frontend.CHANNEL.comm, frontend.CHANNEL.ready = book, True
-    yield book
-    frontend.CHANNEL.comm, frontend.CHANNEL.ready = saved
+    with connected(AnsweringNotebook()) as book:
+        yield book
     frontend.CHANNEL.sources.clear()
 
 

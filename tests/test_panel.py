@@ -110,6 +110,17 @@ def by_extension(book: FakeNotebook, detail: dict, refuse: str | None = None) ->
 
 
 # ------------------------------------------------------------------ the cards
+
+def remeasured_as(ratio: float):
+    """A stand-in for ``remeasure`` whose re-run measured ``ratio`` (the comparison itself: the run before, twice)."""
+
+    def remeasure(change, namespace, cell, report):
+        change.remeasured = ratio
+        return Comparison(report, report)
+
+    return remeasure
+
+
 def test_a_card_shows_what_why_the_gain_and_the_diff_it_applies(panel, profiled):
     report, _ = profiled
     shown = card(panel)
@@ -254,11 +265,7 @@ def test_apply_and_rerun_displays_the_comparison(panel, book, capsys):
 
 
 def test_a_slower_rerun_is_flagged_as_a_regression(panel, book, monkeypatch):
-    def slower(change, namespace, cell, report):
-        change.remeasured = 0.71
-        return Comparison(report, report)
-
-    monkeypatch.setattr(panel_module, "remeasure", slower)
+    monkeypatch.setattr(panel_module, "remeasure", remeasured_as(0.71))
     by_widget(panel, click(panel, "apply-rerun"))
     shown = card(panel)
     assert shown["state"] == "regression" and "×0.71" in shown["message"] and "regression" in shown["message"]
@@ -304,11 +311,7 @@ def test_the_panel_is_displayed_with_its_static_record_next_to_the_widget(profil
 
 
 def test_the_record_follows_each_click_and_outlives_the_panel(panel, book, monkeypatch):
-    def measured(change, namespace, cell, report):
-        change.remeasured = 1.5
-        return Comparison(report, report)
-
-    monkeypatch.setattr(panel_module, "remeasure", measured)
+    monkeypatch.setattr(panel_module, "remeasure", remeasured_as(1.5))
     by_extension(book, click(panel, "apply-rerun"))
     text = panel.record["text/plain"]
     assert "remeasured: re-measured ×1.50" in text and "jupyter-perf before/after · " in text

@@ -124,10 +124,15 @@ def test_extension_loaded_and_channel_survives_a_reload(lab_notebook, notebook_f
     assert "ready: True" in output_text(nb, 1)
 
     # A reloaded page never saw the comm open: it must take the kernel's comm over and say ready again.
+    # The take-over is asynchronous (comm info request, then the comm): a cell run at once may precede it.
     run_cell(nb, 2)
     page.reload()
     nb.open()
+    deadline = time.monotonic() + 15
     run_cell(nb, 1)
+    while "ready: True" not in output_text(nb, 1) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        run_cell(nb, 1)
     assert "ready: True" in output_text(nb, 1)
 
 

@@ -53,7 +53,9 @@ MEMORY_LEAK = Scenario(
     COMMON
     + """
 model = nn.Sequential(nn.Linear(256, 2048), nn.ReLU(), nn.Linear(2048, 2048), nn.ReLU(), nn.Linear(2048, 10))
-data = TensorDataset(torch.randn(256 * 30, 256), torch.randint(0, 10, (256 * 30,)))
+# 60 steps of ≈ 17 ms: ≈ 10 samples past the warm-up at 10 Hz (30 steps left exactly the rule's minimum of 5,
+# and one late sample then hid the leak)
+data = TensorDataset(torch.randn(256 * 60, 256), torch.randint(0, 10, (256 * 60,)))
 loader = DataLoader(data, batch_size=256)
 val_losses = []
 """,

@@ -225,7 +225,7 @@ class Change:
         self._published = not reverse  # first: an answer may come back while the requests go out
         if reverse:
             for edit in reversed(self.edits):
-                frontend.request_edit(edit.target.cell_id, edit.new_text, edit.target.text)
+                _request_original(edit)
         else:
             self._answers = {}
             self._asked = sum(frontend.reaches(edit.target.cell_id) for edit in self.edits)
@@ -247,7 +247,7 @@ class Change:
         self._undo.run()
         for edit, result in self._answers.items():
             if result["ok"]:
-                frontend.request_edit(edit.target.cell_id, edit.new_text, edit.target.text)
+                _request_original(edit)
         why = "; ".join(f"{e.target.label}: {r['reason'] or 'refused'}" for e, r in refused.items())
         self.status, self._published = "refused", False
         if self in _applied:
@@ -392,6 +392,13 @@ class Optimization:
 
 
 # ------------------------------------------------------------------ helpers
+def _request_original(edit: Edit) -> None:
+    """Ask the notebook to put ``edit``'s cell back to the text the edit was computed from."""
+    from .. import frontend
+
+    frontend.request_edit(edit.target.cell_id, edit.new_text, edit.target.text)
+
+
 def refuse_edited_cells(edits: list[Edit]) -> None:
     """Raise NotApplicable where the notebook reports that a cell to edit no longer holds the text the edit
     was computed from (the user edited it without running it): applying would change the objects for code

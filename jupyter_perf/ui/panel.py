@@ -381,15 +381,14 @@ class OptimizationPanel(anywidget.AnyWidget):
 
     def _note_edits(self, payload: dict[str, Any]) -> None:
         """Tell frontend.py which cells the browser rewrote for this click, ahead of the notebook's own report."""
-        for edit, result in zip(payload.get("edits") or [], payload.get("edit_results") or []):
-            if result.get("ok"):
-                frontend.edited(edit["cell_id"], edit["new_source"])
+        for edit in _rewritten(payload):
+            frontend.edited(edit["cell_id"], edit["new_source"])
 
     def _restore(self, payload: dict[str, Any]) -> None:
         """Put back what the browser rewrote for a click the kernel did not carry out, so code and objects agree."""
-        for edit, result in zip(payload.get("edits") or [], payload.get("edit_results") or []):
+        for edit in _rewritten(payload):
             old = self._texts.get(edit.get("expected_source_sha256"))
-            if result.get("ok") and old is not None:
+            if old is not None:
                 frontend.request_edit(edit["cell_id"], edit["new_source"], old)
 
     # ------------------------------------------------------------ plans and the view
@@ -480,6 +479,12 @@ class OptimizationPanel(anywidget.AnyWidget):
         self._cards = {}  # the record keeps what the cards said last
         self.cards = [{**view, "state": "expired", "message": GONE.removeprefix("jupyter-perf: "), "actions": {}}
                       for view in self.cards]
+
+
+def _rewritten(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The edits of a click's payload that the browser carried out (its ``edit_results`` say ok)."""
+    return [edit for edit, result in zip(payload.get("edits") or [], payload.get("edit_results") or [])
+            if result.get("ok")]
 
 
 # ---------------------------------------------------------------------- the record

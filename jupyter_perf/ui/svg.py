@@ -1,7 +1,7 @@
 """Small line charts as inline SVG strings, standard library only.
 
 The summary is shown in frontends without widgets or JS and saved into
-standalone HTML files, so its charts must be plain markup: no bokeh, no
+standalone HTML files, so its charts must be plain markup: no
 scripts, no external assets. Text and lines use ``currentColor`` so a chart
 follows the surrounding theme, light or dark.
 """
@@ -72,8 +72,8 @@ def line_chart(
         f'<g font-size="10" fill="currentColor" opacity="0.7">'
         f'<text x="{_PAD_LEFT - 4}" y="{top + 4}" text-anchor="end">{_short(hi)}</text>'
         f'<text x="{_PAD_LEFT - 4}" y="{bottom + 3}" text-anchor="end">{_short(lo)}</text>'
-        f'<text x="{_PAD_LEFT}" y="{height - 3}">{_short(x0)} s</text>'
-        f'<text x="{width - _PAD_RIGHT}" y="{height - 3}" text-anchor="end">{_short(x1)} s</text></g>'
+        f'<text x="{_PAD_LEFT}" y="{height - 3}">{_short_time(x0)} s</text>'
+        f'<text x="{width - _PAD_RIGHT}" y="{height - 3}" text-anchor="end">{_short_time(x1)} s</text></g>'
     )
     for color, col in zip(cycle(PALETTE), ys.values()):
         d = _path(xs, col, px, py)
@@ -135,3 +135,8 @@ def _finite(v) -> bool:
 
 def _short(v: float) -> str:
     return f"{v:.3g}"
+
+
+def _short_time(seconds: float) -> str:
+    """A time-axis label: the first sample, taken microseconds after the start, reads "0", not "2.06e-06"."""
+    return "0" if abs(seconds) < 0.005 else _short(seconds)

@@ -13,7 +13,7 @@ Plain and profiled cells alternate round by round so machine noise hits both
 alike; the ratio of medians is printed. The training loop is timed inside
 the cell (the profiled part); the dashboard's fixed cost per cell (drawing it,
 replacing it with the summary) is printed separately, and the very first
-dashboard of a kernel (importing anywidget and bokeh, sending BokehJS) too.
+dashboard of a kernel (importing anywidget) too.
 Goal (issue 3): profiled-with-dashboard / plain ≤ 1.03, with and without a browser.
 
     python benchmarks/dashboard_overhead.py [--rounds 5] [--epochs 1] [--mode both|browser|kernel]
@@ -255,7 +255,7 @@ def main() -> None:
     cpu = platform.processor() or platform.machine()
     print(
         f"dashboard overhead · workload: {NAME}, {args.epochs} epochs a cell, {args.rounds} rounds, "
-        f"%%perfprofile --interval {args.interval} (the dashboard redraws at most {min(8, 1 / args.interval):.0f}/s)"
+        f"%%perfprofile --interval {args.interval} (the dashboard redraws at most {min(1 / 0.15, 1 / args.interval):.1f}/s)"
     )
     print(
         f"machine: {psutil.cpu_count()} logical CPUs ({cpu}), Python {platform.python_version()}"
@@ -286,7 +286,7 @@ def main() -> None:
         f"round-by-round ratios; fastest: fastest profiled round / fastest plain round; quiet: the same over the rounds (how many) in which other processes used "
         f"< {QUIET} cores; fixed/cell: a profiled cell's time outside its loop beyond a plain one's "
         "(opening the dashboard, the summary); 1st cell +s: what the kernel's first profiled cell adds to that "
-        "(imports of anywidget and bokeh, BokehJS, first probes); browser CPU in cores (Chromium + the Jupyter "
+        "(importing anywidget, first probes); browser CPU in cores (Chromium + the Jupyter "
         "server) while the cells ran"
     )
     if args.json:

@@ -1,7 +1,7 @@
 """jupyter-perf: profile a notebook cell that trains or runs a PyTorch model.
 
 ``%load_ext jupyter_perf`` registers ``%%perfprofile``; ``profile()`` does the same
-without IPython. Importing this package is cheap on purpose: torch, bokeh and
+without IPython. Importing this package is cheap on purpose: torch, libcst and
 the widgets are imported only when a run needs them.
 """
 

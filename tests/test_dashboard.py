@@ -125,12 +125,14 @@ def test_nbclient_run_succeeds_stores_widget_state_and_settles_into_the_summary(
         assert WIDGET_VIEW not in data, "the dashboard's output was replaced by the summary"
         assert 'class="jp-perf-summary"' in data["text/html"] and "Bottleneck:" in data["text/html"]
         assert data["text/plain"].startswith("jupyter-perf ·") and "Step breakdown" in data["text/plain"]
-    # The stored state is the dashboard's last: the run ended, rows had arrived, no BokehJS kept.
+    # The stored state is the dashboard's last: the run ended, rows had arrived, the timeline panels are described.
     trained = [s for s in live.values() if s["frame"].get("rows")]
     assert trained, "rows were pushed to the dashboard while the cell ran"
     for state in live.values():
-        assert state["done"] is True and state["_bokehjs"] == ""
-        assert all(p["item"]["doc"]["roots"] for p in state["meta"]["panels"]), "the bokeh timelines are in the state"
+        assert state["done"] is True
+        assert [p["title"] for p in state["meta"]["panels"]] == ["CPU", "host RSS"]  # no GPU on this machine
+        assert all(p["series"] for p in state["meta"]["panels"])
+    assert max(len(json.dumps(s)) for s in live.values()) < 64 * 1024, "each stored dashboard state stays small"
 
 
 def test_recommendations_render_as_cards_the_panel_can_wire(executed):
@@ -152,11 +154,11 @@ def test_updates_stream_while_the_cell_runs_with_the_cells_parent_header(execute
         if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == first["content"]["comm_id"]
         and "frame" in m["content"]["data"].get("state", {})
     ]  # fmt: skip
-    # At most 4 pushes a second, each a batch of the samples taken since the last.
-    assert len(frames) >= 4
+    # At most 2 pushes a second, each a batch of the samples taken since the last.
+    assert len(frames) >= 2
     dates = [m["header"]["date"] for m in frames]
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(dates)]
-    assert min(gaps) >= 0.24, gaps
+    assert min(gaps) >= dashboard_module.PUSH_PERIOD - 0.01, gaps
     seqs = [m["content"]["data"]["state"]["frame"]["seq"] for m in frames]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     rows = [r for m in frames for r in m["content"]["data"]["state"]["frame"]["rows"]]
@@ -170,9 +172,8 @@ def test_updates_stream_while_the_cell_runs_with_the_cells_parent_header(execute
     # parent header in context variables, which the thread inherits).
     parent = first["parent_header"]["msg_id"]
     assert parent and all(m["parent_header"].get("msg_id") == parent for m in frames)
-    # BokehJS went to this frontend once, with the first dashboard only.
-    sizes = [len(m["content"]["data"]["state"].get("_bokehjs", "")) for m in opens]
-    assert sizes[0] > 500_000 and all(s == 0 for s in sizes[1:]), sizes[:3]
+    # Opening a dashboard sends a small state: panel descriptions, no plotting library.
+    assert max(len(json.dumps(m["content"]["data"]["state"])) for m in opens) < 64 * 1024
 
 
 def test_a_cell_that_clears_its_output_still_gets_the_summary(executed):
@@ -218,7 +219,7 @@ def test_plain_ipython_prints_the_text_summary_and_imports_no_widgets():
         before = sorted(t.name for t in threading.enumerate())
         shell.run_cell("%%perfprofile\\nimport time\\nt0 = time.perf_counter()\\n"
                        "while time.perf_counter() - t0 < 0.3:\\n    sum(range(1000))\\n")
-        print("MODULES", sorted(m for m in ("anywidget", "ipywidgets", "bokeh") if m in sys.modules))
+        print("MODULES", sorted(m for m in ("anywidget", "ipywidgets") if m in sys.modules))
         print("THREADS LEFT", sorted(t.name for t in threading.enumerate()) == before)
         """
     )
@@ -341,26 +342,6 @@ def test_a_dashboard_that_fails_to_open_falls_back_to_the_summary_and_says_so(ca
     assert capsys.readouterr().err.count("failed to open") == 1
 
 
-def test_bokehjs_is_sent_once_per_browser_page(monkeypatch):
-    class Shell:
-        def __init__(self, page):
-            self.parent_header = {"header": {"session": page}}
-
-    monkeypatch.setattr(dashboard_module, "_pages_with_bokehjs", set())
-    first = Dashboard(FakeSession(), Shell("page-1"))
-    again = Dashboard(FakeSession(), Shell("page-1"))
-    reloaded = Dashboard(FakeSession(), Shell("page-2"))
-    try:
-        assert len(first.widget._bokehjs) > 500_000
-        assert again.widget._bokehjs == ""
-        assert len(reloaded.widget._bokehjs) > 500_000
-        again._on_msg(again.widget, {"event": "bokehjs-missing"}, [])  # that page lost it: resend next time
-        assert len(Dashboard(FakeSession(), Shell("page-1")).widget._bokehjs) > 500_000
-    finally:
-        for d in (first, again, reloaded):
-            d.close()
-
-
 def test_no_thread_survives_finish():
     def names():
         return sorted(t.name for t in threading.enumerate())
@@ -380,7 +361,7 @@ def test_no_thread_survives_finish():
 
 
 def test_gpu_panels_and_their_values():
-    from jupyter_perf.ui.timeline_plot import build_timeline, plot_row
+    from jupyter_perf.ui.timeline_panels import build_timeline, plot_row
 
     gpus = [{"index": 0, "name": "H200", "mem_total": 141 * 2**30}, {"index": 1, "name": "H200", "mem_total": 2**30}]
     assert [p["title"] for p in build_timeline([])] == ["CPU", "host RSS"]

@@ -129,7 +129,7 @@ def test_load_ext_imports_nothing_heavy():
         from IPython.core.interactiveshell import InteractiveShell
         shell = InteractiveShell.instance()
         shell.run_line_magic("load_ext", "jupyter_perf")
-        heavy = [m for m in ("torch", "bokeh", "ipywidgets", "anywidget", "libcst", "pynvml", "numpy") if m in sys.modules]
+        heavy = [m for m in ("torch", "ipywidgets", "anywidget", "libcst", "pynvml", "numpy") if m in sys.modules]
         print("heavy:", heavy)
     """)
     assert out.strip() == "heavy: []"

@@ -3,18 +3,18 @@
 ``open_dashboard(session, live)`` is called by the magic before ``session.start()``:
 
 * it returns None where widgets cannot be shown (plain IPython, a terminal,
-  ``--no-live``, anywidget or bokeh missing, or the dashboard failed to open),
+  ``--no-live``, anywidget missing, or the dashboard failed to open),
   and the magic displays the Report's text/HTML summary instead;
 * otherwise it displays a :class:`~.live_widget.LiveDashboard` and starts one
   daemon thread that, while the session runs, reads what the sampler and the
-  probes recorded and pushes it to the browser at most 4 times a second, one
-  comm message per push. The thread reads the Timeline, the StepTrace and the
+  probes recorded and pushes it to the browser twice a second, one comm message
+  per push; the browser plays the samples back at their own cadence. The thread reads the Timeline, the StepTrace and the
   sampler's device list, nothing else: never torch, never the user's objects.
 
 ``Dashboard.finish(report)`` stops and joins the thread, then replaces the
 dashboard's output in place with the Report's summary (``ui/summary.py``): a
 static HTML fragment with its text fallback, so a saved notebook shows it
-without a kernel and carries no widget reference and no BokehJS.
+without a kernel and carries no widget reference.
 
 Widget updates from a thread reach the browser while the cell runs because the
 kernel's IOPub socket is served by its own thread; a single long C call that
@@ -33,10 +33,12 @@ import psutil
 from IPython.display import display
 
 from ..report import PHASES
-from .frontend_detect import client_session, current_shell, say_once, widgets_unavailable
+from .frontend_detect import current_shell, say_once, widgets_unavailable
 
-#: Seconds between two pushes at the least: ≤ 4 Hz, the rate the browser takes without falling behind.
-PUSH_PERIOD = 0.25
+#: Seconds between two pushes at the least. Each message costs the Jupyter server and the browser a
+#: little whatever it carries, and playback hides the push rate, so 2 Hz (≤ 4 Hz, what the browser
+#: takes without falling behind) at the price of half a second more delay.
+PUSH_PERIOD = 0.5
 #: Extra playback delay in the browser on top of one push period, for network and scheduling jitter.
 PLAYBACK_MARGIN = 0.15
 #: An updater whose session never started (``start()`` raised) gives up after this long.
@@ -46,8 +48,6 @@ RATE_WINDOW = 2.0
 #: How long ``finish()`` waits for the updater thread.
 JOIN_TIMEOUT = 10.0
 
-#: Browser pages (frontend session ids) that were sent BokehJS; a reloaded page has a new id.
-_pages_with_bokehjs: set[str] = set()
 #: The last dashboard's widget, kept open until the next one so its messages can still arrive.
 _previous: Any = None
 
@@ -79,7 +79,7 @@ def open_dashboard(session: Any, live: bool) -> Dashboard | None:
 class Dashboard:
     def __init__(self, session: Any, shell: Any):
         global _previous
-        from . import timeline_plot as plot
+        from . import timeline_panels as plot
         from .live_widget import LiveDashboard
         from .summary import PHASE_COLORS
 
@@ -92,8 +92,6 @@ class Dashboard:
         self._gpus = [int(d["index"]) for d in devices]
         self._cores = psutil.cpu_count() or 1  # as many as the sampler's cpu{i} columns
         self._period = max(PUSH_PERIOD, session.interval)
-        self._page = client_session(shell)
-        send_bokehjs = self._page is None or self._page not in _pages_with_bokehjs
         meta = {
             "cores": self._cores,
             "gpus": [{"index": d["index"], "name": d["name"], "mem_total": d["mem_total"]} for d in devices],
@@ -101,17 +99,12 @@ class Dashboard:
             "phase_colors": {p: PHASE_COLORS[p] for p in PHASES},
             "delay": self._period + PLAYBACK_MARGIN,
             "panels": plot.build_timeline(devices),
-            "sources": {"rows": plot.ROWS_SOURCE, "marks": plot.MARKS_SOURCE},
             "rollover": plot.ROLLOVER,
             "mark_rollover": plot.MARK_ROLLOVER,
-            "bokeh_version": plot.bokeh_version(),
         }
         self._plot_row = plot.plot_row
         self._step_interval = plot.step_interval
-        self.widget = LiveDashboard(meta=meta, _bokehjs=plot.bokehjs() if send_bokehjs else "")
-        self.widget.on_msg(self._on_msg)
-        if send_bokehjs and self._page is not None:
-            _pages_with_bokehjs.add(self._page)
+        self.widget = LiveDashboard(meta=meta)
         self._handle: Any = None
         self._hooked: Any = None
         self.cleared = False
@@ -143,9 +136,7 @@ class Dashboard:
         global _previous
         self._stop_updates()
         try:
-            with self.widget.hold_sync():
-                self.widget.done = True
-                self.widget._bokehjs = ""  # stored widget state (nbclient) must not carry 1.3 MB of BokehJS
+            self.widget.done = True
             if self.cleared or self._handle is None:
                 display(report)
             else:
@@ -181,10 +172,6 @@ class Dashboard:
         if msg.get("msg_type") == "clear_output":
             self.cleared = True
         return msg
-
-    def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if isinstance(content, dict) and content.get("event") == "bokehjs-missing" and self._page is not None:
-            _pages_with_bokehjs.discard(self._page)  # that page lost BokehJS (a reloaded webview): resend next time
 
     # -------------------------------------------------------------- updates
     def _loop(self) -> None:

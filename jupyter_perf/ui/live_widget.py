@@ -1,7 +1,7 @@
-"""The live dashboard's widget: gauges, step phases and the bokeh timelines in one anywidget.
+"""The live dashboard's widget: gauges, step phases and the timelines in one anywidget.
 
 One widget, one comm message per push: the kernel sets ``frame`` (the samples
-since the last push, at most 4 times a second) and the browser plays them back
+since the last push, twice a second) and the browser plays them back
 at the sampling cadence (``static/live.js``). ESM and CSS are plain strings read
 from ``static/``: no build step, and anywidget renders them in JupyterLab,
 Notebook 7 and VS Code alike.
@@ -24,14 +24,12 @@ class LiveDashboard(anywidget.AnyWidget):
     _esm = (_STATIC / "live.js").read_text(encoding="utf-8")
     _css = (_STATIC / "live.css").read_text(encoding="utf-8")
 
-    #: Fixed for the run: cores, GPUs, colours, playback delay, the bokeh document (``json_item``).
+    #: Fixed for the run: cores, GPUs, colours, playback delay, the timeline panels.
     meta = traitlets.Dict().tag(sync=True)
     #: The latest push: ``seq`` and the ``rows`` sampled since the previous one.
     frame = traitlets.Dict().tag(sync=True)
     #: Set when the run has ended, just before the summary replaces the dashboard.
     done = traitlets.Bool(False).tag(sync=True)
-    #: BokehJS source, only on the first dashboard a browser page sees (emptied when the run ends).
-    _bokehjs = traitlets.Unicode("").tag(sync=True)
 
     def __repr__(self) -> str:
         # What frontends without widgets show while the cell runs; the summary replaces it.

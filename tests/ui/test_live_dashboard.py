@@ -2,8 +2,8 @@
 
 One notebook, run once in JupyterLab: an 8-second profiled training cell and a
 short second profiled cell. While the first runs (its prompt shows ``[*]``) a
-sampler inside the page records the dashboard's DOM every 100 ms; the gauges
-and the timeline canvas must each change at least 5 times a second on average.
+sampler inside the page records the dashboard's DOM and canvases every 100 ms; the
+gauges and the timeline must each change at least 5 times a second on average.
 Then the summary must replace the dashboard, the notebook is saved, the kernel
 shut down, the page reloaded, and the summary must still be there.
 """
@@ -53,8 +53,8 @@ while time.perf_counter() - t0 < 1.5:
     model(torch.randn(32, 3, 32, 32)).sum().backward()
 """
 
-# Runs inside the page every 100 ms: the prompt of the watched cell, a hash of the gauges' markup,
-# a hash of the timeline's canvas pixels (bokeh draws in shadow roots), and whether the summary is there.
+# Runs inside the page every 100 ms: the prompt of the watched cell, a hash of the gauges' markup and
+# canvas pixels, a hash of the timeline's canvas pixels, and whether the summary is there.
 SAMPLER = """
 (index) => {
   const hashText = (s) => { let h = 0; for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) | 0; return h; };
@@ -86,7 +86,7 @@ SAMPLER = """
     window.__jppSamples.push({
       t: performance.now(),
       prompt,
-      gauges: gauges ? hashText(gauges.innerHTML) : null,
+      gauges: gauges ? hashText(gauges.innerHTML) ^ (hashCanvas(gauges) || 0) : null,
       canvas: timeline ? hashCanvas(timeline) : null,
       rows: timeline ? Number(timeline.dataset.rows) : null,
       summary: Boolean(cell.querySelector('.jp-perf-summary')),

@@ -1,23 +1,25 @@
 // jupyter-perf live dashboard (anywidget ESM, no build step).
 //
-// The kernel pushes a `frame` at most 4 times a second, each carrying the
-// samples taken since the last one. This view plays them back at their own
-// sampling cadence, a fixed delay behind, so the gauges and the bokeh
-// timelines move at the sampling rate (10 Hz by default) while the browser
-// gets one small message per push. The timelines are a bokeh document
-// embedded here and streamed in the browser (rollover keeps them bounded);
-// BokehJS comes in the `_bokehjs` trait the first time this browser page
-// needs it, and is kept by the page afterwards.
+// The kernel pushes a `frame` twice a second, each carrying the samples taken
+// since the last one. This view plays them back at their own sampling
+// cadence, a fixed delay behind, so the gauges and the timelines move at the
+// sampling rate while the browser gets one small message per push. The
+// timelines are strip charts drawn here on canvases; each keeps the last
+// `rollover` points per line, so a long run stays light.
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
 const MAX_BEHIND = 1.5; // s: a view this late (hidden tab, stalled kernel) catches up at once
-const TICK_MS = 50;
-// Each redraw costs CPU on the machine the kernel runs on: in a browser without GPU compositing
-// ≈ 6 ms for the gauges and ≈ 8 ms per timeline panel. Gauges and timelines redraw together (one
-// frame for both), on average at most once per FRAME_PERIOD whatever the sampling rate: at 10 Hz
-// sampling ≈ 8 redraws a second, now and then one that shows two samples.
-const FRAME_PERIOD = 0.125;
+// Each redraw costs CPU on the machine the kernel runs on, mostly per frame whatever changed
+// (committing the frame, software compositing: ≈ 5 ms a frame in JupyterLab on the 2-core
+// development VM). Gauges and timelines redraw together, in one frame, once per FRAME_MS when
+// samples are due: ≈ 6.7 redraws a second, some showing two samples at the default 10 Hz sampling.
+const FRAME_MS = 150;
+// Seconds between two updates of the text in the page (elapsed time, throughput, the step): text
+// changed in a JupyterLab page costs a layout and a re-raster around it, ≈ 10 ms a time here.
+const TEXT_PERIOD = 1;
+const MIN_LABEL_GAP = 44; // px between two step-marker labels: closer ones are left out
+const AXIS_WIDTH = 48; // px left of each plot for the y labels (the panel titles line up with it)
 
 function node(tag, cls, parent, text) {
   const e = document.createElement(tag);
@@ -30,9 +32,6 @@ function node(tag, cls, parent, text) {
 // Write to the DOM only what changed: every write costs the browser a style and paint pass.
 function setText(e, text) {
   if (e.textContent !== text) e.textContent = text;
-}
-function setAttr(e, name, value) {
-  if (e.getAttribute(name) !== value) e.setAttribute(name, value);
 }
 function setStyle(e, name, value) {
   if (e.style[name] !== value) e.style[name] = value;
@@ -61,89 +60,253 @@ function fmtSeconds(s) {
 
 const level = (pct) => (pct >= 90 ? "hot" : pct >= 70 ? "warm" : "ok");
 
-// A half-circle gauge: an arc filled to `pct`, the value in the middle, a caption under it.
-function arcGauge(parent, title) {
+// ------------------------------------------------------------------- gauges
+// A gauge card: its title in HTML, everything that moves on one canvas: a half-circle arc filled to
+// a percentage with the value in it, then bars and caption lines. Changing text in the page costs
+// the browser a layout and a software raster of the text around it (measured: numbers updated with
+// every frame doubled the dashboard's CPU); a canvas redraw is a bitmap swap.
+
+const LEVEL_COLORS = { ok: "#4c78a8", warm: "#f58518", hot: "#e45756" };
+const ARC = { width: 130, height: 76, radius: 52, stroke: 11 }; // css px
+const ROW_HEIGHT = { line: 15, bar: 11, cores: 26 };
+
+function gaugeCard(parent, title, rows, style) {
   const card = node("div", "jpp-card", parent);
   node("div", "jpp-card-title", card, title);
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", "0 0 100 58");
-  svg.setAttribute("class", "jpp-arc");
-  const arc = "M 10 52 A 40 40 0 0 1 90 52";
-  const bg = document.createElementNS(ns, "path");
-  bg.setAttribute("d", arc);
-  bg.setAttribute("class", "jpp-arc-bg");
-  const fg = document.createElementNS(ns, "path");
-  fg.setAttribute("d", arc);
-  fg.setAttribute("class", "jpp-arc-fg");
-  fg.setAttribute("pathLength", "100");
-  fg.setAttribute("stroke-dasharray", "100 100");
-  fg.setAttribute("stroke-dashoffset", "100");
-  const text = document.createElementNS(ns, "text");
-  text.setAttribute("x", "50");
-  text.setAttribute("y", "50");
-  text.setAttribute("class", "jpp-arc-value");
-  text.textContent = "—";
-  svg.append(bg, fg, text);
-  card.appendChild(svg);
-  const caption = node("div", "jpp-caption", card, "");
+  const canvas = node("canvas", "jpp-gauge", card);
+  const height = ARC.height + rows.reduce((h, kind) => h + ROW_HEIGHT[kind], 0);
+  canvas.style.height = `${height}px`;
+  let width = 0;
+  let last = null;
+
+  // values: {pct, value (the arc's text), rows: one entry per row kind (bar: a percent, line: a
+  // text, cores: percents)}
+  function draw(values) {
+    last = values;
+    if (!width) return;
+    const ctx = fitCanvas(canvas, width, height);
+    const cx = width / 2, cy = ARC.radius + ARC.stroke / 2 + 4;
+    ctx.lineWidth = ARC.stroke;
+    ctx.strokeStyle = style.track;
+    ctx.beginPath();
+    ctx.arc(cx, cy, ARC.radius, Math.PI, 2 * Math.PI);
+    ctx.stroke();
+    if (!missing(values.pct)) {
+      const p = Math.max(0, Math.min(100, values.pct));
+      ctx.strokeStyle = LEVEL_COLORS[level(p)];
+      ctx.beginPath();
+      ctx.arc(cx, cy, ARC.radius, Math.PI, Math.PI * (1 + p / 100));
+      ctx.stroke();
+    }
+    ctx.fillStyle = style.value;
+    ctx.font = style.valueFont;
+    ctx.textAlign = "center";
+    ctx.textBaseline = "alphabetic";
+    ctx.fillText(values.value, cx, cy - 2);
+    let y = ARC.height;
+    rows.forEach((kind, i) => {
+      const v = values.rows[i];
+      if (kind === "line") {
+        ctx.fillStyle = style.text;
+        ctx.font = style.font;
+        ctx.textAlign = "left";
+        ctx.textBaseline = "top";
+        ctx.fillText(fitText(ctx, v, width), 0, y + 1);
+      } else if (kind === "bar") {
+        fillLevel(ctx, 0, y + 2, width, 6, v, false);
+      } else {
+        const n = Math.max(1, v.length);
+        const w = Math.min(14, (width - (n - 1)) / n);
+        v.forEach((pct, k) => fillLevel(ctx, k * (w + 1), y + 2, w, 22, pct, true));
+      }
+      y += ROW_HEIGHT[kind];
+    });
+  }
+
+  // A track filled to `pct` in the level's colour: from the left, or from the bottom (`upward`).
+  function fillLevel(ctx, x, y, w, h, pct, upward) {
+    ctx.fillStyle = style.track;
+    ctx.fillRect(x, y, w, h);
+    if (missing(pct)) return;
+    const p = Math.max(0, Math.min(100, pct)) / 100;
+    ctx.fillStyle = LEVEL_COLORS[level(100 * p)];
+    if (upward) ctx.fillRect(x, y + h * (1 - p), w, h * p);
+    else ctx.fillRect(x, y, w * p, h);
+  }
+
   return {
     card,
-    caption,
-    set(pct, label) {
-      const p = missing(pct) ? 0 : Math.max(0, Math.min(100, pct));
-      setAttr(fg, "stroke-dashoffset", (100 - p).toFixed(1));
-      setAttr(fg, "data-level", missing(pct) ? "none" : level(p));
-      setText(text, label ?? (missing(pct) ? "—" : `${pct.toFixed(0)}%`));
+    draw,
+    resize(w) {
+      width = w;
+      if (last) draw(last);
     },
   };
 }
 
-function meterBar(parent) {
-  const bar = node("div", "jpp-meter", parent);
-  const fill = node("div", "jpp-meter-fill", bar);
-  return (pct) => {
-    const p = missing(pct) ? 0 : Math.max(0, Math.min(100, pct));
-    setStyle(fill, "width", `${p.toFixed(1)}%`);
-    setAttr(fill, "data-level", level(p));
+// The canvas sized for the device's pixels, cleared, drawing in css px.
+function fitCanvas(canvas, width, height) {
+  const dpr = window.devicePixelRatio || 1;
+  if (canvas.width !== Math.round(width * dpr)) canvas.width = Math.round(width * dpr);
+  if (canvas.height !== Math.round(height * dpr)) canvas.height = Math.round(height * dpr);
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, width, height);
+  return ctx;
+}
+
+function fitText(ctx, text, width) {
+  if (ctx.measureText(text).width <= width) return text;
+  let n = text.length;
+  while (n > 1 && ctx.measureText(`${text.slice(0, n)}…`).width > width) n--;
+  return `${text.slice(0, n)}…`;
+}
+
+// ----------------------------------------------------------------- timelines
+// A strip chart: lines against time on one canvas, dashed step markers, a few y ticks; the time
+// axis on the bottom panel. The title and legend are HTML above it (drawn once).
+
+function niceTicks(lo, hi, count) {
+  const span = hi - lo;
+  if (!(span > 0)) return { ticks: [lo], digits: 0 };
+  const raw = span / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw * (1 - 1e-9));
+  const ticks = [];
+  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) ticks.push(v);
+  return { ticks, digits: Math.max(0, -Math.floor(Math.log10(step) + 1e-9)) };
+}
+
+// Fonts and colours for the canvases, from JupyterLab's theme variables where `el` is in the page.
+function themeStyle(el) {
+  const css = el ? getComputedStyle(el) : null;
+  const v = (name, fallback) => (css && css.getPropertyValue(name).trim()) || fallback;
+  const family = v("--jp-ui-font-family", "sans-serif");
+  return {
+    font: `11px ${family}`,
+    valueFont: `600 17px ${family}`,
+    axisFont: `9px ${family}`,
+    value: v("--jp-ui-font-color1", "#222222"),
+    text: v("--jp-ui-font-color2", "#666666"),
+    track: v("--jp-layout-color3", "#e0e0e0"),
+    grid: v("--jp-border-color2", "#e0e0e0"),
+    mark: "rgba(136, 136, 136, 0.6)",
   };
 }
 
-function ensureBokeh(model, version) {
-  const ready = () => window.Bokeh && window.Bokeh.version === version && window.Bokeh.embed;
-  if (!ready()) {
-    const code = model.get("_bokehjs");
-    if (code) {
-      const script = document.createElement("script");
-      script.textContent = code; // a classic script: it defines window.Bokeh as it runs
-      document.head.appendChild(script);
-      script.remove();
+function stripChart(parent, spec, rollover, markRollover, style) {
+  const canvas = node("canvas", "jpp-strip", parent);
+  const height = spec.time_axis ? 112 : 88;
+  canvas.style.height = `${height}px`;
+  const t = [];
+  const cols = spec.series.map(() => []);
+  const marks = []; // [t, step]
+  let width = 0;
+
+  function push(rows) {
+    for (const r of rows) {
+      t.push(r.t);
+      spec.series.forEach((s, i) => cols[i].push(missing(r.p[s.column]) ? NaN : r.p[s.column]));
+      for (const m of r.marks || []) marks.push(m);
     }
+    if (t.length > rollover) {
+      const extra = t.length - rollover;
+      t.splice(0, extra);
+      for (const c of cols) c.splice(0, extra);
+    }
+    if (marks.length > markRollover) marks.splice(0, marks.length - markRollover);
   }
-  if (!ready()) return false;
-  skipIdenticalStyleRewrites(window.Bokeh);
-  return true;
-}
 
-// At every paint BokehJS rewrites the <style> that positions each of a plot's renderers (axes,
-// grids, glyphs), changed or not, and each rewrite invalidates the styles of the plot's shadow
-// root; bokeh then reads its visuals' CSS variables (getComputedStyle), which recalculates them at
-// once: ≈ 5 forced style recalculations per panel and redraw. Skipping the rewrites that change
-// nothing renders the same and leaves ≈ 1 (measured: 11 → 3 per redraw, style time -30 %).
-function skipIdenticalStyleRewrites(Bokeh) {
-  const dom = typeof Bokeh.require === "function" ? Bokeh.require("core/dom") : null;
-  const sheet = dom && dom.InlineStyleSheet ? dom.InlineStyleSheet.prototype : null;
-  if (!sheet || typeof sheet._update !== "function" || sheet._update.jppSkipsIdentical) return;
-  const update = sheet._update;
-  const skipping = function (css) {
-    if (this.el.textContent !== css) update.call(this, css);
+  function yRange() {
+    if (spec.y.max !== undefined) return [spec.y.min, spec.y.max];
+    let top = 0;
+    for (const c of cols) for (const v of c) if (v > top) top = v;
+    return [spec.y.min, top > 0 ? top * (1 + spec.y.padding) : 1];
+  }
+
+  function draw() {
+    const n = t.length;
+    if (!width || !n) return;
+    const ctx = fitCanvas(canvas, width, height);
+    const bottom = spec.time_axis ? 26 : 4;
+    const x0 = AXIS_WIDTH, x1 = width - 8, y0 = 5, y1 = height - bottom;
+    const t0 = t[0], t1 = n > 1 ? t[n - 1] : t0 + 1;
+    const [lo, hi] = yRange();
+    const X = (v) => x0 + ((v - t0) / (t1 - t0)) * (x1 - x0);
+    const Y = (v) => y1 - ((v - lo) / (hi - lo)) * (y1 - y0);
+    ctx.font = style.axisFont;
+    ctx.lineWidth = 1;
+    // y ticks and their grid lines
+    const yt = niceTicks(lo, hi, 3);
+    ctx.fillStyle = style.text;
+    ctx.strokeStyle = style.grid;
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    ctx.beginPath();
+    for (const v of yt.ticks) {
+      const y = Math.round(Y(v)) + 0.5;
+      ctx.moveTo(x0, y);
+      ctx.lineTo(x1, y);
+      ctx.fillText(v.toFixed(yt.digits), x0 - 5, y);
+    }
+    ctx.stroke();
+    // the time axis
+    if (spec.time_axis) {
+      const xt = niceTicks(t0, t1, Math.max(2, Math.floor((x1 - x0) / 90)));
+      ctx.textAlign = "center";
+      ctx.textBaseline = "top";
+      for (const v of xt.ticks) ctx.fillText(v.toFixed(xt.digits), X(v), y1 + 3);
+      ctx.fillText("seconds", (x0 + x1) / 2, y1 + 14);
+    }
+    // step markers
+    ctx.save();
+    ctx.setLineDash([4, 3]);
+    ctx.strokeStyle = style.mark;
+    ctx.textAlign = "right";
+    ctx.textBaseline = "top";
+    ctx.beginPath();
+    let labelled = -Infinity;
+    for (const [mt, step] of marks) {
+      if (mt < t0 || mt > t1) continue;
+      const x = Math.round(X(mt)) + 0.5;
+      ctx.moveTo(x, y0);
+      ctx.lineTo(x, y1);
+      if (spec.step_labels && x - labelled >= MIN_LABEL_GAP) {
+        ctx.fillText(`step ${step.toLocaleString("en-US")}`, x - 2, y0);
+        labelled = x;
+      }
+    }
+    ctx.stroke();
+    ctx.restore();
+    // the lines, broken where a value is missing
+    ctx.lineWidth = 1.5;
+    ctx.lineJoin = "round";
+    spec.series.forEach((s, i) => {
+      const c = cols[i];
+      ctx.strokeStyle = s.color;
+      ctx.beginPath();
+      let pen = false;
+      for (let k = 0; k < n; k++) {
+        if (Number.isNaN(c[k])) {
+          pen = false;
+          continue;
+        }
+        const x = X(t[k]), y = Y(Math.min(hi, Math.max(lo, c[k])));
+        if (pen) ctx.lineTo(x, y);
+        else ctx.moveTo(x, y);
+        pen = true;
+      }
+      ctx.stroke();
+    });
+  }
+
+  return {
+    push,
+    draw,
+    resize(w) {
+      width = w;
+    },
   };
-  skipping.jppSkipsIdentical = true;
-  sheet._update = skipping;
-}
-
-function nanify(v) {
-  return v === null || v === undefined ? NaN : v;
 }
 
 function render({ model, el }) {
@@ -161,24 +324,13 @@ function render({ model, el }) {
   throughput.dataset.jpp = "throughput";
 
   // ----------------------------------------------------------------- gauges
+  const style = themeStyle(null); // the theme's colours once the view is in the page (first resize)
   const gauges = node("div", "jpp-gauges", root);
   gauges.dataset.jpp = "gauges";
-  const cpu = arcGauge(gauges, `CPU · ${meta.cores} cores`);
-  const coreBox = node("div", "jpp-cores", cpu.card);
-  const coreBars = [];
-  for (let i = 0; i < meta.cores; i++) {
-    const b = node("div", "jpp-core", coreBox);
-    b.title = `cpu${i}`;
-    coreBars.push(node("div", "jpp-core-fill", b));
-  }
-  const mem = arcGauge(gauges, "Memory · kernel + DataLoader workers");
-  const memBar = meterBar(mem.card);
-  const gpuCards = meta.gpus.map((g) => {
-    const gauge = arcGauge(gauges, `GPU${g.index} · ${g.name}`);
-    const setMem = meterBar(gauge.card);
-    const memText = node("div", "jpp-caption", gauge.card, "");
-    return { gauge, setMem, memText };
-  });
+  const cpu = gaugeCard(gauges, `CPU · ${meta.cores} cores`, ["line", "cores"], style);
+  const mem = gaugeCard(gauges, "Memory · kernel + DataLoader workers", ["bar", "line", "line"], style);
+  const gpuCards = meta.gpus.map((g) => gaugeCard(gauges, `GPU${g.index} · ${g.name}`, ["bar", "line", "line"], style));
+  const cards = [cpu, mem, ...gpuCards];
   if (!meta.gpus.length) {
     const card = node("div", "jpp-card jpp-card-empty", gauges);
     node("div", "jpp-card-title", card, "GPU");
@@ -204,96 +356,75 @@ function render({ model, el }) {
   }
 
   // -------------------------------------------------------------- timeline
-  // One bokeh document per panel, under an HTML title and legend (drawn by bokeh, legends
-  // cost as much as the lines: they are re-laid out at every streamed row).
   const timeline = node("div", "jpp-timeline", root);
   timeline.dataset.jpp = "timeline";
   timeline.dataset.rows = "0";
-  const panels = [];
-  let disposed = false;
-
-  if (ensureBokeh(model, meta.bokeh_version)) {
-    for (const spec of meta.panels) {
-      const panel = { spec, rows: null, marks: null, views: null, doc: null };
-      const head = node("div", "jpp-panel-head", timeline);
-      node("b", "", head, spec.title);
-      node("span", "jpp-caption", head, ` ${spec.unit}`);
-      for (const s of spec.series) {
-        const item = node("span", "jpp-legend-item", head);
-        node("span", "jpp-swatch", item).style.background = s.color;
-        node("span", "", item, s.label);
-      }
-      const plot = node("div", "jpp-panel-plot", timeline);
-      panels.push(panel);
-      window.Bokeh.embed
-        .embed_item(spec.item, plot)
-        .then((views) => {
-          if (disposed) {
-            views.clear();
-            return;
-          }
-          panel.views = views;
-          panel.doc = views.roots[0] ? views.roots[0].model.document : null;
-          if (panel.doc) {
-            panel.rows = panel.doc.get_model_by_name(meta.sources.rows);
-            panel.marks = panel.doc.get_model_by_name(meta.sources.marks);
-          }
-        })
-        .catch((err) => {
-          plot.textContent = `timeline unavailable: ${err}`;
-        });
+  const charts = meta.panels.map((spec) => {
+    const head = node("div", "jpp-panel-head", timeline);
+    node("b", "", head, spec.title);
+    node("span", "jpp-caption", head, ` ${spec.unit}`);
+    for (const s of spec.series) {
+      const item = node("span", "jpp-legend-item", head);
+      node("span", "jpp-swatch", item).style.background = s.color;
+      node("span", "", item, s.label);
     }
-  } else {
-    node("div", "jpp-caption", timeline, "timelines unavailable: BokehJS is not loaded in this page; re-run the cell");
-    model.send({ event: "bokehjs-missing" });
+    return stripChart(timeline, spec, meta.rollover, meta.mark_rollover, style);
+  });
+  // Canvas widths follow the notebook's width; read here, never during a redraw (a forced layout).
+  const sized = new Map([[timeline, (w) => charts.forEach((chart) => chart.resize(w))]]);
+  for (const card of cards) sized.set(card.card.querySelector("canvas"), card.resize);
+  const resizer = window.ResizeObserver
+    ? new ResizeObserver((entries) => {
+        if (root.isConnected) Object.assign(style, themeStyle(root));
+        for (const entry of entries) sized.get(entry.target)(entry.contentRect.width);
+        if (visible) for (const chart of charts) chart.draw();
+      })
+    : null;
+  for (const [target, resize] of sized) {
+    if (resizer) resizer.observe(target);
+    else resize(target.clientWidth);
   }
 
-  function streamPlot(rows) {
-    const marks = rows.flatMap((r) => r.marks || []);
-    for (const panel of panels) {
-      if (!panel.rows) continue;
-      const cols = { t: rows.map((r) => r.t) };
-      for (const s of panel.spec.series) cols[s.column] = rows.map((r) => nanify(r.p[s.column]));
-      panel.rows.stream(cols, meta.rollover, { sync: false });
-      if (marks.length) {
-        panel.marks.stream(
-          { t: marks.map((m) => m[0]), y: marks.map(() => 1), label: marks.map((m) => `step ${m[1]}`) },
-          meta.mark_rollover,
-          { sync: false }
-        );
-      }
-    }
+  function plot(rows) {
+    for (const chart of charts) chart.push(rows);
     timeline.dataset.rows = String(Number(timeline.dataset.rows) + rows.length);
   }
 
+  // The gauges' canvases are redrawn with every frame; the text in the page (elapsed time,
+  // throughput, the step's phases), at most every TEXT_PERIOD: it stays readable, and text costs a layout.
   function showGauges(r) {
-    setText(elapsed, ` · ${fmtSeconds(r.t)}`);
-    cpu.set(r.cpu);
-    setText(cpu.caption, missing(r.proc) ? "" : `this kernel + workers ${fmtNum(r.proc)}% of one core`);
-    (r.cores || []).forEach((pct, i) => {
-      if (coreBars[i]) {
-        setStyle(coreBars[i], "height", `${missing(pct) ? 0 : Math.min(100, pct).toFixed(0)}%`);
-        setAttr(coreBars[i], "data-level", level(pct || 0));
-      }
+    cpu.draw({
+      pct: r.cpu,
+      value: missing(r.cpu) ? "—" : `${r.cpu.toFixed(0)}%`,
+      rows: [missing(r.proc) ? "" : `this kernel + workers ${fmtNum(r.proc)}% of one core`, r.cores || []],
     });
     const used = (r.rss || 0) + (r.rssc || 0);
     const avail = r.avail;
     const pct = missing(avail) ? null : (100 * used) / (used + avail);
-    mem.set(pct, fmtBytes(used));
-    memBar(pct);
-    setText(
-      mem.caption,
-      `kernel ${fmtBytes(r.rss)} + workers ${fmtBytes(r.rssc)} of ${fmtBytes(missing(avail) ? null : used + avail)} available`
-    );
+    mem.draw({
+      pct,
+      value: fmtBytes(used),
+      rows: [pct, `kernel ${fmtBytes(r.rss)} + workers ${fmtBytes(r.rssc)}`, `of ${fmtBytes(missing(avail) ? null : used + avail)} available`],
+    });
     (r.gpus || []).forEach((g, i) => {
       const card = gpuCards[i];
       if (!card || !g) return;
       const [util, memUsed, memTotal, power, temp] = g;
-      card.gauge.set(util);
-      card.setMem(missing(memUsed) || !memTotal ? null : (100 * memUsed) / memTotal);
-      setText(card.memText, `${fmtBytes(memUsed)} / ${fmtBytes(memTotal)}`);
-      setText(card.gauge.caption, `${missing(power) ? "—" : power.toFixed(0)} W · ${missing(temp) ? "—" : temp.toFixed(0)} °C`);
+      card.draw({
+        pct: util,
+        value: missing(util) ? "—" : `${util.toFixed(0)}%`,
+        rows: [
+          missing(memUsed) || !memTotal ? null : (100 * memUsed) / memTotal,
+          `${fmtBytes(memUsed)} / ${fmtBytes(memTotal)}`,
+          `${missing(power) ? "—" : power.toFixed(0)} W · ${missing(temp) ? "—" : temp.toFixed(0)} °C`,
+        ],
+      });
     });
+    if (r.step) showPhases(r.step);
+  }
+
+  function showNumbers(r) {
+    setText(elapsed, ` · ${fmtSeconds(r.t)}`);
     if (r.rate) {
       const s = r.rate.steps_per_s;
       const n = r.rate.samples_per_s;
@@ -304,16 +435,27 @@ function render({ model, el }) {
           (missing(n) ? "" : ` · ${fmtNum(n)} samples/s`)
       );
     }
-    if (r.step) showStep(r.step);
+    if (r.step) {
+      const step = r.step;
+      setText(stepText, `step ${step.n.toLocaleString("en-US")}: ${fmtSeconds(step.wall)}`);
+      const shares = phaseShares(step);
+      for (const phase of Object.keys(legendItems)) setText(legendItems[phase], `${phase} ${shares[phase].toFixed(0)}%`);
+    }
   }
 
-  function showStep(step) {
+  function phaseShares(step) {
     const total = Object.values(step.phases).reduce((a, b) => a + (b || 0), 0);
-    setText(stepText, `step ${step.n.toLocaleString("en-US")}: ${fmtSeconds(step.wall)}`);
+    const shares = {};
+    for (const phase of Object.keys(segments)) shares[phase] = total > 0 ? (100 * (step.phases[phase] || 0)) / total : 0;
+    return shares;
+  }
+
+  function showPhases(step) {
+    const shares = phaseShares(step);
+    let left = 0;
     for (const [phase, seg] of Object.entries(segments)) {
-      const share = total > 0 ? (100 * (step.phases[phase] || 0)) / total : 0;
-      setStyle(seg, "width", `${share.toFixed(1)}%`);
-      setText(legendItems[phase], `${phase} ${share.toFixed(0)}%`);
+      setStyle(seg, "transform", `translateX(${left.toFixed(1)}%) scaleX(${(shares[phase] / 100).toFixed(3)})`);
+      left += shares[phase];
     }
   }
 
@@ -323,9 +465,9 @@ function render({ model, el }) {
   let queue = [];
   let lastSeq = -1;
   let bestLag = Infinity;
-  let nextFrame = 0;
-  let plotPending = []; // rows that arrived while the dashboard was scrolled out of sight
   let visible = true;
+  let stale = false;
+  let nextText = 0; // rows arrived while the dashboard was scrolled out of sight: redraw when back
   const now = () => performance.now() / 1000;
 
   function onFrame() {
@@ -338,36 +480,36 @@ function render({ model, el }) {
     queue.push(...frame.rows);
   }
 
+  // One redraw of everything per FRAME_MS, with the rows that are due.
   function tick() {
     if (!queue.length) return;
-    const offset = bestLag + meta.delay;
     const t = now();
-    if (t - (queue[0].t + offset) > MAX_BEHIND) {
+    if (t - (queue[0].t + bestLag + meta.delay) > MAX_BEHIND) {
       bestLag = t - queue[queue.length - 1].t - meta.delay; // resynchronise: show the newest now
     }
-    if (t < nextFrame) return;
     let due = 0;
     while (due < queue.length && queue[due].t + bestLag + meta.delay <= t) due++;
     if (!due) return;
-    // Due at most once per FRAME_PERIOD on average, never two frames in a row after a pause.
-    nextFrame = Math.max(nextFrame + FRAME_PERIOD, t - FRAME_PERIOD);
     const rows = queue.splice(0, due);
+    plot(rows);
     if (!visible) {
-      plotPending.push(...rows); // nothing to see: no redraw; the timelines get them all when back in view
-      if (plotPending.length > meta.rollover) plotPending = plotPending.slice(-meta.rollover);
+      stale = true; // nothing to see: no redraw
       return;
     }
-    if (plotPending.length) {
-      rows.unshift(...plotPending);
-      plotPending = [];
+    stale = false;
+    const last = rows[rows.length - 1];
+    showGauges(last);
+    if (t >= nextText) {
+      nextText = t + TEXT_PERIOD;
+      showNumbers(last);
     }
-    showGauges(rows[rows.length - 1]);
-    streamPlot(rows);
+    for (const chart of charts) chart.draw();
   }
 
   const observer = window.IntersectionObserver
     ? new IntersectionObserver((entries) => {
         visible = entries[entries.length - 1].isIntersecting;
+        if (visible && stale) for (const chart of charts) chart.draw();
       })
     : null;
   if (observer) observer.observe(root);
@@ -382,23 +524,14 @@ function render({ model, el }) {
   model.on("change:done", onDone);
   onFrame();
   onDone();
-  const timer = setInterval(tick, TICK_MS);
+  const timer = setInterval(tick, FRAME_MS);
 
   return () => {
-    disposed = true;
     clearInterval(timer);
     if (observer) observer.disconnect();
+    if (resizer) resizer.disconnect();
     model.off("change:frame", onFrame);
     model.off("change:done", onDone);
-    for (const panel of panels) {
-      if (panel.views) panel.views.clear();
-      if (panel.doc) {
-        const docs = window.Bokeh && window.Bokeh.documents;
-        const i = docs ? docs.indexOf(panel.doc) : -1;
-        if (i >= 0) docs.splice(i, 1);
-        panel.doc.clear();
-      }
-    }
   };
 }
 

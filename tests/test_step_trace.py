@@ -75,3 +75,18 @@ def test_accounting_keeps_up_within_its_period():
     trace._account_at = 0.0  # as if the period had passed: the next closed step accounts every queued one
     timed(trace, "forward")
     assert trace.steps == trace.steps_closed == 200
+
+
+@pytest.mark.parametrize("phases, offered", [(("forward",), True), (("forward", "backward"), False)])
+def test_counting_is_offered_only_for_lone_forward_steps(monkeypatch, phases, offered):
+    """The decision behind counting mode (test_step_sampling.py): steps that are each one short forward."""
+    monkeypatch.setattr(steps_module, "ACCOUNT_EVERY_S", 0.0)  # account at every step: the decision comes at once
+    trace = StepTrace()
+    for _ in range(steps_module._DECIDE_AFTER + steps_module._COUNT_AFTER + 1):
+        for phase in phases:
+            timed(trace, phase, samples=4 if phase == "forward" else None)
+    assert trace.anchor == "forward"
+    assert trace.may_count is offered
+    trace.finish()
+    assert trace.may_count is False and trace.counting is None
+    assert trace.steps == trace.steps_closed

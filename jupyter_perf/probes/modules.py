@@ -8,6 +8,13 @@ the watched models and otherwise passes straight through (measured here,
 a third of the cost of a pre- and post-hook pair). Nothing is added to the
 instances themselves, so pickling or deep-copying a model mid-run is unaffected.
 
+In a pure inference loop of short steps the trace switches to counting mode
+(steps.py): the wrapper then counts most calls of that model itself, with
+nothing but a thread check, a re-entrancy guard, a counter, the first input's
+leading dimension and two mode checks, and hands one call in K to the trace
+to be timed. The mode counts stay exact; the forward time of counted calls is
+the trace's estimate.
+
 Models are found in the user's namespace at the start and again as steps go
 by (models built inside the profiled cell). Until one watched model has run,
 a global pre-hook *discovers* the first outermost module called - for code
@@ -18,6 +25,7 @@ then removes itself, so the per-submodule cost stops.
 from __future__ import annotations
 
 import time
+from threading import get_ident
 from typing import Any
 
 from .patching import Ledger
@@ -37,7 +45,8 @@ class ModuleProbe:
         self._classes: set[type] = set()
         self._discoverer: Any = None
         self._scanned_at = 0.0
-        self.grad_calls = self.inference_calls = self.autocast_calls = 0
+        self.grad_calls = self.autocast_calls = 0
+        self.grad_inference_calls = 0  # grad enabled inside inference mode: inference calls all the same
         self.seconds = 0.0
         self._trace_begin, self._trace_end = trace.begin, trace.end
 
@@ -105,52 +114,103 @@ class ModuleProbe:
 
         Runs once per model call, cache-cold between a small model's math: whatever
         can be counted later (calls, leaf calls) is, and what it reads is bound here.
+        In counting mode it counts the counted model's calls itself (module docstring).
         """
-        modules, begin, end = self._modules, self._begin, self._end
+        modules, begin, end, trace, thread = self._modules, self._begin, self._end, self.trace, self.trace._thread
+        turned, probe = self._turned_call, self
+        grad_enabled, inference_enabled, autocast_enabled = (
+            self._grad_enabled,
+            self._inference_enabled,
+            self._autocast_enabled,
+        )
 
         def __call__(module, *args, **kwargs):
-            token = begin() if id(module) in modules else None
-            if token is None:  # not a watched model, or inside another model's forward
-                return original(module, *args, **kwargs)
-            try:
-                return original(module, *args, **kwargs)
-            finally:
-                end(module, token, args)
+            key = id(module)
+            if key == trace.counting and trace.active is None and get_ident() == thread:
+                n = trace.steps_closed + 1
+                try:
+                    samples = args[0].shape[0]
+                except (IndexError, AttributeError, TypeError):  # no leading dimension: counting stops
+                    samples = None
+                if n != trace.count_at and samples is not None:  # counted only: the shortest path
+                    if grad_enabled():  # _count_modes inlined: here a method call costs more than its body
+                        probe.grad_calls += 1
+                        probe.grad_inference_calls += inference_enabled()
+                    if autocast_enabled():
+                        probe.autocast_calls += 1
+                    trace.steps_closed = n
+                    trace.block_samples += samples
+                    trace.last_samples = samples
+                    trace.active = "forward"
+                    try:
+                        return original(module, *args, **kwargs)
+                    finally:
+                        trace.active = None
+                timed = trace.turn(samples)
+                if timed is not None:
+                    return turned(original, module, args, kwargs, timed)
+                # else counting stopped before this call: it is timed as any other
+            if key in modules:
+                token = begin()
+                if token is not None:  # else inside another model's forward, or on another thread
+                    try:
+                        return original(module, *args, **kwargs)
+                    finally:
+                        end(module, token, args)
+            return original(module, *args, **kwargs)
 
         return __call__
+
+    def _turned_call(self, original, module: Any, args: tuple, kwargs: dict, timed: bool) -> Any:
+        """A counted call the trace looked at (:meth:`StepTrace.turn`): one it times, or one ending a timed step."""
+        self._count_modes()
+        try:
+            return original(module, *args, **kwargs)
+        finally:
+            self.trace.turned(timed)
 
     def _begin(self) -> tuple | None:
         token = self._trace_begin("forward")
         if token is not None:
-            grad = self._grad_enabled()
-            self.grad_calls += grad
-            self.inference_calls += not grad or self._inference_enabled()
-            self.autocast_calls += self._autocast_enabled()
+            self._count_modes()
         return token
+
+    def _count_modes(self) -> None:
+        """The torch modes of one forward call, timed or counted (``inference_calls`` follows from the calls)."""
+        if self._grad_enabled():
+            self.grad_calls += 1
+            self.grad_inference_calls += self._inference_enabled()
+        self.autocast_calls += self._autocast_enabled()
 
     def _end(self, module: Any, token: tuple, args: tuple) -> None:
         shape = getattr(args[0], "shape", None) if args else None  # samples: the first input's leading dimension
         self._trace_end(token, int(shape[0]) if shape else None)
         self.seconds += self.trace.last_duration
         self._calls[id(module)] += 1
+        if self.trace.may_count:
+            self.trace.count(id(module))
 
     # ------------------------------------------------------------ report
     def signals(self, names: dict[int, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        calls = sum(self._calls.values())
-        leaf_calls = sum(self._leaves[key] * n for key, n in self._calls.items())
+        counted = self.trace.counted_calls  # calls the wrapper counted in counting mode rather than timed
+        calls_of = {key: n + counted.get(key, 0) for key, n in self._calls.items()}
+        seconds = self.seconds + self.trace.counted_forward_s
+        calls = sum(calls_of.values())
+        leaf_calls = sum(self._leaves[key] * n for key, n in calls_of.items())
         forward = {
             "calls": calls,
             "grad_enabled_calls": self.grad_calls,
-            "inference_calls": self.inference_calls,
+            "inference_calls": calls - self.grad_calls + self.grad_inference_calls,
             "autocast_calls": self.autocast_calls,
-            "seconds": self.seconds,
+            "seconds": seconds,
+            "counted_calls": sum(counted.values()),
             "leaf_calls_per_forward": leaf_calls / calls if calls else None,
-            "us_per_leaf_call": self.seconds / leaf_calls * 1e6 if leaf_calls else None,
+            "us_per_leaf_call": seconds / leaf_calls * 1e6 if leaf_calls else None,
         }
         models = [
-            _model_facts(module, names.get(key), self._leaves[key], self._calls[key])
+            _model_facts(module, names.get(key), self._leaves[key], calls_of[key])
             for key, module in self._modules.items()
-            if self._calls[key]
+            if calls_of[key]
         ]
         self._modules.clear()
         return forward, models

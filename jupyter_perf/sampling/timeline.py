@@ -116,6 +116,11 @@ class Series:
     thousands of steps per second. Halving averages neighbouring rows, and
     rows arriving after it are averaged in groups of the same size, so the
     whole run stays covered evenly at a coarser grain.
+
+    :meth:`append_block` adds many rows known only by their mean (steps that
+    were counted, not timed one by one) at a cost in the rows stored, not in
+    the rows added: a run of rows inside a group is kept as its mean and its
+    weight, so the group's mean is the same as if each row had been appended.
     """
 
     def __init__(self, names: tuple[str, ...], capacity: int = 4096):
@@ -124,7 +129,12 @@ class Series:
         self.names = names
         self.capacity = capacity
         self._rows: list[tuple] = []
+        # The group being filled once strided: rows appended one by one, a block's run as (mean, weight),
+        # and how many rows the group still needs.
         self._pending: list[tuple] = []
+        self._run: tuple | None = None
+        self._run_n = 0
+        self._need = 1
         self.stride = 1
         self.count = 0
 
@@ -132,14 +142,57 @@ class Series:
         self.count += 1
         if self.stride > 1:
             self._pending.append(row)
-            if len(self._pending) < self.stride:
+            self._need -= 1
+            if self._need:
                 return
-            row, self._pending = _mean_row(self._pending), []
+            row = self._group_mean()
         self._rows.append(row)
         if len(self._rows) >= self.capacity:
-            rows = self._rows
-            self._rows = [_mean_row(rows[i : i + 2]) for i in range(0, len(rows), 2)]
-            self.stride *= 2
+            self._halve()
+
+    def append_block(self, row: tuple, n: int) -> None:
+        """The same as ``n`` calls to :meth:`append` with ``row``, at a cost in the rows stored, not in ``n``."""
+        done = 0
+        while done < n:
+            stride = self.stride
+            if stride > 1 and (self._run is not None or self._pending or n - done < stride):
+                # A group partly filled, or to be: these rows join it as their mean and weight.
+                k = min(n - done, self._need)
+                mean = row if self._run is None else _weighted_mean(self._run, self._run_n, row, k)
+                self._run, self._run_n = mean, self._run_n + k
+                self.count += k
+                self._need -= k
+                done += k
+                if self._need:
+                    continue
+                self._rows.append(self._group_mean())
+            else:  # whole groups (single rows before the first halving), up to the next halving
+                k = min((n - done) // stride, self.capacity - len(self._rows))
+                self._rows.extend([row] * k)
+                self.count += k * stride
+                done += k * stride
+            if len(self._rows) >= self.capacity:
+                self._halve()
+
+    def _group_mean(self) -> tuple:
+        """The filled group's mean, and an empty group to fill."""
+        pending, run, run_n = self._pending, self._run, self._run_n
+        self._pending, self._run, self._run_n, self._need = [], None, 0, self.stride
+        if run is None:
+            return _mean_row(pending)
+        return _weighted_mean(run, run_n, _mean_row(pending), len(pending)) if pending else run
+
+    def _halve(self) -> None:
+        """Neighbouring rows merged pairwise, a column at a time (the rows are full: their number is even)."""
+        columns = [
+            [(a + b) / 2 for a, b in zip(col[0::2], col[1::2])]
+            if None not in col
+            else [None if a is None or b is None else (a + b) / 2 for a, b in zip(col[0::2], col[1::2])]
+            for col in zip(*self._rows)
+        ]
+        self._rows = list(zip(*columns))
+        self.stride *= 2
+        self._need = self.stride
 
     def latest(self) -> dict[str, float | None] | None:
         rows = self._rows
@@ -152,4 +205,10 @@ class Series:
 
 def _mean_row(rows: list[tuple]) -> tuple:
     """Column means of a group of rows; None where any value is unknown (unknown must not pass for a number)."""
-    return tuple(None if None in col else sum(col) / len(col) for col in zip(*rows))
+    n = len(rows)
+    return tuple([None if None in col else sum(col) / n for col in zip(*rows)])
+
+
+def _weighted_mean(a: tuple, wa: int, b: tuple, wb: int) -> tuple:
+    """Column means of ``wa`` rows averaging ``a`` and ``wb`` averaging ``b``; None where either is unknown."""
+    return tuple(None if x is None or y is None else (x * wa + y * wb) / (wa + wb) for x, y in zip(a, b))

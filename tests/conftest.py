@@ -1,4 +1,6 @@
+import gc
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,24 @@ def ipython():
     shell.run_line_magic("colors", "nocolor")  # tracebacks as plain text, to be read by the tests
     shell.run_line_magic("load_ext", "jupyter_perf")
     return shell
+
+
+@contextmanager
+def settled_heap():
+    """What earlier tests left on the heap, collected and frozen for the length of one planted run.
+
+    The test process holds hundreds of thousands of objects by the time a scenario runs (torch,
+    IPython, earlier scenarios' models and tensors); a full collection of all that, triggered by the
+    planted run's own allocations, took 50-100 ms and landed in whichever phase was allocating (a CI
+    run saw a compute-bound loop's data wait go from 1.5 to 21 ms a step). Frozen objects are not
+    scanned, so collections during the run see only what the run itself made.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def run_setup(setup: str) -> dict:

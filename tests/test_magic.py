@@ -4,6 +4,7 @@ import json
 
 import pytest
 import scenarios
+from conftest import settled_heap
 
 from jupyter_perf.report import Report
 
@@ -29,7 +30,8 @@ def test_cell_runs_unchanged_in_the_user_namespace(shell, capsys):
 @pytest.mark.parametrize("scenario", scenarios.ALL, ids=lambda s: s.name)
 def test_each_scenario_through_the_magic(ipython, scenario):
     ipython.run_cell(scenario.setup)
-    ipython.run_cell_magic("perfprofile", "-o rep --no-live", scenario.cell)
+    with settled_heap():
+        ipython.run_cell_magic("perfprofile", "-o rep --no-live", scenario.cell)
     assert ipython.user_ns["rep"].bottleneck == scenario.bottleneck
 
 

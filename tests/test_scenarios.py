@@ -2,7 +2,7 @@
 
 import pytest
 import scenarios
-from conftest import run_setup
+from conftest import run_setup, settled_heap
 
 import jupyter_perf
 from jupyter_perf.report import BOTTLENECKS, OPTIMIZATIONS
@@ -10,7 +10,8 @@ from jupyter_perf.report import BOTTLENECKS, OPTIMIZATIONS
 
 def profiled(scenario):
     namespace = run_setup(scenario.setup)
-    return jupyter_perf.profile(scenario.cell, namespace), namespace
+    with settled_heap():
+        return jupyter_perf.profile(scenario.cell, namespace), namespace
 
 
 @pytest.mark.parametrize("scenario", scenarios.ALL, ids=lambda s: s.name)

@@ -11,7 +11,8 @@ The panels were bokeh figures streamed in the browser until a measurement on
 the 2-core development machine showed each streamed repaint of a bokeh panel
 costing ≈ 3.5 ms of the browser's main thread even bare: two panels at 8
 redraws a second took 0.08 of the machine's two cores from the training loop
-(the whole dashboard 0.18), against ≈ 0.01 for a canvas redrawn as often.
+(the whole dashboard 0.18), against ≈ 0.025 for a canvas redrawn as often in
+the same JupyterLab page.
 See docs/dashboard.md, "Costs, measured".
 """
 

@@ -2,8 +2,10 @@
 
 All variants of a workload run in one process, interleaved round by round
 (plain, jupyter-perf, torch.profiler, ...), so machine noise hits them alike.
-Two ratios are printed: of the medians, and of the fastest rounds (timeit's
-convention: the minimum is the run least disturbed by anything else). On the
+Three ratios are printed: of the fastest rounds (timeit's convention: the
+minimum is the run least disturbed by anything else), of the medians, and
+the median of each round's ratio to the plain run just before it (slow drifts
+of the machine cancel). On the
 2-core development VM a plain run's own time scatters by 30–50% from round
 to round (other tenants; a descheduled intra-op thread stalls a parallel
 op), so a median over a few rounds cannot resolve a 3% effect; the spread is
@@ -76,8 +78,8 @@ def main() -> None:
     import torch
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
-    print(f"{'workload':34} {'plain s':>8} {'spread':>7} {'jupyter-perf':>13} {'(median)':>9} {'torch.profiler':>15} "
-          f"{'(median)':>9}")
+    print(f"{'workload':34} {'plain s':>8} {'spread':>7} {'jupyter-perf':>13} {'(median)':>9} {'(paired)':>9} "
+          f"{'torch.profiler':>15} {'(median)':>9}")
     ratios = []
     for name, setup, source in ALL:
         times = measure(setup, source, args.rounds)
@@ -86,12 +88,14 @@ def main() -> None:
         ratio = best["jupyter-perf"] / best["plain"]
         ratios.append(ratio)
         spread = max(times["plain"]) / best["plain"]
+        # each profiled round against the plain one just before it: slow drifts of the machine cancel
+        paired = statistics.median(p / q for p, q in zip(times["jupyter-perf"], times["plain"]))
         print(f"{name:34} {best['plain']:8.3f} {spread:6.2f}× {ratio:12.3f}× "
-              f"{median['jupyter-perf'] / median['plain']:8.3f}× {best['torch.profiler'] / best['plain']:14.3f}× "
-              f"{median['torch.profiler'] / median['plain']:8.3f}×")
+              f"{median['jupyter-perf'] / median['plain']:8.3f}× {paired:8.3f}× "
+              f"{best['torch.profiler'] / best['plain']:14.3f}× {median['torch.profiler'] / median['plain']:8.3f}×")
     worst = max(ratios)
-    print(f"ratios of the fastest of {args.rounds} interleaved rounds (medians in brackets); spread: the slowest plain "
-          "round / the fastest")
+    print(f"ratios of the fastest of {args.rounds} interleaved rounds (medians, and the median of each round's "
+          "ratio to the plain run just before it, in brackets); spread: the slowest plain round / the fastest")
     print(f"worst jupyter-perf ratio {worst:.3f} (goal ≤ 1.03): {'met' if worst <= 1.03 else 'NOT met'}")
 
 

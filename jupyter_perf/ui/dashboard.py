@@ -34,6 +34,7 @@ from IPython.display import display
 
 from ..report import PHASES
 from .frontend_detect import current_shell, say_once, widgets_unavailable
+from .timeline_panels import MARK_ROLLOVER, ROLLOVER, build_timeline, plot_row, step_interval
 
 #: Seconds between two pushes at the least. Each message costs the Jupyter server and the browser a
 #: little whatever it carries, and playback hides the push rate, so 2 Hz (≤ 4 Hz, what the browser
@@ -79,7 +80,6 @@ def open_dashboard(session: Any, live: bool) -> Dashboard | None:
 class Dashboard:
     def __init__(self, session: Any, shell: Any):
         global _previous
-        from . import timeline_panels as plot
         from .live_widget import LiveDashboard
         from .summary import PHASE_COLORS
 
@@ -98,12 +98,10 @@ class Dashboard:
             "gpu_note": session.sampler.gpu.note,
             "phase_colors": {p: PHASE_COLORS[p] for p in PHASES},
             "delay": self._period + PLAYBACK_MARGIN,
-            "panels": plot.build_timeline(devices),
-            "rollover": plot.ROLLOVER,
-            "mark_rollover": plot.MARK_ROLLOVER,
+            "panels": build_timeline(devices),
+            "rollover": ROLLOVER,
+            "mark_rollover": MARK_ROLLOVER,
         }
-        self._plot_row = plot.plot_row
-        self._step_interval = plot.step_interval
         self.widget = LiveDashboard(meta=meta)
         self._handle: Any = None
         self._hooked: Any = None
@@ -219,7 +217,7 @@ class Dashboard:
                 [raw.get(f"gpu{i}_{k}") for k in ("util", "mem_used", "mem_total", "power_w", "temp_c")]
                 for i in self._gpus
             ],
-            "p": self._plot_row(raw, self._cores, self._gpus),
+            "p": plot_row(raw, self._cores, self._gpus),
         }
         steps, t = raw.get("steps"), raw.get("t")
         if steps is not None and t is not None:
@@ -235,7 +233,7 @@ class Dashboard:
         if steps <= 0:
             return []
         if t > 0:
-            every = max(self._mark_every, self._step_interval(steps / t))
+            every = max(self._mark_every, step_interval(steps / t))
             if every != self._mark_every:
                 self._mark_every, self._mark_bucket = every, steps // every
                 return []

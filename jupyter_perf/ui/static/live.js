@@ -59,6 +59,14 @@ function fmtSeconds(s) {
 }
 
 const level = (pct) => (pct >= 90 ? "hot" : pct >= 70 ? "warm" : "ok");
+const clampPct = (pct) => Math.max(0, Math.min(100, pct));
+
+// A colour swatch and its label; returns the label.
+function legendItem(parent, color, label) {
+  const item = node("span", "jpp-legend-item", parent);
+  node("span", "jpp-swatch", item).style.background = color;
+  return node("span", "", item, label);
+}
 
 // ------------------------------------------------------------------- gauges
 // A gauge card: its title in HTML, everything that moves on one canvas: a half-circle arc filled to
@@ -67,7 +75,7 @@ const level = (pct) => (pct >= 90 ? "hot" : pct >= 70 ? "warm" : "ok");
 // every frame doubled the dashboard's CPU); a canvas redraw is a bitmap swap.
 
 const LEVEL_COLORS = { ok: "#4c78a8", warm: "#f58518", hot: "#e45756" };
-const ARC = { width: 130, height: 76, radius: 52, stroke: 11 }; // css px
+const ARC = { height: 76, radius: 52, stroke: 11 }; // css px
 const ROW_HEIGHT = { line: 15, bar: 11, cores: 26 };
 
 function gaugeCard(parent, title, rows, style) {
@@ -92,7 +100,7 @@ function gaugeCard(parent, title, rows, style) {
     ctx.arc(cx, cy, ARC.radius, Math.PI, 2 * Math.PI);
     ctx.stroke();
     if (!missing(values.pct)) {
-      const p = Math.max(0, Math.min(100, values.pct));
+      const p = clampPct(values.pct);
       ctx.strokeStyle = LEVEL_COLORS[level(p)];
       ctx.beginPath();
       ctx.arc(cx, cy, ARC.radius, Math.PI, Math.PI * (1 + p / 100));
@@ -128,14 +136,14 @@ function gaugeCard(parent, title, rows, style) {
     ctx.fillStyle = style.track;
     ctx.fillRect(x, y, w, h);
     if (missing(pct)) return;
-    const p = Math.max(0, Math.min(100, pct)) / 100;
+    const p = clampPct(pct) / 100;
     ctx.fillStyle = LEVEL_COLORS[level(100 * p)];
     if (upward) ctx.fillRect(x, y + h * (1 - p), w, h * p);
     else ctx.fillRect(x, y, w * p, h);
   }
 
   return {
-    card,
+    canvas,
     draw,
     resize(w) {
       width = w;
@@ -350,9 +358,7 @@ function render({ model, el }) {
     seg.style.background = color;
     seg.title = phase;
     segments[phase] = seg;
-    const item = node("span", "jpp-legend-item", phaseLegend);
-    node("span", "jpp-swatch", item).style.background = color;
-    legendItems[phase] = node("span", "", item, phase);
+    legendItems[phase] = legendItem(phaseLegend, color, phase);
   }
 
   // -------------------------------------------------------------- timeline
@@ -363,16 +369,12 @@ function render({ model, el }) {
     const head = node("div", "jpp-panel-head", timeline);
     node("b", "", head, spec.title);
     node("span", "jpp-caption", head, ` ${spec.unit}`);
-    for (const s of spec.series) {
-      const item = node("span", "jpp-legend-item", head);
-      node("span", "jpp-swatch", item).style.background = s.color;
-      node("span", "", item, s.label);
-    }
+    for (const s of spec.series) legendItem(head, s.color, s.label);
     return stripChart(timeline, spec, meta.rollover, meta.mark_rollover, style);
   });
   // Canvas widths follow the notebook's width; read here, never during a redraw (a forced layout).
   const sized = new Map([[timeline, (w) => charts.forEach((chart) => chart.resize(w))]]);
-  for (const card of cards) sized.set(card.card.querySelector("canvas"), card.resize);
+  for (const card of cards) sized.set(card.canvas, card.resize);
   const resizer = window.ResizeObserver
     ? new ResizeObserver((entries) => {
         if (root.isConnected) Object.assign(style, themeStyle(root));
@@ -466,8 +468,8 @@ function render({ model, el }) {
   let lastSeq = -1;
   let bestLag = Infinity;
   let visible = true;
-  let stale = false;
-  let nextText = 0; // rows arrived while the dashboard was scrolled out of sight: redraw when back
+  let stale = false; // rows arrived while the dashboard was scrolled out of sight: redraw when back
+  let nextText = 0;
   const now = () => performance.now() / 1000;
 
   function onFrame() {

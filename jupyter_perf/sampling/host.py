@@ -1,10 +1,13 @@
-"""Host counters from psutil: CPU, memory and storage I/O of the kernel and its children.
+"""Host counters of a process tree: CPU, memory and storage I/O of the kernel and its children.
 
 Children matter because DataLoader workers are separate processes: their RSS
-and their reads are the input pipeline's cost. On Linux the child list is read
-at every sample from ``/proc/PID/task/TID/children`` (≈ 50 µs, so workers of a
-short epoch are seen); elsewhere psutil walks every process (≈ 2 ms), at most
-once a second. I/O is accumulated per pid so workers that exit mid-run still count.
+and their reads are the input pipeline's cost. On Linux the child lists are
+Linux's per-thread ``/proc/PID/task/TID/children``: at every sample those of the
+threads seen forking (the main thread and the one that started the probe, to
+begin with), so workers of a short epoch are seen, and once a second every
+thread's and every descendant's. Elsewhere psutil walks every process (≈ 2 ms),
+at most once a second. I/O is accumulated per pid so workers that exit mid-run
+still count. The counters themselves come from ``procfs`` (cheap, Linux) or psutil.
 
 RSS alone hides a leak that refills memory freed earlier (the allocator reuses
 it without the process growing), so where glibc is the allocator the bytes
@@ -18,55 +21,81 @@ import ctypes
 import ctypes.util
 import functools
 import os
+import threading
 import time
 
 import psutil
+
+from .procfs import ProcfsReader, PsutilReader
 
 _CHILD_REFRESH_S = 1.0
 
 
 class HostProbe:
-    """Counters of one process tree: this process by default, another one's (a kernel's) by ``pid``."""
+    """Counters of one process tree: this process by default, another one's (a kernel's) by ``pid``.
+
+    Raises ``psutil.NoSuchProcess`` when that process is gone."""
 
     def __init__(self, pid: int | None = None) -> None:
-        self.process = psutil.Process(pid)
-        self.mem_total = psutil.virtual_memory().total
-        self._children: dict[int, psutil.Process] = {}
-        self._children_at = -_CHILD_REFRESH_S
+        self.pid = os.getpid() if pid is None else pid
+        self._reader: ProcfsReader | PsutilReader = ProcfsReader() if ProcfsReader.available() else PsutilReader()
+        self._procfs = isinstance(self._reader, ProcfsReader)
+        self.mem_total = self._reader.memory()[1]
+        # Threads whose child list is read at every sample; a full scan adds any other thread seen forking.
+        self._forkers = {self.pid} if pid is not None else {self.pid, threading.get_native_id()}
+        self._children: set[int] = set()
+        self._scanned_at = float("-inf")
+        self._cpu_seconds: dict[int, float] = {}
         self._io_start: dict[int, tuple[int, int, int]] = {}
         self._io_last: dict[int, tuple[int, int, int]] = {}
-        self.io_available = _io(self.process) is not None
         self._heap = _heap_reader() if pid is None else None  # malloc statistics exist for this process only
-        psutil.cpu_percent(percpu=True)  # the first call only primes the counters
-        self.process.cpu_percent()
-        self._refresh_children()
-        for process in [self.process, *self._children.values()]:
-            counters = _io(process)
-            if counters is not None:  # what ran before the profiled code is not its cost
-                self._io_start[process.pid] = self._io_last[process.pid] = counters
+        self._cores = self._reader.core_times()
+        self._read_at = time.monotonic()
+        self._refresh_children(self._read_at)
+        root_io = None
+        for member in [self.pid, *self._children]:
+            try:
+                self._cpu_seconds[member], _, io = self._reader.process(member)
+            except ProcessLookupError:
+                if member == self.pid:
+                    raise psutil.NoSuchProcess(member) from None
+                continue
+            if io is not None:  # what ran before the profiled code is not its cost
+                self._io_start[member] = self._io_last[member] = io
+            root_io = io if member == self.pid else root_io
+        self.io_available = root_io is not None
 
     def read(self) -> dict[str, float | None]:
-        self._refresh_children()
-        per_core = psutil.cpu_percent(percpu=True)
-        vm = psutil.virtual_memory()
-        rss = self.process.memory_info().rss
-        rss_children, proc_cpu = 0, self.process.cpu_percent()
-        for pid, child in list(self._children.items()):
+        now = time.monotonic()
+        elapsed, self._read_at = now - self._read_at, now
+        self._refresh_children(now)
+        cores = self._reader.core_times()
+        per_core = [_busy_percent(busy - busy0, idle - idle0)
+                    for (busy, idle), (busy0, idle0) in zip(cores, self._cores)]
+        self._cores = cores
+        available, total = self._reader.memory()
+        try:
+            cpu, rss = self._process(self.pid, elapsed)
+        except ProcessLookupError:
+            raise psutil.NoSuchProcess(self.pid) from None
+        rss_children = 0
+        for child in list(self._children):
             try:
-                rss_children += child.memory_info().rss
-                proc_cpu += child.cpu_percent()
-                self._track_io(child)
-            except psutil.Error:
-                del self._children[pid]
-        self._track_io(self.process)
+                child_cpu, child_rss = self._process(child, elapsed)
+            except ProcessLookupError:
+                self._children.discard(child)
+                self._cpu_seconds.pop(child, None)
+                continue
+            cpu += child_cpu
+            rss_children += child_rss
         row: dict[str, float | None] = {
             "cpu_percent": sum(per_core) / len(per_core),
-            "proc_cpu_percent": proc_cpu,
+            "proc_cpu_percent": cpu,
             "rss": rss,
             "rss_children": rss_children,
             "rss_total": rss + rss_children,
-            "mem_available": vm.available,
-            "mem_total": vm.total,
+            "mem_available": available,
+            "mem_total": total,
         }
         row.update({f"cpu{i}": pct for i, pct in enumerate(per_core)})
         if self._heap is not None:
@@ -88,33 +117,62 @@ class HostProbe:
     def children_pids(self) -> list[int]:
         return list(self._children)
 
-    def _refresh_children(self) -> None:
-        pids = _proc_descendants(self.process.pid)
-        if pids is None:  # no /proc children files: the slow walk, rate-limited
-            now = time.monotonic()
-            if now - self._children_at < _CHILD_REFRESH_S:
-                return
-            self._children_at = now
-            try:
-                pids = [child.pid for child in self.process.children(recursive=True)]
-            except psutil.Error:
-                return
-        for pid in pids:
-            if pid not in self._children:
-                try:
-                    child = psutil.Process(pid)
-                    child.cpu_percent()
-                except psutil.Error:
-                    continue
-                self._children[pid] = child
+    def _process(self, pid: int, elapsed: float) -> tuple[float, int]:
+        """CPU % (100 = one core) since the last read and RSS of one process; its I/O is accumulated.
 
-    def _track_io(self, process: psutil.Process) -> None:
-        counters = _io(process)
-        if counters is None:
+        A process seen for the first time counts no CPU yet, like psutil's first ``cpu_percent()``."""
+        cpu_seconds, rss, io = self._reader.process(pid)
+        before = self._cpu_seconds.get(pid, cpu_seconds)
+        self._cpu_seconds[pid] = cpu_seconds
+        if io is not None:
+            # A child first seen mid-run was started by the profiled code: all its reads count.
+            self._io_start.setdefault(pid, (0, 0, 0))
+            self._io_last[pid] = io
+        return _percent(cpu_seconds - before, elapsed), rss
+
+    def _refresh_children(self, now: float) -> None:
+        full = now - self._scanned_at >= _CHILD_REFRESH_S
+        if not self._procfs:
+            if full:
+                self._scanned_at = now
+                try:
+                    self._children.update(c.pid for c in psutil.Process(self.pid).children(recursive=True))
+                except psutil.Error:
+                    pass
             return
-        # A child first seen mid-run was started by the profiled code: all its reads count.
-        self._io_start.setdefault(process.pid, (0, 0, 0))
-        self._io_last[process.pid] = counters
+        if full:
+            self._scanned_at = now
+            self._children.update(self._scan_tree())
+        else:
+            for tid in self._forkers:
+                self._children.update(ProcfsReader.thread_children(self.pid, tid))
+
+    def _scan_tree(self) -> list[int]:
+        """Every descendant, from every thread's child list; threads of ours found forking are watched from now."""
+        found, queue = [], [self.pid]
+        while queue:
+            parent = queue.pop()
+            try:
+                tasks = os.listdir(f"/proc/{parent}/task")
+            except OSError:
+                continue  # a child that exited meanwhile
+            for tid in tasks:
+                kids = ProcfsReader.thread_children(parent, int(tid))
+                if kids and parent == self.pid:
+                    self._forkers.add(int(tid))
+                found += kids
+                queue += kids
+        return found
+
+
+def _percent(part: float, whole: float) -> float:
+    return 100.0 * part / whole if whole > 0 else 0.0
+
+
+def _busy_percent(busy: float, idle: float) -> float:
+    """A core's busy share; Linux's per-core iowait can step backwards, so a negative delta counts as none."""
+    busy, idle = max(busy, 0.0), max(idle, 0.0)
+    return _percent(busy, busy + idle)
 
 
 class _MallInfo2(ctypes.Structure):
@@ -140,37 +198,3 @@ def _heap_reader():
         return info.uordblks + info.hblkhd
 
     return in_use
-
-
-def _proc_descendants(pid: int) -> list[int] | None:
-    """Every descendant of ``pid`` from Linux's per-thread children lists; None where those don't exist."""
-    found, queue = [], [pid]
-    while queue:
-        parent = queue.pop()
-        try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            if parent == pid:
-                return None
-            continue  # a child that exited meanwhile
-        for tid in tasks:
-            try:
-                with open(f"/proc/{parent}/task/{tid}/children") as f:
-                    kids = [int(k) for k in f.read().split()]
-            except FileNotFoundError:
-                if parent == pid and tid == tasks[0]:
-                    return None  # kernel without CONFIG_PROC_CHILDREN
-                continue
-            except OSError:
-                continue
-            found += kids
-            queue += kids
-    return found
-
-
-def _io(process: psutil.Process) -> tuple[int, int, int] | None:
-    try:
-        c = process.io_counters()
-    except (psutil.Error, AttributeError, NotImplementedError):
-        return None
-    return c.read_bytes, c.write_bytes, getattr(c, "read_chars", 0)

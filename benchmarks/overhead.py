@@ -18,6 +18,7 @@ judged on the fastest rounds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import platform
@@ -46,10 +47,24 @@ def profiled(source, ns):
 def torch_profiled(code, ns):
     from torch.profiler import ProfilerActivity, profile
 
-    t = time.perf_counter()
-    with profile(activities=[ProfilerActivity.CPU]):
-        exec(code, ns)
-    return time.perf_counter() - t
+    with _stderr_muted():  # its C++ side logs two lines to fd 2 per run, burying the table
+        t = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU]):
+            exec(code, ns)
+        return time.perf_counter() - t
+
+
+@contextlib.contextmanager
+def _stderr_muted():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def measure(setup: str, source: str, rounds: int) -> dict[str, float]:

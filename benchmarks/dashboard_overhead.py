@@ -37,6 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "ui"))
 
+from pairing import bracketed_ratio
 from workloads import SMALL_CNN_TRAINING
 
 NAME, SETUP, BODY = SMALL_CNN_TRAINING
@@ -192,24 +193,19 @@ def run_browser(
 def summarize(label: str, bench: dict) -> dict:
     plain, profiled = statistics.median(bench["plain"]), statistics.median(bench["profiled"])
     cell_plain, cell_profiled = statistics.median(bench["cell_plain"]), statistics.median(bench["cell_profiled"])
-    quiet = [
-        (p, q)
-        for p, q, op, oq in zip(
-            bench["profiled"], bench["plain"], bench["other_cpu_profiled"], bench["other_cpu_plain"]
-        )
-        if op < QUIET and oq < QUIET
-    ]
+    quiet = [op < QUIET and oq < QUIET for op, oq in zip(bench["other_cpu_profiled"], bench["other_cpu_plain"])]
     row = {
         "setup": label,
         "plain_s": plain,
         "profiled_s": profiled,
         "ratio": profiled / plain,
-        "paired_ratio": statistics.median(p / q for p, q in zip(bench["profiled"], bench["plain"])),
+        # each profiled round against the plain rounds on either side: the machine's slow drifts cancel
+        "paired_ratio": bracketed_ratio(bench["profiled"], bench["plain"]),
         # the fastest rounds of each (timeit's convention: the least disturbed by anything else), as overhead.py
         "best_ratio": min(bench["profiled"]) / min(bench["plain"]),
         # rounds where no other process took more than QUIET cores during either cell: the clean measurement
-        "quiet_rounds": len(quiet),
-        "quiet_ratio": statistics.median(p / q for p, q in quiet) if quiet else None,
+        "quiet_rounds": sum(quiet),
+        "quiet_ratio": bracketed_ratio(bench["profiled"], bench["plain"], quiet) if any(quiet) else None,
         "fixed_cost_per_cell_s": (cell_profiled - profiled) - (cell_plain - plain),
         # what the first profiled cell of a kernel spent outside its loop, beyond what later ones do
         "first_dashboard_extra_s": (bench["first_profiled_cell"] - bench["first_loop"]) - (cell_profiled - profiled),
@@ -282,8 +278,8 @@ def main() -> None:
             f"{quiet:>14}{r['fixed_cost_per_cell_s']:>14.3f}{first:>13}{cpu_share:>29}"
         )
     print(
-        "ratio: median profiled / median plain training-loop time (goal ≤ 1.03); paired: median of the "
-        f"round-by-round ratios; fastest: fastest profiled round / fastest plain round; quiet: the same over the rounds (how many) in which other processes used "
+        "ratio: median profiled / median plain training-loop time (goal ≤ 1.03); paired: median of each "
+        "profiled round's ratio to the plain rounds on either side; fastest: fastest profiled round / fastest plain round; quiet: the same over the rounds (how many) in which other processes used "
         f"< {QUIET} cores; fixed/cell: a profiled cell's time outside its loop beyond a plain one's "
         "(opening the dashboard, the summary); 1st cell +s: what the kernel's first profiled cell adds to that "
         "(importing anywidget, first probes); browser CPU in cores (Chromium + the Jupyter "

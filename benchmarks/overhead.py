@@ -4,8 +4,8 @@ All variants of a workload run in one process, interleaved round by round
 (plain, jupyter-perf, torch.profiler, ...), so machine noise hits them alike.
 Three ratios are printed: of the fastest rounds (timeit's convention: the
 minimum is the run least disturbed by anything else), of the medians, and
-the median of each round's ratio to the plain run just before it (slow drifts
-of the machine cancel). On the
+the median of each profiled round's ratio to the plain runs on either side
+of it (the machine's slow drifts cancel: ``pairing.py``). On the
 2-core development VM a plain run's own time scatters by 30–50% from round
 to round (other tenants; a descheduled intra-op thread stalls a parallel
 op), so a median over a few rounds cannot resolve a 3% effect; the spread is
@@ -29,6 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 
 import jupyter_perf  # noqa: E402
+from pairing import bracketed_ratio  # noqa: E402
 from workloads import ALL  # noqa: E402
 
 
@@ -103,14 +104,13 @@ def main() -> None:
         ratio = best["jupyter-perf"] / best["plain"]
         ratios.append(ratio)
         spread = max(times["plain"]) / best["plain"]
-        # each profiled round against the plain one just before it: slow drifts of the machine cancel
-        paired = statistics.median(p / q for p, q in zip(times["jupyter-perf"], times["plain"]))
+        paired = bracketed_ratio(times["jupyter-perf"], times["plain"])
         print(f"{name:34} {best['plain']:8.3f} {spread:6.2f}× {ratio:12.3f}× "
               f"{median['jupyter-perf'] / median['plain']:8.3f}× {paired:8.3f}× "
               f"{best['torch.profiler'] / best['plain']:14.3f}× {median['torch.profiler'] / median['plain']:8.3f}×")
     worst = max(ratios)
-    print(f"ratios of the fastest of {args.rounds} interleaved rounds (medians, and the median of each round's "
-          "ratio to the plain run just before it, in brackets); spread: the slowest plain round / the fastest")
+    print(f"ratios of the fastest of {args.rounds} interleaved rounds (medians, and the median of each profiled "
+          "round's ratio to the plain rounds on either side, in brackets); spread: the slowest plain round / the fastest")
     print(f"worst jupyter-perf ratio {worst:.3f} (goal ≤ 1.03): {'met' if worst <= 1.03 else 'NOT met'}")
 
 

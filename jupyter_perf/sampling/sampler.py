@@ -2,11 +2,12 @@
 
 It never touches the profiled code's objects: it reads psutil, NVML and (once
 the user made a CUDA context) torch.cuda's allocator totals, and a step
-counter the probes keep. A sample costs ≈ 0.35 ms of CPU on Linux, taken
-cache-cold by a thread that wakes every 100 ms (psutil's readers took twice
-that), so the default 10 Hz costs the profiled loop ≈ 0.4 % of a core; at
-100 Hz the GIL hold starts to show on launch-bound loops (DESIGN.md), hence
-the 0.01 s floor.
+counter the probes keep. Taken cache-cold by a thread that wakes every
+100 ms, a sample costs ≈ 0.35 ms of CPU in a bare Python process on Linux and
+≈ 0.7 ms in a Jupyter kernel (more threads and malloc arenas: ``mallinfo2``
+alone ≈ 0.3 ms there); psutil's readers took twice that. The default 10 Hz
+so costs under 1 % of one core; at 100 Hz the GIL hold starts to show on
+launch-bound loops (DESIGN.md), hence the 0.01 s floor.
 """
 
 from __future__ import annotations

@@ -140,3 +140,42 @@ def test_reads_of_a_child_count_from_its_start(probe_factory, spawn, tmp_path):
         time.sleep(0.1)
     assert reader.pid in probe.children_pids()
     assert probe.io_totals()[2] >= 32 * 2**20  # read characters: the page cache may serve the bytes
+
+
+def test_a_fragmented_heap_is_read_less_often_and_the_report_says_so():
+    """glibc's mallinfo2 walks every free block: with tens of thousands of them one read takes milliseconds,
+    holding the arena lock the profiled code allocates under."""
+    import random
+
+    import jupyter_perf
+    from jupyter_perf.sampling.host import _heap_reader
+
+    if _heap_reader() is None:
+        pytest.skip("malloc statistics need glibc ≥ 2.33")
+    rng = random.Random(0)
+    blocks = [bytearray(rng.randint(1100, 4000)) for _ in range(60_000)]
+    del blocks[::2]  # 30 000 free blocks between live ones: nothing coalesces
+    try:
+        probe = HostProbe()
+        heap = [probe.read()["heap_in_use"] for _ in range(40)]
+        assert heap[0] is not None and 1 <= sum(h is not None for h in heap) < 20
+        assert "malloc" in (probe.heap_note or "")
+        report = jupyter_perf.profile("import time\ntime.sleep(0.5)", interval=0.02)
+        assert any("heap_in_use was read at one sample in" in note for note in report.notes), report.notes
+        column = report.timeline["heap_in_use"]
+        assert any(v is None for v in column) and any(v is not None for v in column)
+    finally:
+        del blocks
+
+
+def test_a_fresh_heap_is_read_at_every_sample():
+    """In a new process (this one's heap is whatever the tests before left)."""
+    code = ("from jupyter_perf.sampling.host import HostProbe\n"
+            "probe = HostProbe()\n"
+            "heap = [probe.read().get('heap_in_use') for _ in range(20)]\n"
+            "print(sum(h is not None for h in heap), probe.heap_note)")
+    read, note = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout.split(maxsplit=1)
+    if read == "0":
+        pytest.skip("malloc statistics need glibc ≥ 2.33")
+    assert int(read) >= 18 and note.strip() == "None"

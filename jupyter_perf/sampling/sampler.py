@@ -42,6 +42,8 @@ class Sampler:
         notes = [self.gpu.note] if self.gpu.note else []
         if not self.host.io_available:
             notes.append("storage I/O counters are not readable here: disk_io cannot be diagnosed")
+        if self.host.heap_note:
+            notes.append(self.host.heap_note)
         return notes + self.errors
 
     def start(self) -> None:

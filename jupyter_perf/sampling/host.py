@@ -142,7 +142,7 @@ class HostProbe:
             # A child first seen mid-run was started by the profiled code: all its reads count.
             self._io_start.setdefault(pid, (0, 0, 0))
             self._io_last[pid] = io
-        return _percent(cpu_seconds - before, elapsed), rss
+        return _percent(max(cpu_seconds - before, 0.0), elapsed), rss  # < 0 only for a pid reused meanwhile
 
     def _refresh_children(self, now: float) -> None:
         full = now - self._scanned_at >= _CHILD_REFRESH_S

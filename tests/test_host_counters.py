@@ -80,17 +80,15 @@ def test_a_busy_child_counts_as_about_one_core(probe_factory, spawn):
     assert all(0 <= row[f"cpu{i}"] <= 100 for i in range(psutil.cpu_count()))
 
 
-def test_a_child_of_the_starting_thread_is_seen_at_the_next_sample():
+def test_a_child_of_the_starting_thread_is_seen_at_the_next_sample(spawn):
     """DataLoader workers of a short epoch live for less than the once-a-second full scan."""
     probe = HostProbe()
     probe.read()
-    child = subprocess.Popen([sys.executable, "-c", SLEEPING_CHILD])
-    try:
-        probe.read()
-        assert child.pid in probe.children_pids()
-    finally:
-        child.kill()
-        child.wait()
+    child = spawn(SLEEPING_CHILD)
+    probe.read()
+    assert child.pid in probe.children_pids()
+    child.kill()
+    child.wait()
     probe.read()
     assert child.pid not in probe.children_pids()
 

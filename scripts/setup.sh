@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# Install everything jupyter-perf needs to run and to be tested, on a fresh machine.
-# Idempotent: a second run installs nothing new. torch is pinned to the CPU build
-# that lies on disk here; an unpinned torch would download a several-GB CUDA build.
+# Install everything jupyter-perf needs to run and to be tested, on a fresh machine, into the
+# project's own virtual environment (.venv, or $JP_VENV): never the machine's site-packages, so
+# what runs here is what a user's fresh install gets (current IPython, ipykernel, JupyterLab).
+# Idempotent: a second run installs nothing new. torch is pinned to the CPU build that lies on
+# disk here; an unpinned torch would download a several-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
+venv="${JP_VENV:-.venv}"
+if [[ ! -x "$venv/bin/python" ]]; then
+  echo "creating the virtual environment $venv"
+  python3 -m venv "$venv"
+fi
+install() {
+  # (this machine's pip configuration names local indexes that may be absent: drop those warnings)
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
+install "torch==2.13.0"
+install -e ".[${JP_EXTRAS:-test}]"
 
 if [[ "${JP_SKIP_BROWSER:-}" != 1 && ! -x /usr/bin/chromium ]]; then
   echo "installing Debian chromium for the browser tests"

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Install what the tests need, then run the whole suite (unit, kernel, notebook and browser tests).
+# Install what the tests need into the project's virtual environment, then run the whole suite
+# (unit, kernel, notebook and browser tests) with that environment's Python and Jupyter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-python3 -m pytest -p no:cacheprovider "$@"
+venv="$(cd "${JP_VENV:-.venv}" && pwd)"
+export PATH="$venv/bin:$PATH"
+python -m pytest -p no:cacheprovider "$@"

@@ -81,11 +81,13 @@ class Session:
     def _install_probes(self) -> None:
         import torch
 
+        from .probes.functions import DataFunctionProbe
         from .probes.modules import ModuleProbe
         from .probes.training import TrainingProbe
 
         probes: dict[str, Any] = {
             "data": DataLoaderProbe(self.trace),
+            "functions": DataFunctionProbe(self.trace, self.namespace, self.source),
             "modules": ModuleProbe(self.trace, self.namespace),
             "training": TrainingProbe(self.trace),
         }
@@ -150,7 +152,7 @@ class Session:
             phases={k: v / steps for k, v in trace.phase_totals.items()} if steps else {},
             phase_totals=dict(trace.phase_totals) if steps else {},
             step_series=series,
-            timeline=self.timeline.columns(),
+            timeline=self._timeline_columns(),
             notes=list(self.sampler.notes),
             interrupted=isinstance(error, KeyboardInterrupt),
         )
@@ -171,6 +173,19 @@ class Session:
                 "no steps recognised (no DataLoader batch, optimizer step or model call): timelines and peaks only"
             )
         return report
+
+    def _timeline_columns(self) -> dict[str, list]:
+        """The sampled columns, with the live step count of the samples taken before the step's anchor
+        was decided replaced by the true count (steps.py), so fits against steps see true step numbers."""
+        columns = self.timeline.columns()
+        t0 = self.sampler.t0
+        counts = columns.get("steps")
+        if counts:
+            for i, (t, live) in enumerate(zip(columns["t"], counts)):
+                true = self.trace.steps_at(t0 + t) if t is not None else None
+                if true is not None:
+                    counts[i] = true
+        return columns
 
     def _peaks(self) -> dict[str, float]:
         peaks = {f"{key}_bytes": value for key, value in self.timeline.peaks.items() if _is_memory_column(key)}
@@ -205,6 +220,7 @@ class Session:
         probes = self._probes
         if probes:
             signals["dataloaders"] = probes["data"].signals(names)
+            signals["data_functions"] = probes["functions"].signals()
             signals["forward"], signals["models"] = probes["modules"].signals(names)
             signals["backward"], signals["optimizers"] = probes["training"].signals()
             if "transfers" in probes:

@@ -27,7 +27,7 @@ def test_bottleneck_of_each_planted_scenario(scenario):
 
 def test_input_pipeline_evidence_and_advice():
     report, _ = profiled(scenarios.INPUT_PIPELINE)
-    assert report.steps == 20 and report.step_anchor == "data"
+    assert report.steps == 20 and report.step_anchor == "optimizer"
     assert report.samples == 160
     assert report.phases["data_wait"] >= 8 * 0.003  # eight 3 ms samples per batch
     assert max(report.phases, key=report.phases.get) == "data_wait"

@@ -140,20 +140,31 @@ loader = DataLoader(TensorDataset(torch.randn(6, 4)), batch_size=2)
 
 
 def test_another_model_stops_counting_at_its_call(mode):
+    """Its call is forward time in the step it falls in: only the loop's own model makes steps."""
     setup = SETUP + "other = nn.Linear(4, 4)\n"
     loop = f"    for _ in range({CALLS}):\n        model(x)\n"
     report, _ = profiled("with torch.no_grad():\n" + loop + "    other(x)\n" + loop, setup)
-    assert report.steps == 2 * CALLS + 1
+    assert report.steps == 2 * CALLS and report.samples == 2 * 2 * CALLS
     assert {m["name"]: m["calls"] for m in report.signals["models"]} == {"model": 2 * CALLS, "other": 1}
     assert_consistent(report)
 
 
-def test_an_input_without_a_leading_dimension_stops_counting(mode):
+def test_a_call_by_keyword_stops_counting_and_its_samples_still_count(mode):
+    """``model(input=x)``: the counting wrapper reads only a positional input, so it hands the call over to be
+    timed, where the keyword's batch dimension counts (as ``model(**batch)`` passes a tokenizer's output)."""
     loop = f"    for _ in range({CALLS}):\n        model(x)\n"
     report, _ = profiled("with torch.no_grad():\n" + loop + "    model(input=x)\n" + loop)
     assert report.steps == 2 * CALLS + 1
-    assert report.samples is None, "one step's samples are unknown: the total is not made up"
+    assert report.samples == 2 * (2 * CALLS + 1)
     assert_consistent(report)
+    assert (report.signals["forward"]["counted_calls"] > CALLS) == (mode == "counted"), "counting began again"
+
+
+def test_an_input_without_a_batch_dimension_makes_the_samples_unknown(mode):
+    setup = SETUP + "class Scalar(nn.Module):\n    def __init__(self):\n        super().__init__(); self.w = nn.Parameter(torch.ones(()))\n    def forward(self, s):\n        return self.w * s\nscalar = Scalar()\n"
+    report, _ = profiled(f"with torch.no_grad():\n    for _ in range(50):\n        scalar(torch.tensor(2.0))\n", setup)
+    assert report.steps == 50
+    assert report.samples is None, "the total is not made up"
 
 
 # ------------------------------------------------------------ the trace itself, live

@@ -52,7 +52,7 @@ class DataLoaderProbe:
                 except BaseException:
                     cancel(token)
                     raise
-                end(token, samples=_batch_size(batch))
+                end(token, samples=batch_size(batch))
                 if token is not None:
                     stats = probe.loaders.get(getattr(iterator, "_jupyter_perf_loader", None))
                     if stats is not None:
@@ -96,7 +96,7 @@ class DataLoaderProbe:
         return out
 
 
-def _batch_size(batch: Any) -> int | None:
+def batch_size(batch: Any) -> int | None:
     """First dimension of the first tensor in a batch (tensor, sequence or mapping), if any."""
     for _ in range(3):
         shape = getattr(batch, "shape", None)

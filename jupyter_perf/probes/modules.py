@@ -28,6 +28,7 @@ import time
 from threading import get_ident
 from typing import Any
 
+from .inputs import RecordedCall, remember
 from .patching import Ledger
 from .steps import StepTrace
 
@@ -39,6 +40,13 @@ class ModuleProbe:
         self.trace = trace
         self.namespace = namespace
         self._modules: dict[int, Any] = {}
+        #: The tag each watched module's forward intervals carry: its key for a model, "loss" for a module
+        #: without parameters (a loss, an activation), whose calls are forward time but not steps (steps.py).
+        self._tags: dict[int, Any] = {}
+        #: Which dimension of a model's first input counts its samples: 1 for sequence-first recurrent or
+        #: attention layers (``batch_first=False``, PyTorch's default for both), else 0.
+        self._batch_dims: dict[int, int] = {}
+        self._recorded: set[int] = set()  # models whose call of this run was recorded (inputs.py)
         self._leaves: dict[int, int] = {}
         self._calls: dict[int, int] = {}
         self._covered: set[int] = set()
@@ -77,9 +85,15 @@ class ModuleProbe:
             self.scan()
 
     def _hook(self, module: Any) -> None:
+        from torch import nn
+
         members = list(module.modules())
+        key = id(module)
         self._covered.update(id(m) for m in members)
-        self._modules[id(module)] = module
+        self._modules[key] = module
+        is_model = not isinstance(module, nn.modules.loss._Loss) and next(module.parameters(), None) is not None
+        self._tags[key] = key if is_model else "loss"
+        self._batch_dims[key] = _batch_dim(members)
         self._leaves[id(module)] = sum(1 for m in members if next(m.children(), None) is None)
         self._calls[id(module)] = 0
         cls = type(module)
@@ -99,7 +113,7 @@ class ModuleProbe:
 
         def finish(module: Any, _args: tuple, _output: Any) -> None:  # this call is under way: time it too
             handle.remove()
-            self._end(module, token, args)
+            self._end(module, token, args, {})
 
         handle = module.register_forward_hook(finish, always_call=True)
 
@@ -156,7 +170,7 @@ class ModuleProbe:
                     try:
                         return original(module, *args, **kwargs)
                     finally:
-                        end(module, token, args)
+                        end(module, token, args, kwargs)
             return original(module, *args, **kwargs)
 
         return __call__
@@ -182,13 +196,18 @@ class ModuleProbe:
             self.grad_inference_calls += self._inference_enabled()
         self.autocast_calls += self._autocast_enabled()
 
-    def _end(self, module: Any, token: tuple, args: tuple) -> None:
-        shape = getattr(args[0], "shape", None) if args else None  # samples: the first input's leading dimension
-        self._trace_end(token, int(shape[0]) if shape else None)
+    def _end(self, module: Any, token: tuple, args: tuple, kwargs: dict) -> None:
+        key = id(module)
+        tag = self._tags[key]
+        samples = _samples(args, kwargs, self._batch_dims[key]) if tag != "loss" else None
+        self._trace_end(token, samples, tag)
         self.seconds += self.trace.last_duration
-        self._calls[id(module)] += 1
-        if self.trace.may_count:
-            self.trace.count(id(module))
+        self._calls[key] += 1
+        if key not in self._recorded and tag != "loss":
+            self._recorded.add(key)
+            remember(module, RecordedCall(args, dict(kwargs)))
+        if self.trace.may_count and self._batch_dims[key] == 0:
+            self.trace.count(key)
 
     # ------------------------------------------------------------ report
     def signals(self, names: dict[int, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -210,7 +229,7 @@ class ModuleProbe:
         models = [
             _model_facts(module, names.get(key), self._leaves[key], calls_of[key])
             for key, module in self._modules.items()
-            if calls_of[key]
+            if calls_of[key] and self._tags[key] != "loss"
         ]
         self._modules.clear()
         return forward, models
@@ -239,6 +258,30 @@ def _model_facts(module: Any, name: str | None, leaves: int, calls: int) -> dict
         "repeated_blocks": _repeated_blocks(members),
         "calls": calls,
     }
+
+
+def _samples(args: tuple, kwargs: dict, dim: int) -> int | None:
+    """Samples in one call: the batch dimension of its first input (positional, else ``input_ids`` or the
+    first tensor given by keyword, as ``model(**batch)`` passes a tokenizer's output); a list of tensors
+    (a detection model's images) counts its items."""
+    first = args[0] if args else kwargs.get("input_ids")
+    if first is None:
+        first = next((v for v in kwargs.values() if hasattr(v, "shape")), None)
+    shape = getattr(first, "shape", None)
+    if shape is None:
+        return len(first) if isinstance(first, (list, tuple)) and first and hasattr(first[0], "shape") else None
+    return int(shape[dim]) if len(shape) > dim else None
+
+
+def _batch_dim(members: list[Any]) -> int:
+    """1 where the model's sequence layers take the batch second (RNNs and ``nn.MultiheadAttention`` with
+    ``batch_first=False``, the default: pytorch/examples' word_language_model and transformer), else 0."""
+    from torch import nn
+
+    for m in members:
+        if isinstance(m, (nn.RNNBase, nn.MultiheadAttention)):
+            return 0 if m.batch_first else 1
+    return 0
 
 
 def _repeated_blocks(members: list[Any]) -> int:

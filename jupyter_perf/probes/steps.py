@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+from bisect import bisect_right
 from random import random
 from threading import get_ident
 from time import perf_counter
@@ -69,8 +70,6 @@ from ..sampling.timeline import Series
 _DECIDE_AFTER = 64
 #: Closed steps are accounted in batches at most this far apart (host clock): the live views lag by as much.
 ACCOUNT_EVERY_S = 0.05
-#: The phase whose interval opens a step, per anchor; optimizer-anchored steps open with any interval.
-_OPENER = {"data": "data_wait", "forward": "forward"}
 #: Counting mode (module docstring) needs this many single-forward steps in a row: enough for a median
 #: that a few odd calls cannot sway, few enough that the fully timed start (these steps at ≈ 6 µs more
 #: each, ≈ 1.5 ms) stays a small part of a short loop's cost: 0.25% of the 4000-step MLP benchmark.
@@ -95,8 +94,10 @@ _FORWARD = _INDEX["forward"]
 SERIES_COLUMNS = ("start", "wall", "samples", *PHASES)
 
 # An interval is a plain tuple on the hot path (a class costs more to build):
-# (phase, t0, t1, e0, e1, samples, tag), where tag marks what may delimit
-# steps: "step" (optimizer.step), "stop" (the loader ran dry), "iter" (a new loader iterator).
+# (phase, t0, t1, e0, e1, samples, tag), where tag marks what may delimit steps: "step" (the anchor
+# optimizer's step; another optimizer's is "other step"), "stop" (the loader ran dry), "iter" (a new loader
+# iterator); for a forward, the model's key (an int), or "loss" for a module without parameters (a loss, an
+# activation), which is forward time but never a model whose calls make steps or count samples.
 PHASE, T0, T1, E0, E1, SAMPLES, TAG = range(7)
 
 
@@ -118,21 +119,20 @@ class StepTrace:
         self._cuda = False  # CUDA events in use: flips on once the user's code initialised CUDA
         #: Set by the session where a GPU exists, so CPU-only runs never ask torch.cuda anything.
         self.cuda_possible = False
+        #: Intervals seen while the anchor is undecided, to build the steps again by the final anchor.
         self._buffer: list[tuple] = []
+        #: What delimits a step, once decided: ``optimizer``, ``forward``, ``data`` or ``none`` (module docstring).
         self.anchor: str | None = None
-        self._opener: str | None = None  # _OPENER[anchor]
-        self._open: list[tuple] | None = None  # intervals of the step being built
-        self._anchored = False  # the open step holds its opening interval already: the next one starts a step
-        self._closed: list[tuple[list[tuple], float, Any]] = []  # (intervals, end, end_event), not yet accounted
-        self._account_at = 0.0  # host time from which the next closed step triggers accounting
-        self.series = Series(SERIES_COLUMNS, series_capacity)
-        #: Steps accounted so far (in ``series``, the totals and ``samples``); equals ``steps_closed`` after finish().
-        self.steps = 0
-        self.wall_total = 0.0
-        self._totals = [0.0] * len(PHASES)
-        self.samples = 0
-        self.samples_known = True
-        self.device_timed_steps = 0
+        #: The anchor steps are built by meanwhile: the final one, or the provisional one while undecided.
+        self._mode: str | None = None
+        #: The model whose calls open forward-anchored steps and give every step its samples (a model key).
+        self.primary: Any = None
+        #: When the anchor was decided (host clock), and the ends of the steps closed before then, by the
+        #: final anchor: what the sampler's live count read until then is corrected from these after the run.
+        self.decided_at: float | None = None
+        self.early_ends: list[float] = []
+        self._series_capacity = series_capacity
+        self._reset_steps()
         self.last_duration = 0.0
         #: Called on the profiled thread after each batch of steps is accounted (the module probe rescans there).
         self.on_account: Callable[[], None] | None = None
@@ -143,8 +143,6 @@ class StepTrace:
         #: forward time as estimated: the module probe adds both to its own.
         self.counted_calls: dict[Any, int] = {}
         self.counted_forward_s = 0.0
-        self._window: list[tuple] = []  # rows of the latest single-forward steps, for the decision
-        self._watch_until: float | None = None  # until then, steps are accounted every _WATCH_EVERY_S
         self._block_t0 = 0.0  # the block's first step began here
         self._block_closed = 0  # steps_closed then
         self._entered_closed = 0  # steps_closed when counting began: the calls counted since are its increments
@@ -177,7 +175,7 @@ class StepTrace:
         self.active = None
         self.last_duration = t1 - t0
         if self.counting is not None:  # anything but the counted model's own call: counting stops where it began
-            self._leave(t0, resume=phase != self._opener and tag != "stop")
+            self._leave(t0, resume=not (phase == "forward" and tag == self.primary) and tag != "stop")
         if self.anchor is None:
             self._hold((phase, t0, t1, e0, e1, samples, tag))
         else:
@@ -201,53 +199,137 @@ class StepTrace:
         return event
 
     # ------------------------------------------------------------ step building
-    def _hold(self, interval: tuple) -> None:
-        """Keep intervals until what delimits a step is decided."""
-        self._buffer.append(interval)
-        if interval[PHASE] == "data_wait" or len(self._buffer) >= _DECIDE_AFTER:
-            self._decide()
+    def _reset_steps(self) -> None:
+        """No step built yet: the state a (re)build of the steps starts from."""
+        self._open: list[tuple] | None = None  # intervals of the step being built
+        self._anchored = False  # the open step holds its opening interval already: the next one starts a step
+        self._last_end: tuple | None = None  # (host time, event) where the last step ended: the next one starts there
+        self._closed: list[tuple[list[tuple], float, Any]] = []  # (intervals, end, end_event), not yet accounted
+        self._account_at = 0.0  # host time from which the next closed step triggers accounting
+        self._data_only = True  # every step closed so far held nothing but data waits
+        self.series = Series(SERIES_COLUMNS, self._series_capacity)
+        #: Steps accounted so far (in ``series``, the totals and ``samples``); equals ``steps_closed`` after finish().
+        self.steps = 0
+        self.steps_closed = 0
+        self.wall_total = 0.0
+        self._totals = [0.0] * len(PHASES)
+        self.samples = 0
+        self.samples_known = True
+        self.device_timed_steps = 0
+        self.early_ends = []
+        self._window: list[tuple] = []  # rows of the latest single-forward steps, for counting mode's decision
+        self._watch_until: float | None = None  # until then, steps are accounted every _WATCH_EVERY_S
 
-    def _decide(self) -> None:
-        seen = {(i[PHASE], i[TAG]) for i in self._buffer}
-        if any(phase == "data_wait" for phase, _ in seen):
-            self.anchor = "data"
-        elif ("optimizer", "step") in seen:
-            self.anchor = "optimizer"
-        elif any(phase == "forward" for phase, _ in seen):
-            self.anchor = "forward"
-        else:
-            self.anchor = "none"
-        self._opener = _OPENER.get(self.anchor)
-        buffered, self._buffer = self._buffer, []
-        for interval in buffered:
+    def _hold(self, interval: tuple) -> None:
+        """Undecided: keep the interval, and build steps by the best anchor seen so far, so they count live."""
+        buffer = self._buffer
+        buffer.append(interval)
+        phase, tag = interval[PHASE], interval[TAG]
+        if phase == "optimizer" and tag == "step" or len(buffer) >= _DECIDE_AFTER:
+            self._decide(pending=interval)
+            return
+        mode, primary = self._provisional(phase, tag)
+        if (mode, primary) != (self._mode, self.primary):
+            self._build(mode, primary)
+        elif mode is not None:
             self._feed(interval)
+
+    def _provisional(self, phase: str, tag: Any) -> tuple[str | None, Any]:
+        """The anchor to count by until decided: a model's calls once one ran, else the loader's batches."""
+        if self._mode == "forward":
+            return self._mode, self.primary
+        if phase == "forward" and _is_model(tag):
+            return "forward", tag
+        if self._mode is None and phase == "data_wait" and tag is None:
+            return "data", None
+        return self._mode, self.primary
+
+    def _decide(self, pending: tuple | None = None) -> None:
+        """The final anchor, from the intervals seen: an optimizer step, else a model's calls, else batches.
+
+        Work on the model delimits steps, not the data feeding it: a loop that fetches the next batch
+        before using the last (nanoGPT's ``get_batch``, accelerate's prefetching loader) fetches N+1
+        batches for N steps. Among several models, the one called fewest times is the step's (a GAN's
+        generator, not its twice-called discriminator; an encoder, not its decoder called per token).
+        ``pending`` is the interval that decided it, not yet grouped into a step.
+        """
+        buffer = self._buffer
+        calls: dict[Any, int] = {}
+        for i in buffer:
+            if i[PHASE] == "forward" and _is_model(i[TAG]):
+                calls[i[TAG]] = calls.get(i[TAG], 0) + 1
+        primary = min(calls, key=calls.__getitem__) if calls else None  # ties: the first called
+        if any(i[PHASE] == "optimizer" and i[TAG] == "step" for i in buffer):
+            anchor = "optimizer"
+        elif calls:
+            anchor = "forward"
+        elif any(i[PHASE] == "data_wait" and i[TAG] is None for i in buffer):
+            anchor = "data"
+        else:
+            anchor = "none"
+        if (anchor, primary) != (self._mode, self.primary):
+            self._build(anchor, primary)
+        elif pending is not None:
+            self._feed(pending)
+        self.anchor = anchor
+        self.decided_at = perf_counter()
+        self._buffer = []
+
+    def _build(self, mode: str | None, primary: Any) -> None:
+        """Build the steps again from every interval seen, by ``mode`` (the live count may step back or on)."""
+        self._mode, self.primary = mode, primary
+        self._reset_steps()
+        if mode is not None:
+            for interval in self._buffer:
+                self._feed(interval)
 
     def _feed(self, i: tuple) -> None:
         """Group an interval into the open step; hot path, so a flag stands in for searching the step."""
         tag = i[TAG]
+        mode = self._mode
+        if mode == "none":
+            return
+        if mode == "optimizer":  # a step ends with the optimizer's step; the next begins where it ended
+            if tag == "stop":
+                return  # the loader ran dry: the step goes on into the next epoch's first batch
+            step = self._open
+            if step is None:  # it begins where the last step ended, so code between steps is in one
+                t, event = self._last_end or (i[T0], i[E0])
+                step = self._open = [("other", t, t, event, event, None, "start")]
+            step.append(i)
+            if tag == "step":
+                self._close(i[T1], i[E1])
+            return
         if tag == "stop":  # the loader ran dry: the step ends where that last next() began
             if self._open is not None:
                 self._close(i[T0], i[E0])
             return
-        opens = i[PHASE] == self._opener
+        if mode == "forward":
+            opens = i[PHASE] == "forward" and tag == self.primary
+        else:
+            opens = i[PHASE] == "data_wait"
         if opens and self._anchored:
             self._close(i[T0], i[E0])
         step = self._open
         if step is None:
-            if not (opens or self.anchor == "optimizer"):
+            if not opens:
                 return  # setup work before the first step, or between epochs
             step = self._open = []
         step.append(i)
         if opens and tag != "iter":  # a new loader iterator does not make a batch
             self._anchored = True
-        elif tag == "step" and self.anchor == "optimizer":
-            self._close(i[T1], i[E1])
 
     def _close(self, end: float, end_event: Any) -> None:
         """Count the open step as closed; account the closed ones once ``ACCOUNT_EVERY_S`` has passed."""
-        self._closed.append((self._open, end, end_event))
+        step = self._open
+        self._closed.append((step, end, end_event))
+        if self._data_only and self._mode == "data" and any(i[PHASE] != "data_wait" for i in step):
+            self._data_only = False
         self._open, self._anchored = None, False
+        self._last_end = (end, end_event)
         self.steps_closed += 1
+        if self.anchor is None:
+            self.early_ends.append(end)
         if end >= self._account_at:
             self._account_at = end + ACCOUNT_EVERY_S
             self._resolve(block=False)
@@ -257,9 +339,10 @@ class StepTrace:
     def _resolve(self, block: bool) -> None:
         """Account queued steps in order; device-timed ones only once their events completed."""
         closed = self._closed
+        primary = self.primary
         if not self._cuda:  # host-timed only: the common case, and thousands of steps a second
-            rows = [_row(intervals, end, None) for intervals, end, _ in closed]
-            if self.anchor == "forward":
+            rows = [_row(intervals, end, None, primary) for intervals, end, _ in closed]
+            if self._mode == "forward":
                 self._watch(closed, rows)
         else:
             rows = []
@@ -267,7 +350,7 @@ class StepTrace:
                 device = end_event is not None and all(i[E0] is not None for i in intervals)
                 if device and not block and not end_event.query():
                     break
-                rows.append(_row(intervals, end, end_event if device else None))
+                rows.append(_row(intervals, end, end_event if device else None, primary))
                 self.device_timed_steps += device
         del closed[: len(rows)]
         if rows:
@@ -288,21 +371,34 @@ class StepTrace:
         self.steps += len(rows)
 
     def finish(self) -> None:
-        """End of run: stop counting, decide if still undecided, close the open step, resolve everything."""
+        """End of run: stop counting, decide if still undecided, close the last step if it is one, resolve all.
+
+        The work after an optimizer's last step (a ``zero_grad``, a ``loss.item()``, an evaluation) is not
+        a step; nor is a last batch fetched ahead that no step used, where the steps did more than load.
+        """
         self.active = None
         if self.counting is not None:
             self._leave(perf_counter(), resume=False)
         if self.anchor is None:
             self._decide()
-        if self._open:
-            last = self._open[-1]
+        step = self._open
+        if step and self._mode != "optimizer" and (self._data_only or any(i[PHASE] != "data_wait" for i in step)):
+            last = step[-1]
             self._close(last[T1], last[E1])
+        self._open = None
         if self._cuda and self._closed:
             import torch
 
             torch.cuda.synchronize()
         self._resolve(block=True)
         self.may_count = False  # the run is over
+
+    def steps_at(self, t: float) -> int | None:
+        """Steps closed by host time ``t``, for times before the anchor was decided (None after: the live
+        count was right from then on)."""
+        if self.decided_at is None or t >= self.decided_at:
+            return None
+        return bisect_right(self.early_ends, t)
 
     # ------------------------------------------------------------ counting mode
     def _watch(self, closed: list[tuple], rows: list[tuple]) -> None:
@@ -383,7 +479,7 @@ class StepTrace:
     def turned(self, timed: bool) -> None:
         """The call :meth:`turn` let through has returned (or raised)."""
         if timed:
-            self._timed = ("forward", self._timed_at, perf_counter(), None, None, self.last_samples, None)
+            self._timed = ("forward", self._timed_at, perf_counter(), None, None, self.last_samples, self.counting)
         self.active = None
 
     def _set_gap(self, step_s: float) -> None:
@@ -431,7 +527,7 @@ class StepTrace:
         elif resume:
             start = t if closed else self._block_t0
             self._account_block(t, closed, self.block_samples - self.last_samples)
-            timed = ("forward", start, start, None, None, self.last_samples, None)
+            timed = ("forward", start, start, None, None, self.last_samples, key)
         else:
             self.steps_closed += 1
             self._account_block(t, closed + 1, self.block_samples)
@@ -449,29 +545,48 @@ def _cuda_ready() -> bool:
     return torch is not None and torch.cuda.is_initialized()
 
 
-def _row(intervals: list[tuple], end: float, end_event: Any) -> tuple:
+def _is_model(tag: Any) -> bool:
+    """A forward interval's tag names a model (a key) rather than a loss or other parameterless module."""
+    return tag is not None and tag != "loss"
+
+
+def _row(intervals: list[tuple], end: float, end_event: Any, primary: Any) -> tuple:
     """One step's series row: start, wall time, samples, then the phases (``other`` is the rest of the wall time).
 
-    With ``end_event``, phases and wall time are read on the device's clock.
+    With ``end_event``, phases and wall time are read on the device's clock. Samples are what the step's
+    model took: the leading dimension of the primary model's inputs, summed over its calls (micro-batches
+    accumulated into one optimizer step add up); else the loader's (or data function's) batches; else the
+    first input of another model.
     """
     phases = [0.0] * len(PHASES)
-    data_samples = forward_samples = None
-    unknown = False
+    data_samples = model_samples = other_samples = None
+    data_unknown = model_unknown = False
     for phase, t0, t1, e0, e1, samples, tag in intervals:
         phases[_INDEX[phase]] += t1 - t0 if end_event is None else e0.elapsed_time(e1) / 1e3
-        if tag == "iter":
-            continue
         if phase == "data_wait":
+            if tag == "iter":
+                continue
             if samples is None:
-                unknown = True
+                data_unknown = True
             else:
                 data_samples = (data_samples or 0) + samples
-        elif phase == "forward" and forward_samples is None:
-            forward_samples = samples
+        elif phase == "forward":
+            if tag == primary:
+                if samples is None:
+                    model_unknown = True
+                else:
+                    model_samples = (model_samples or 0) + samples
+            elif other_samples is None and _is_model(tag):
+                other_samples = samples
     first = intervals[0]
-    wall = end - first[T0] if end_event is None else first[E0].elapsed_time(end_event) / 1e3
+    start = first[T0]
+    wall = end - start if end_event is None else first[E0].elapsed_time(end_event) / 1e3
     timed = sum(phases)
     phases[_OTHER] = max(0.0, wall - timed)
-    # Samples come from the loader's batches, else from the first top-level input.
-    samples = None if unknown else data_samples if data_samples is not None else forward_samples
-    return (first[T0], max(wall, timed), samples, *phases)
+    if model_samples is not None and not model_unknown:
+        samples = model_samples
+    elif data_samples is not None or data_unknown:
+        samples = None if data_unknown else data_samples
+    else:
+        samples = other_samples
+    return (start, max(wall, timed), samples, *phases)

@@ -24,6 +24,9 @@ class TrainingProbe:
         # A subclass whose step() calls super().step() fires the global hooks once per level:
         # only the outermost pair times and counts the step.
         self._step_depth = 0
+        #: The optimizer whose steps end the steps (the first one stepped): a GAN's second optimizer
+        #: steps within the same iteration, so its steps are optimizer time but do not end one (steps.py).
+        self._anchor: int | None = None
 
     def install(self, ledger: Ledger) -> None:
         import torch
@@ -71,7 +74,9 @@ class TrainingProbe:
         if self._step_depth:
             return
         token, self._step_token = self._step_token, None
-        self.trace.end(token, tag="step")
+        if self._anchor is None:
+            self._anchor = id(optimizer)
+        self.trace.end(token, tag="step" if id(optimizer) == self._anchor else "other step")
         facts = self.optimizers.get(id(optimizer))
         if facts is None:
             defaults = optimizer.defaults

@@ -34,7 +34,7 @@ class Sampler:
         self.gpu = GpuProbe()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="jupyter-perf-sampler", daemon=True)
-        self._t0 = time.perf_counter()
+        self.t0 = time.perf_counter()
         self.errors: list[str] = []
 
     @property
@@ -47,7 +47,7 @@ class Sampler:
         return notes + self.errors
 
     def start(self) -> None:
-        self._t0 = time.perf_counter()
+        self.t0 = time.perf_counter()
         self.sample(slow=False)
         self._thread.start()
 
@@ -70,7 +70,7 @@ class Sampler:
     def sample(self, slow: bool = True) -> None:
         """One row. ``slow=False`` (the first and last rows, taken on the profiled cell's own
         thread) skips the counters that take NVML milliseconds to read (PCIe throughput)."""
-        row: dict[str, float | None] = {"t": time.perf_counter() - self._t0}
+        row: dict[str, float | None] = {"t": time.perf_counter() - self.t0}
         if self._steps is not None:
             row["steps"] = self._steps()
         row.update(self.host.read())

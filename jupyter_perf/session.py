@@ -161,6 +161,10 @@ class Session:
                 "steps_per_s": steps / trace.wall_total,
                 "samples_per_s": report.samples / trace.wall_total if report.samples else None,
             }
+            if trace.tokens:
+                real = trace.real_tokens
+                report.throughput.update(tokens_per_s=trace.tokens / trace.wall_total,
+                                         real_tokens_per_s=real / trace.wall_total)
         if error is not None and not report.interrupted:
             report.error = {"type": type(error).__name__, "message": str(error)[:2000], "oom": _is_oom(error)}
         report.peaks = self._peaks()
@@ -226,6 +230,10 @@ class Session:
             if "transfers" in probes:
                 signals.update(probes["transfers"].signals())
             signals["retained_graphs"] = retained_graphs(self.namespace)
+        if self.trace.tokens:
+            real = self.trace.real_tokens
+            signals["tokens"] = {"tokens": self.trace.tokens, "real_tokens": real,
+                                 "padding_share": 1 - real / self.trace.tokens}
         samples = [s for s in report.step_series.get("samples", []) if s is not None]
         signals["samples_per_step"] = statistics.median(samples) if samples else None
         if self.sampler.host.io_available:

@@ -103,3 +103,29 @@ def test_the_live_step_count_and_the_timeline_see_the_first_steps():
     for t, count in zip(report.timeline["t"], report.timeline["steps"]):
         done = sum(end <= t for end in ends)
         assert done - 1 <= count <= done + 1, "the column holds the steps completed by each sample's time"
+
+
+@pytest.mark.parametrize("loop", [real_loops.NANOGPT, real_loops.WORD_LM, real_loops.HF_LOOP, real_loops.HF_TRAINER,
+                                  real_loops.HF_INFERENCE], ids=lambda loop: loop.name)
+def test_token_ids_are_counted_as_tokens(loop):
+    report, namespace = profiled(loop)
+    tokens = report.signals["tokens"]
+    per_sample = {"nanogpt": 32, "word_language_model": 35, "hf_loop": 32, "hf_trainer": 32, "hf_inference": 24}
+    assert tokens["tokens"] == tokens["real_tokens"] == loop.samples * per_sample[loop.name]
+    assert report.throughput["tokens_per_s"] == pytest.approx(tokens["tokens"] / report.step_time_total)
+
+
+def test_padding_is_not_counted_as_real_tokens():
+    namespace = run_setup(real_loops.HF_LOOP.setup + """
+class Padded(TokenDataset):
+    '''Sequences of 8..32 real tokens padded to 32, as a tokenizer pads a batch to max_length.'''
+    def __getitem__(self, i):
+        item = super().__getitem__(i)
+        mask = torch.zeros_like(item["input_ids"]); mask[: 8 + (i * 7) % 25] = 1
+        return {**item, "attention_mask": mask}
+train_dataloader = DataLoader(Padded(96), batch_size=8)
+""")
+    report = jupyter_perf.profile(real_loops.HF_LOOP.cell, namespace)
+    real = sum(8 + (i * 7) % 25 for i in range(96))
+    assert report.signals["tokens"] == {"tokens": 96 * 32, "real_tokens": real, "padding_share": pytest.approx(1 - real / (96 * 32))}
+    assert report.throughput["real_tokens_per_s"] == pytest.approx(real / report.step_time_total)

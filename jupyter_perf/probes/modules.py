@@ -199,8 +199,10 @@ class ModuleProbe:
     def _end(self, module: Any, token: tuple, args: tuple, kwargs: dict) -> None:
         key = id(module)
         tag = self._tags[key]
-        samples = _samples(args, kwargs, self._batch_dims[key]) if tag != "loss" else None
-        self._trace_end(token, samples, tag)
+        if tag == "loss":
+            self._trace_end(token, None, tag)
+        else:
+            self._trace_end(token, _samples(args, kwargs, self._batch_dims[key]), tag, _tokens(args, kwargs))
         self.seconds += self.trace.last_duration
         self._calls[key] += 1
         if key not in self._recorded and tag != "loss":
@@ -271,6 +273,23 @@ def _samples(args: tuple, kwargs: dict, dim: int) -> int | None:
     if shape is None:
         return len(first) if isinstance(first, (list, tuple)) and first and hasattr(first[0], "shape") else None
     return int(shape[dim]) if len(shape) > dim else None
+
+
+def _tokens(args: tuple, kwargs: dict) -> tuple[int, Any] | None:
+    """(positions, non-padding positions) where the call's input is token ids: an integer tensor passed as
+    ``input_ids`` or first; the attention mask, where given with the same shape, says which are padding.
+    A CUDA mask's sum stays on the device (no sync here); steps.py reads it once the step completed."""
+    import torch
+
+    ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0] if args else None
+    if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32) or not ids.dim():
+        return None
+    tokens = ids.numel()
+    mask = kwargs.get("attention_mask")
+    if mask is None or getattr(mask, "shape", None) != ids.shape:
+        return tokens, tokens
+    real = mask.sum()
+    return tokens, int(real) if real.device.type == "cpu" else real
 
 
 def _batch_dim(members: list[Any]) -> int:

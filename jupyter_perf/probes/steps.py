@@ -90,15 +90,18 @@ _WATCH_FOR_S = 1.0
 _INDEX = {phase: i for i, phase in enumerate(PHASES)}
 _OTHER = _INDEX["other"]
 _FORWARD = _INDEX["forward"]
-#: Per-step series columns: when the step started, its wall time, samples, then the phases.
-SERIES_COLUMNS = ("start", "wall", "samples", *PHASES)
+#: Per-step series columns: when the step started, its wall time, samples, the phases, then the tokens its
+#: model took (None where its inputs are not token ids).
+SERIES_COLUMNS = ("start", "wall", "samples", *PHASES, "tokens")
 
 # An interval is a plain tuple on the hot path (a class costs more to build):
-# (phase, t0, t1, e0, e1, samples, tag), where tag marks what may delimit steps: "step" (the anchor
+# (phase, t0, t1, e0, e1, samples, tag, tokens), where tag marks what may delimit steps: "step" (the anchor
 # optimizer's step; another optimizer's is "other step"), "stop" (the loader ran dry), "iter" (a new loader
 # iterator); for a forward, the model's key (an int), or "loss" for a module without parameters (a loss, an
-# activation), which is forward time but never a model whose calls make steps or count samples.
-PHASE, T0, T1, E0, E1, SAMPLES, TAG = range(7)
+# activation), which is forward time but never a model whose calls make steps or count samples. ``tokens`` is
+# None, or for a model call on token ids ``(tokens, real_tokens)``: positions, and those not padding (an int,
+# or for a CUDA attention mask a device tensor, read once the step's events show the device got that far).
+PHASE, T0, T1, E0, E1, SAMPLES, TAG, TOKENS = range(8)
 
 
 class StepTrace:
@@ -166,7 +169,7 @@ class StepTrace:
             return (phase, perf_counter(), self._event())
         return (phase, perf_counter(), None)
 
-    def end(self, token: tuple | None, samples: int | None = None, tag: str | None = None) -> None:
+    def end(self, token: tuple | None, samples: int | None = None, tag: Any = None, tokens: tuple | None = None) -> None:
         if token is None:
             return
         phase, t0, e0 = token
@@ -177,9 +180,9 @@ class StepTrace:
         if self.counting is not None:  # anything but the counted model's own call: counting stops where it began
             self._leave(t0, resume=not (phase == "forward" and tag == self.primary) and tag != "stop")
         if self.anchor is None:
-            self._hold((phase, t0, t1, e0, e1, samples, tag))
+            self._hold((phase, t0, t1, e0, e1, samples, tag, tokens))
         else:
-            self._feed((phase, t0, t1, e0, e1, samples, tag))
+            self._feed((phase, t0, t1, e0, e1, samples, tag, tokens))
 
     def cancel(self, token: tuple | None) -> None:
         """Forget a begun interval (e.g. a CPU→CPU ``.to()`` that turned out not to be a copy)."""
@@ -215,6 +218,10 @@ class StepTrace:
         self._totals = [0.0] * len(PHASES)
         self.samples = 0
         self.samples_known = True
+        #: Token positions the steps' model took, and those not padding (see ``real_tokens``).
+        self.tokens = 0
+        self._real_tokens = 0
+        self._real_tokens_device: Any = None  # CUDA attention masks' sums, added on the device, read at the end
         self.device_timed_steps = 0
         self.early_ends = []
         self._window: list[tuple] = []  # rows of the latest single-forward steps, for counting mode's decision
@@ -295,7 +302,7 @@ class StepTrace:
             step = self._open
             if step is None:  # it begins where the last step ended, so code between steps is in one
                 t, event = self._last_end or (i[T0], i[E0])
-                step = self._open = [("other", t, t, event, event, None, "start")]
+                step = self._open = [("other", t, t, event, event, None, "start", None)]
             step.append(i)
             if tag == "step":
                 self._close(i[T1], i[E1])
@@ -352,20 +359,42 @@ class StepTrace:
                     break
                 rows.append(_row(intervals, end, end_event if device else None, primary))
                 self.device_timed_steps += device
+        if rows and any(row[-1] is not None for row in rows):
+            for intervals, _end, _event in closed[: len(rows)]:
+                self._add_real_tokens(intervals, primary)
         del closed[: len(rows)]
         if rows:
             self._add_rows(rows)
+
+    def _add_real_tokens(self, intervals: list[tuple], primary: Any) -> None:
+        """The step's non-padding tokens: ints added at once, CUDA sums on the device (no sync on the way)."""
+        for i in intervals:
+            if i[TOKENS] is not None and i[TAG] == primary:
+                real = i[TOKENS][1]
+                if isinstance(real, int):
+                    self._real_tokens += real
+                elif self._real_tokens_device is None:
+                    self._real_tokens_device = real.clone()
+                else:
+                    self._real_tokens_device += real
+
+    @property
+    def real_tokens(self) -> int:
+        """Non-padding tokens so far; reading it waits for the device where masks live there (after the run)."""
+        device = self._real_tokens_device
+        return self._real_tokens + (int(device.item()) if device is not None else 0)
 
     def _add_rows(self, rows: list[tuple]) -> None:
         """Series rows, then the run's totals a column at a time (a batch sums faster than its steps one by one)."""
         append = self.series.append
         for row in rows:
             append(row)
-        _start, wall, samples, *phases = zip(*rows)
+        _start, wall, samples, *phases, tokens = zip(*rows)
         self._totals = [total + sum(column) for total, column in zip(self._totals, phases)]
         self.wall_total += sum(wall)
         if None in samples:
             self.samples_known = False
+        self.tokens += sum(filter(None, tokens))
         # samples and steps last and together: the dashboard divides one by the other from its thread
         self.samples += sum(filter(None, samples))  # unknown (None) and empty batches add nothing
         self.steps += len(rows)
@@ -430,8 +459,8 @@ class StepTrace:
         if self.counting is not None or step is None or len(step) != 1 or self._cuda:
             return
         first = step[0]
-        if first[PHASE] != "forward" or first[SAMPLES] is None:
-            return
+        if first[PHASE] != "forward" or first[SAMPLES] is None or first[TOKENS] is not None:
+            return  # (a counted call reads no token counts: a model on token ids is always timed)
         self._open, self._anchored = None, False
         self.counting = key
         self._block_t0, self._block_closed = first[T0], self.steps_closed
@@ -479,7 +508,7 @@ class StepTrace:
     def turned(self, timed: bool) -> None:
         """The call :meth:`turn` let through has returned (or raised)."""
         if timed:
-            self._timed = ("forward", self._timed_at, perf_counter(), None, None, self.last_samples, self.counting)
+            self._timed = ("forward", self._timed_at, perf_counter(), None, None, self.last_samples, self.counting, None)
         self.active = None
 
     def _set_gap(self, step_s: float) -> None:
@@ -500,7 +529,7 @@ class StepTrace:
             phases[_FORWARD], phases[_OTHER] = forward / steps, (wall - forward) / steps
             mean = wall / steps
             start = self._block_t0 + mean * (steps - 1) / 2  # the steps' mean start
-            self.series.append_block((start, mean, samples / steps, *phases), steps)
+            self.series.append_block((start, mean, samples / steps, *phases, None), steps)
             self._totals[_FORWARD] += forward
             self._totals[_OTHER] += wall - forward
             self.wall_total += wall
@@ -527,7 +556,7 @@ class StepTrace:
         elif resume:
             start = t if closed else self._block_t0
             self._account_block(t, closed, self.block_samples - self.last_samples)
-            timed = ("forward", start, start, None, None, self.last_samples, key)
+            timed = ("forward", start, start, None, None, self.last_samples, key, None)
         else:
             self.steps_closed += 1
             self._account_block(t, closed + 1, self.block_samples)
@@ -559,9 +588,9 @@ def _row(intervals: list[tuple], end: float, end_event: Any, primary: Any) -> tu
     first input of another model.
     """
     phases = [0.0] * len(PHASES)
-    data_samples = model_samples = other_samples = None
+    data_samples = model_samples = other_samples = tokens = None
     data_unknown = model_unknown = False
-    for phase, t0, t1, e0, e1, samples, tag in intervals:
+    for phase, t0, t1, e0, e1, samples, tag, step_tokens in intervals:
         phases[_INDEX[phase]] += t1 - t0 if end_event is None else e0.elapsed_time(e1) / 1e3
         if phase == "data_wait":
             if tag == "iter":
@@ -572,6 +601,8 @@ def _row(intervals: list[tuple], end: float, end_event: Any, primary: Any) -> tu
                 data_samples = (data_samples or 0) + samples
         elif phase == "forward":
             if tag == primary:
+                if step_tokens is not None:
+                    tokens = (tokens or 0) + step_tokens[0]
                 if samples is None:
                     model_unknown = True
                 else:
@@ -589,4 +620,4 @@ def _row(intervals: list[tuple], end: float, end_event: Any, primary: Any) -> tu
         samples = None if data_unknown else data_samples
     else:
         samples = other_samples
-    return (start, max(wall, timed), samples, *phases)
+    return (start, max(wall, timed), samples, *phases, tokens)

@@ -104,6 +104,13 @@ class Report:
     #: Maxima over the run: ``rss_bytes``, ``rss_children_bytes``, ``rss_total_bytes``,
     #: ``gpu{i}_mem_used_bytes``, ``cuda_allocated_bytes``, ``cuda_reserved_bytes`` ...
     peaks: dict[str, float] = field(default_factory=dict)
+    #: What the steps' model costs (language models above all): ``flops_per_step``, ``flops_per_s``,
+    #: ``peak_flops`` and ``mfu`` (None where the device's peak is unknown), ``dtype``, ``method``,
+    #: ``counting_s`` (the count's own cost), ``formula_flops_per_step`` (transformers). Empty if not measured.
+    compute: dict[str, Any] = field(default_factory=dict)
+    #: Bytes at the run's peak: ``parameters``, ``gradients``, ``optimizer_state``, ``activations``, ``other``,
+    #: and ``peak``, ``device``. Empty if not measured.
+    memory_breakdown: dict[str, Any] = field(default_factory=dict)
     #: Sampled columns against ``t`` (seconds from the start), equal length.
     timeline: dict[str, list[float | None]] = field(default_factory=dict)
     #: What the probes saw: data loaders, models, optimizers, copies, syncs, forwards ...

@@ -20,6 +20,7 @@ from typing import Any
 
 import psutil
 
+from .probes import costs
 from .probes.dataloader import DataLoaderProbe
 from .probes.namespace import names_by_id, retained_graphs
 from .probes.patching import Ledger
@@ -104,6 +105,8 @@ class Session:
         if torch.cuda.is_initialized():
             torch.cuda.reset_peak_memory_stats()
             self._cuda_peak_reset = True
+        latest = self.timeline.latest() or {}
+        self._before = costs.before(self.namespace, latest.get("rss"))
         if self.deep:
             from .probes.deep import DeepProbe
 
@@ -169,6 +172,7 @@ class Session:
             report.error = {"type": type(error).__name__, "message": str(error)[:2000], "oom": _is_oom(error)}
         report.peaks = self._peaks()
         report.environment = self._environment()
+        self._costs(report)
         report.signals = self._signals(report)
         if not self._torch:
             report.notes.append("torch was not imported: no step probes ran, timelines and peaks only")
@@ -177,6 +181,19 @@ class Session:
                 "no steps recognised (no DataLoader batch, optimizer step or model call): timelines and peaks only"
             )
         return report
+
+    def _costs(self, report: Report) -> None:
+        """``Report.compute`` and ``Report.memory_breakdown`` for the steps' model (probes/costs.py)."""
+        modules = self._probes.get("modules")
+        model = modules.model(self.trace.primary) if modules is not None and report.steps else None
+        if model is None:
+            return
+        optimizers = list(self._probes["training"].objects.values())
+        tokens = self.trace.tokens / report.steps if self.trace.tokens else None
+        report.compute, report.memory_breakdown, notes = costs.measure(
+            model, modules.batch_dim(self.trace.primary), modules.models(), optimizers, self._before, report,
+            tokens, modules.autocast_dtype)
+        report.notes.extend(notes)
 
     def _timeline_columns(self) -> dict[str, list]:
         """The sampled columns, with the live step count of the samples taken before the step's anchor

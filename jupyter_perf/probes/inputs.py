@@ -49,3 +49,32 @@ def recorded(model: Any) -> RecordedCall | None:
 def forget_all() -> None:
     """Drop every record (the extension's unload, and tests that need a fresh process state)."""
     _RECORDS.clear()
+
+
+def replay(model: Any, call: RecordedCall, context: Any = None) -> Any:
+    """``model(*call.args, **call.kwargs)`` as a measurement: in eval mode (dropout off, batch-norm
+    statistics untouched), without grad, from a fixed seed, in ``context`` (a mode such as a FLOP
+    counter or autocast); every submodule's train/eval flag and the RNGs as they were afterwards."""
+    from contextlib import nullcontext
+
+    import torch
+
+    flags = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=_cuda_devices(call)), context or nullcontext():
+            torch.manual_seed(0)
+            return model(*call.args, **call.kwargs)
+    finally:
+        for module, training in flags.items():
+            module.training = training
+
+
+def _cuda_devices(call: RecordedCall) -> list[int]:
+    """CUDA devices the call's tensors live on: their RNGs are forked too (and no other device's is touched)."""
+    devices = set()
+    for value in (*call.args, *call.kwargs.values()):
+        device = getattr(value, "device", None)
+        if device is not None and device.type == "cuda":
+            devices.add(device.index or 0)
+    return sorted(devices)

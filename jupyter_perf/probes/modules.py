@@ -55,6 +55,8 @@ class ModuleProbe:
         self._scanned_at = 0.0
         self.grad_calls = self.autocast_calls = 0
         self.grad_inference_calls = 0  # grad enabled inside inference mode: inference calls all the same
+        #: The dtype autocast ran the first autocast call in (what its matmuls ran in: MFU's peak is per dtype).
+        self.autocast_dtype: Any = None
         self.seconds = 0.0
         self._trace_begin, self._trace_end = trace.begin, trace.end
 
@@ -194,7 +196,12 @@ class ModuleProbe:
         if self._grad_enabled():
             self.grad_calls += 1
             self.grad_inference_calls += self._inference_enabled()
-        self.autocast_calls += self._autocast_enabled()
+        if self._autocast_enabled():
+            self.autocast_calls += 1
+            if self.autocast_dtype is None:
+                import torch
+
+                self.autocast_dtype = torch.get_autocast_dtype("cuda")
 
     def _end(self, module: Any, token: tuple, args: tuple, kwargs: dict) -> None:
         key = id(module)
@@ -202,7 +209,7 @@ class ModuleProbe:
         if tag == "loss":
             self._trace_end(token, None, tag)
         else:
-            self._trace_end(token, _samples(args, kwargs, self._batch_dims[key]), tag, _tokens(args, kwargs))
+            self._trace_end(token, samples_of(args, kwargs, self._batch_dims[key]), tag, tokens_of(args, kwargs))
         self.seconds += self.trace.last_duration
         self._calls[key] += 1
         if key not in self._recorded and tag != "loss":
@@ -212,6 +219,17 @@ class ModuleProbe:
             self.trace.count(key)
 
     # ------------------------------------------------------------ report
+    def model(self, key: Any) -> Any:
+        """The watched model with ``key`` (the trace's ``primary``), or None."""
+        return self._modules.get(key)
+
+    def batch_dim(self, key: Any) -> int:
+        return self._batch_dims.get(key, 0)
+
+    def models(self) -> list[Any]:
+        """Every watched model with parameters."""
+        return [m for key, m in self._modules.items() if self._tags[key] != "loss"]
+
     def signals(self, names: dict[int, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         counted = self.trace.counted_calls  # calls the wrapper counted in counting mode rather than timed
         calls_of = {key: n + counted.get(key, 0) for key, n in self._calls.items()}
@@ -262,7 +280,7 @@ def _model_facts(module: Any, name: str | None, leaves: int, calls: int) -> dict
     }
 
 
-def _samples(args: tuple, kwargs: dict, dim: int) -> int | None:
+def samples_of(args: tuple, kwargs: dict, dim: int) -> int | None:
     """Samples in one call: the batch dimension of its first input (positional, else ``input_ids`` or the
     first tensor given by keyword, as ``model(**batch)`` passes a tokenizer's output); a list of tensors
     (a detection model's images) counts its items."""
@@ -275,7 +293,7 @@ def _samples(args: tuple, kwargs: dict, dim: int) -> int | None:
     return int(shape[dim]) if len(shape) > dim else None
 
 
-def _tokens(args: tuple, kwargs: dict) -> tuple[int, Any] | None:
+def tokens_of(args: tuple, kwargs: dict) -> tuple[int, Any] | None:
     """(positions, non-padding positions) where the call's input is token ids: an integer tensor passed as
     ``input_ids`` or first; the attention mask, where given with the same shape, says which are padding.
     A CUDA mask's sum stays on the device (no sync here); steps.py reads it once the step completed."""

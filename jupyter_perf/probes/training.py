@@ -20,6 +20,8 @@ class TrainingProbe:
         self.backward_calls = 0
         self.backward_seconds = 0.0
         self.optimizers: dict[int, dict[str, Any]] = {}
+        #: The optimizers stepped, by id (their state is part of the memory breakdown, costs.py).
+        self.objects: dict[int, Any] = {}
         self._step_token: tuple | None = None
         # A subclass whose step() calls super().step() fires the global hooks once per level:
         # only the outermost pair times and counts the step.
@@ -79,6 +81,7 @@ class TrainingProbe:
         self.trace.end(token, tag="step" if id(optimizer) == self._anchor else "other step")
         facts = self.optimizers.get(id(optimizer))
         if facts is None:
+            self.objects[id(optimizer)] = optimizer
             defaults = optimizer.defaults
             facts = self.optimizers[id(optimizer)] = {
                 "class": type(optimizer).__name__,

@@ -14,8 +14,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The phases of one step, in the order a step goes through them (contract).
-PHASES = ("data_wait", "host_to_device", "forward", "backward", "optimizer", "other")
+#: The phases of one step, in the order a step goes through them (contract). ``communication`` is the
+#: exposed time blocked on collectives, carved out of the phase it blocked (docs/report.md).
+PHASES = ("data_wait", "host_to_device", "forward", "backward", "communication", "optimizer", "other")
 
 #: Every value ``Report.bottleneck`` can take (contract, see DESIGN.md).
 BOTTLENECKS = (

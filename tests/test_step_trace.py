@@ -210,3 +210,18 @@ def test_counting_is_offered_only_for_lone_forward_steps(monkeypatch, phases, of
     trace.finish()
     assert trace.may_count is False and trace.counting is None
     assert trace.steps == trace.steps_closed
+
+
+def test_time_blocked_on_a_collective_is_carved_out_of_the_phase_it_blocked(batched):
+    trace = StepTrace()
+    for _ in range(8):
+        timed(trace, "forward", samples=8, tag=MODEL)
+        timed(trace, "backward")
+        backward = trace.last_duration
+        trace.carve("backward", backward / 4)
+        timed(trace, "optimizer", tag="step")
+    trace.finish()
+    totals = trace.phase_totals
+    assert totals["communication"] > 0
+    assert totals["communication"] == pytest.approx(totals["backward"] / 3, rel=1e-6)
+    assert sum(totals.values()) == pytest.approx(trace.wall_total)

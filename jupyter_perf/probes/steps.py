@@ -184,6 +184,20 @@ class StepTrace:
         else:
             self._feed((phase, t0, t1, e0, e1, samples, tag, tokens))
 
+    def carve(self, from_phase: str, seconds: float, start_event: Any = None, end_event: Any = None) -> None:
+        """Move ``seconds`` of the last ``from_phase`` interval into ``communication``: the part of it that
+        was spent blocked on a collective (a DDP backward waiting for its last gradient buckets). With
+        CUDA events, the carved time is read on the device's clock between them. Call it after that
+        interval ended, before the next one begins (distributed/collectives.py does, from the backward)."""
+        if seconds <= 0 or get_ident() != self._thread:
+            return
+        t = perf_counter()
+        interval = ("communication", t - seconds, t, start_event, end_event, None, ("carve", from_phase), None)
+        if self.anchor is None:
+            self._hold(interval)
+        else:
+            self._feed(interval)
+
     def cancel(self, token: tuple | None) -> None:
         """Forget a begun interval (e.g. a CPU→CPU ``.to()`` that turned out not to be a copy)."""
         if token is not None:
@@ -591,7 +605,11 @@ def _row(intervals: list[tuple], end: float, end_event: Any, primary: Any) -> tu
     data_samples = model_samples = other_samples = tokens = None
     data_unknown = model_unknown = False
     for phase, t0, t1, e0, e1, samples, tag, step_tokens in intervals:
-        phases[_INDEX[phase]] += t1 - t0 if end_event is None else e0.elapsed_time(e1) / 1e3
+        spent = t1 - t0 if end_event is None or e0 is None else e0.elapsed_time(e1) / 1e3
+        phases[_INDEX[phase]] += spent
+        if type(tag) is tuple:  # time carved out of the phase it blocked (StepTrace.carve)
+            phases[_INDEX[tag[1]]] -= spent
+            continue
         if phase == "data_wait":
             if tag == "iter":
                 continue

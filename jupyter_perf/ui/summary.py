@@ -38,6 +38,7 @@ PHASE_COLORS = {
     "host_to_device": "#f58518",
     "forward": "#4c78a8",
     "backward": "#72b7b2",
+    "communication": "#b279a2",
     "optimizer": "#54a24b",
     "other": "#9d9d9d",
 }

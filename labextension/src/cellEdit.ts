@@ -140,11 +140,7 @@ export function changedSpan(
   if (tail > 0 && isLowSurrogate(before.charCodeAt(before.length - tail))) {
     tail--;
   }
-  return [
-    start,
-    before.length - tail,
-    after.slice(start, after.length - tail)
-  ];
+  return [start, before.length - tail, after.slice(start, after.length - tail)];
 }
 
 function isHighSurrogate(code: number): boolean {
@@ -159,5 +155,8 @@ function flash(cell: Cell): void {
   cell.node.classList.remove('jp-perf-edited');
   void cell.node.offsetWidth; // restart the animation when the same cell is rewritten twice in a row
   cell.node.classList.add('jp-perf-edited');
-  window.setTimeout(() => cell.node.classList.remove('jp-perf-edited'), FLASH_MS);
+  window.setTimeout(
+    () => cell.node.classList.remove('jp-perf-edited'),
+    FLASH_MS
+  );
 }

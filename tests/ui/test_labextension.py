@@ -272,7 +272,7 @@ def test_status_bar_item_moves_and_lists_profiled_runs(lab_notebook, notebook_fi
     page = nb.page
     item = page.locator(".jp-perf-status")
     item.wait_for(state="visible", timeout=15_000)
-    page.wait_for_function("() => /^CPU \\d+% · RAM [\\d.]+ GiB$/.test("
+    page.wait_for_function("() => /^CPU \\d+% · RAM [\\d.,]+ [KMGT]?i?B$/.test("
                            "document.querySelector('.jp-perf-status').textContent)", timeout=15_000)
     for i in range(3):
         run_cell(nb, i)

@@ -106,5 +106,5 @@ def test_installed_wheel_works_without_node(venv, lab_notebook, notebook_file):
     outputs = page.locator(".jp-Notebook .jp-OutputArea").all_inner_texts()
     assert outputs[0].strip().startswith(str(venv)), outputs  # the kernel runs the wheel's package
     assert "ready: True" in outputs[1]
-    page.wait_for_function("() => /^CPU \\d+% · RAM [\\d.]+ GiB$/.test("
+    page.wait_for_function("() => /^CPU \\d+% · RAM [\\d.,]+ [KMGT]?i?B$/.test("
                            "(document.querySelector('.jp-perf-status') || {}).textContent)", timeout=15_000)

@@ -14,6 +14,7 @@ status-bar item reads the kernel's counters through the server extension.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,15 @@ def test_wheel_carries_the_prebuilt_extension(wheel):
     assert any(n.startswith(LABEXTENSION + "static/remoteEntry.") for n in names)
     assert DATA + "etc/jupyter/jupyter_server_config.d/jupyter_perf.json" in names
     assert not any(n.startswith("jupyter_perf/labextension/") for n in names)  # shipped once, as data
+
+
+def test_wheel_carries_the_built_live_dashboard_module(wheel):
+    """The live view, bundled from labextension/src/live (git-ignored, so named in the wheel's artifacts)."""
+    with zipfile.ZipFile(wheel) as archive:
+        module = archive.read("jupyter_perf/ui/static/live.js").decode()
+        assert "jupyter_perf/ui/static/live.css" in archive.namelist()
+    # one self-contained ES module for anywidget: a default export, nothing imported
+    assert "export default" in module and not re.search(r"(^|[;}])\s*import[\s{*(]", module), module[:300]
 
 
 def test_installed_wheel_works_without_node(venv, lab_notebook, notebook_file):

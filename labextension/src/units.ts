@@ -109,3 +109,11 @@ export function count(n: Maybe): string {
   }
   return Number.isInteger(n) ? n.toLocaleString('en-US') : significant(n);
 }
+
+/** A speedup or ratio: `×1.46`, `×0.71`, `×12`. */
+export function ratio(x: Maybe): string {
+  if (missing(x)) {
+    return MISSING;
+  }
+  return x < 10 ? `×${x.toFixed(2)}` : `×${x.toFixed(0)}`;
+}

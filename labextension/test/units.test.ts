@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { count, duration, rate, significant, size } from '../src/units';
+import { count, duration, rate, ratio, significant, size } from '../src/units';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -28,7 +28,7 @@ test('sizes are binary with three significant digits', () => {
 });
 
 test('a value not observed reads as a dash, never as 0', () => {
-  for (const f of [size, duration, count]) {
+  for (const f of [size, duration, count, ratio]) {
     assert.equal(f(null), '—');
     assert.equal(f(undefined), '—');
     assert.equal(f(NaN), '—');
@@ -54,10 +54,11 @@ test('durations', () => {
   }
 });
 
-test('rates and counts', () => {
+test('rates, ratios and counts', () => {
   assert.equal(rate(1234, 'samples'), '1.23k samples/s');
   assert.equal(rate(45.6, 'steps'), '45.6 steps/s');
   assert.equal(rate(2.5e6, 'tokens'), '2.50M tokens/s');
+  assert.deepEqual([1.456, 0.71, 12.3].map(ratio), ['×1.46', '×0.71', '×12']);
   assert.equal(count(1234567), '1,234,567');
   assert.equal(count(2.5), '2.50');
 });

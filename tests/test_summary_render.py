@@ -12,12 +12,14 @@ import pytest
 
 from jupyter_perf.report import Comparison, Finding, Recommendation, Report
 from jupyter_perf.ui.summary import (
+    REPORT_MIME,
     comparison_html,
     comparison_mimebundle,
     comparison_text,
     html_document,
     html_summary,
     mimebundle,
+    report_part,
     text_summary,
 )
 from jupyter_perf.ui.svg import MAX_POINTS, line_chart
@@ -205,8 +207,38 @@ def test_html_without_gpu_has_no_gpu_charts():
 def test_mimebundle_and_report_repr():
     report = full_report()
     bundle = mimebundle(report)
-    assert bundle == {"text/plain": text_summary(report), "text/html": html_summary(report)}
+    assert bundle == {"text/plain": text_summary(report), "text/html": html_summary(report),
+                      REPORT_MIME: report_part(report)}
     assert report._repr_mimebundle_() == bundle
+
+
+def test_the_report_part_is_the_run_in_brief_for_the_labextension():
+    """What labextension/src/runs.ts lists a run by, under Report.to_dict()'s names: small, strict JSON."""
+    part = report_part(full_report())
+    assert part == {
+        "started_at": "2024-05-01T10:00:00",
+        "wall_time": 12.3,
+        "steps": 100,
+        "throughput": {"steps_per_s": 10.0, "samples_per_s": 320.0},
+        "bottleneck": "input_pipeline",
+        "recommendation": {"optimization": "dataloader.workers", "expected_speedup": 1.8,
+                           "reason": "load batches in parallel"},
+        "error": None,
+        "interrupted": False,
+    }
+    keys = set(full_report().to_dict())
+    assert set(part) - {"recommendation", "error"} <= keys  # the Report's own field names
+
+    failed = report_part(full_report(
+        wall_time=float("nan"), throughput={"steps_per_s": float("inf")}, recommendations=[], interrupted=True,
+        error={"type": "RuntimeError", "message": "CUDA out of memory. " + "x" * 5000 + "\nsecond line", "oom": True},
+    ))  # fmt: skip
+    assert failed["wall_time"] is None and failed["throughput"] == {"steps_per_s": None, "samples_per_s": None}
+    assert failed["recommendation"] is None and failed["interrupted"] is True
+    assert failed["error"]["type"] == "RuntimeError" and failed["error"]["oom"] is True
+    message = failed["error"]["message"]
+    assert message.startswith("CUDA out of memory.") and "second line" not in message and len(message) == 300
+    assert len(json.dumps(failed, allow_nan=False)) < 2048
 
 
 def test_html_document_round_trips_the_report():

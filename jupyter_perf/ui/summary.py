@@ -9,8 +9,10 @@ shown as '—', never as 0.
 
 from __future__ import annotations
 
+import math
 import re
 from html import escape
+from typing import Any
 
 from ..report import PHASES, Comparison, Finding, Report
 from .svg import line_chart
@@ -49,6 +51,13 @@ NOISE = 0.03
 TOP_OPS = 10
 
 INTERRUPTED = "interrupted: Ctrl-C stopped the run; the numbers cover the part that ran"
+
+#: The summary's data for the JupyterLab extension's list of profiled runs (labextension/src/runs.ts),
+#: which reads this part of the output rather than the HTML (docs/labextension.md).
+REPORT_MIME = "application/vnd.jupyter-perf.report+json"
+
+#: Characters kept of a free text (an error message, a recommendation's reason) in that part.
+BRIEF = 300
 
 
 # ---------------------------------------------------------------- formatting
@@ -173,13 +182,20 @@ def _top_op_rows(report: Report) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _error_line(report: Report) -> str | None:
+def _error_brief(report: Report) -> dict[str, Any] | None:
+    """The error's type, the first line of its message, and whether it was an out-of-memory error."""
     if not report.error:
         return None
     err = report.error
-    message = (str(err.get("message") or "").splitlines() or [""])[0][:300]
-    oom = " [out of memory]" if err.get("oom") else ""
-    return f"error: {err.get('type', 'Exception')}: {message}{oom}"
+    message = (str(err.get("message") or "").splitlines() or [""])[0][:BRIEF]
+    return {"type": str(err.get("type", "Exception")), "message": message, "oom": bool(err.get("oom"))}
+
+
+def _error_line(report: Report) -> str | None:
+    if (err := _error_brief(report)) is None:
+        return None
+    oom = " [out of memory]" if err["oom"] else ""
+    return f"error: {err['type']}: {err['message']}{oom}"
 
 
 # ---------------------------------------------------------------- plain text
@@ -365,8 +381,38 @@ def html_summary(report: Report) -> str:
     return "".join(h)
 
 
-def mimebundle(report: Report) -> dict[str, str]:
-    return {"text/plain": text_summary(report), "text/html": html_summary(report)}
+def _finite(v: float | None) -> float | None:
+    """A number JSON can carry (no NaN or infinity: a notebook's JSON would not read back)."""
+    return v if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def report_part(report: Report) -> dict[str, Any]:
+    """The run in brief, under ``Report.to_dict()``'s field names: what a list of runs shows (< 2 KB).
+
+    The cell's execution count is not here: the Report does not know which cell displays it, the
+    notebook does.
+    """
+    top = report.recommendations[0] if report.recommendations else None
+    return {
+        "started_at": report.started_at,
+        "wall_time": _finite(report.wall_time),
+        "steps": report.steps,
+        "throughput": {k: _finite(report.throughput.get(k)) for k in ("steps_per_s", "samples_per_s")},
+        "bottleneck": report.bottleneck,
+        "recommendation": None
+        if top is None
+        else {
+            "optimization": top.optimization,
+            "expected_speedup": _finite(top.expected_speedup),
+            "reason": top.reason[:BRIEF],
+        },
+        "error": _error_brief(report),
+        "interrupted": report.interrupted,
+    }
+
+
+def mimebundle(report: Report) -> dict[str, Any]:
+    return {"text/plain": text_summary(report), "text/html": html_summary(report), REPORT_MIME: report_part(report)}
 
 
 def _script_json(data: str) -> str:

@@ -2,8 +2,8 @@
 
 Python decides what is plotted (CPU %, GPU utilisation, host RSS, GPU memory,
 with step markers) and how each panel's y axis behaves; the browser draws the
-lines itself on a canvas (``static/live.js``) and keeps at most ``ROLLOVER``
-points per line, so a long run stays light. Nothing here runs while the
+lines itself on a canvas (``labextension/src/live/strip.ts``) and keeps at
+most ``ROLLOVER`` points per line, so a long run stays light. Nothing here runs while the
 profiled cell runs except :func:`plot_row` and :func:`step_interval`, a few
 dict lookups per sample.
 

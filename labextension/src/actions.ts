@@ -32,7 +32,12 @@ import { CellEditor, findCell, isCellEdit } from './cellEdit';
 export const ACTION_EVENT = 'jupyter-perf-action';
 
 /** Messages of the call that become outputs of the button's cell, appended after what is there. */
-const OUTPUT_TYPES = new Set(['stream', 'display_data', 'execute_result', 'error']);
+const OUTPUT_TYPES = new Set([
+  'stream',
+  'display_data',
+  'execute_result',
+  'error'
+]);
 
 type State = 'queued' | 'running' | 'done' | 'error';
 

@@ -16,6 +16,7 @@ import { NotebookPanel } from '@jupyterlab/notebook';
 import { JSONObject } from '@lumino/coreutils';
 
 import { sha256Hex } from './sha256';
+import { changedSpan } from './textSpan';
 
 /** One cell edit, as the kernel and the panel send it (field names are the wire protocol's). */
 export interface ICellEdit {
@@ -114,50 +115,12 @@ interface IUndoable {
   undoManager?: { stopCapturing(): void } | null;
 }
 
-/**
- * `[start, end, text]` such that replacing `before[start:end]` by `text` gives `after`.
- * The span never cuts a UTF-16 surrogate pair in two.
- */
-export function changedSpan(
-  before: string,
-  after: string
-): [number, number, string] {
-  let start = 0;
-  const limit = Math.min(before.length, after.length);
-  while (start < limit && before[start] === after[start]) {
-    start++;
-  }
-  if (start > 0 && isHighSurrogate(before.charCodeAt(start - 1))) {
-    start--;
-  }
-  let tail = 0;
-  while (
-    tail < limit - start &&
-    before[before.length - 1 - tail] === after[after.length - 1 - tail]
-  ) {
-    tail++;
-  }
-  if (tail > 0 && isLowSurrogate(before.charCodeAt(before.length - tail))) {
-    tail--;
-  }
-  return [
-    start,
-    before.length - tail,
-    after.slice(start, after.length - tail)
-  ];
-}
-
-function isHighSurrogate(code: number): boolean {
-  return code >= 0xd800 && code <= 0xdbff;
-}
-
-function isLowSurrogate(code: number): boolean {
-  return code >= 0xdc00 && code <= 0xdfff;
-}
-
 function flash(cell: Cell): void {
   cell.node.classList.remove('jp-perf-edited');
   void cell.node.offsetWidth; // restart the animation when the same cell is rewritten twice in a row
   cell.node.classList.add('jp-perf-edited');
-  window.setTimeout(() => cell.node.classList.remove('jp-perf-edited'), FLASH_MS);
+  window.setTimeout(
+    () => cell.node.classList.remove('jp-perf-edited'),
+    FLASH_MS
+  );
 }

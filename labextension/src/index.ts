@@ -46,7 +46,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     new PanelActions(tracker, editor);
     renderPanels(tracker);
 
-    const runs = new RunsPanel(tracker, panel => app.shell.activateById(panel.id));
+    const runs = new RunsPanel(tracker, panel =>
+      app.shell.activateById(panel.id)
+    );
     app.commands.addCommand(SHOW_RUNS, {
       label: 'Show profiled runs (jupyter-perf)',
       execute: () => {
@@ -85,7 +87,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
           settings.changed.connect(configure);
         })
         .catch(error => {
-          console.warn('jupyter-perf: settings not loaded, using defaults', error);
+          console.warn(
+            'jupyter-perf: settings not loaded, using defaults',
+            error
+          );
           configure(null);
         });
     } else {

@@ -4,8 +4,12 @@
  * the list survives a kernel restart and needs no kernel at all. Each row
  * links to its cell.
  *
- * A summary's headline holds `<span class="muted">wall time</span> <b>…</b>`
- * pairs and a `<h4>Bottleneck: …</h4>` heading; those are what is read.
+ * A summary's output carries the run in brief as JSON (reportPart.ts); that
+ * is what is read. Notebooks saved before that part existed carry only the
+ * summary's HTML: for those, its headline's `<span class="muted">wall
+ * time</span> <b>…</b>` pairs and its `<h4>Bottleneck: …</h4>` heading are
+ * read instead (that HTML is what those files hold, whatever the summary
+ * looks like now).
  */
 
 import { ICodeCellModel } from '@jupyterlab/cells';
@@ -13,41 +17,41 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { listIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
-export interface IRun {
+import {
+  GO_TO_CELL,
+  IRunFields,
+  readReportPart,
+  REPORT_MIME,
+  runFields
+} from './reportPart';
+
+export interface IRun extends IRunFields {
   /** Index of the cell in the notebook. */
   index: number;
   prompt: string;
-  time: string;
-  bottleneck: string;
-  throughput: string;
 }
 
 const SUMMARY = 'jp-perf-summary';
+const BOTTLENECK = 'Bottleneck:';
 
 /** The runs found in `panel`'s outputs, in notebook order. */
 export function profiledRuns(panel: NotebookPanel): IRun[] {
   const runs: IRun[] = [];
-  const parser = new DOMParser(); // parses inert: no script of the output runs
   panel.content.widgets.forEach((cell, index) => {
     if (cell.model.type !== 'code') {
       return;
     }
     const model = cell.model as ICodeCellModel;
     for (let i = 0; i < model.outputs.length; i++) {
-      const value = model.outputs.get(i).data['text/html'];
-      const html = Array.isArray(value) ? value.join('') : value;
-      if (typeof html !== 'string' || !html.includes(SUMMARY)) {
-        continue;
-      }
-      const summary = parser
-        .parseFromString(html, 'text/html')
-        .querySelector(`.${SUMMARY}`);
-      if (summary) {
+      const data = model.outputs.get(i).data;
+      const part = readReportPart(data[REPORT_MIME]);
+      const fields = part ? runFields(part) : savedBefore(data['text/html']);
+      if (fields) {
         const count = model.executionCount;
         runs.push({
           index,
           prompt: count ? `[${count}]` : `cell ${index + 1}`,
-          ...readSummary(summary)
+          ...fields
         });
       }
     }
@@ -55,9 +59,22 @@ export function profiledRuns(panel: NotebookPanel): IRun[] {
   return runs;
 }
 
-function readSummary(
-  summary: Element
-): Pick<IRun, 'time' | 'bottleneck' | 'throughput'> {
+/** The run of a summary saved before the JSON part existed; null for any other output. */
+function savedBefore(value: unknown): IRunFields | null {
+  const html = Array.isArray(value) ? value.join('') : value;
+  if (typeof html !== 'string' || !html.includes(SUMMARY)) {
+    return null;
+  }
+  // parsed inert: no script of the output runs
+  const summary = new DOMParser()
+    .parseFromString(html, 'text/html')
+    .querySelector(`.${SUMMARY}`);
+  const heading = Array.from(summary?.querySelectorAll('h4') ?? []).find(h =>
+    h.textContent?.startsWith(BOTTLENECK)
+  );
+  if (!summary || !heading) {
+    return null; // a before/after comparison, not a run
+  }
   const headline = new Map<string, string>();
   summary.querySelectorAll('span.muted').forEach(label => {
     const value = label.nextElementSibling;
@@ -65,20 +82,18 @@ function readSummary(
       headline.set(label.textContent ?? '', value.textContent ?? '');
     }
   });
-  const heading = Array.from(summary.querySelectorAll('h4')).find(h =>
-    h.textContent?.startsWith('Bottleneck:')
-  );
   const samples = headline.get('samples/s');
   const steps = headline.get('steps/s');
   return {
     time: headline.get('wall time') ?? '?',
-    bottleneck: heading?.textContent?.replace('Bottleneck:', '').trim() ?? '?',
+    bottleneck: heading.textContent?.replace(BOTTLENECK, '').trim() ?? '?',
     throughput:
       samples && samples !== '—'
         ? `${samples} samples/s`
         : steps
           ? `${steps} steps/s`
-          : '?'
+          : '?',
+    title: GO_TO_CELL
   };
 }
 
@@ -133,7 +148,7 @@ function runsList(
   const list = document.createElement('ul');
   for (const run of runs) {
     const item = list.appendChild(document.createElement('li'));
-    item.title = 'Go to the cell';
+    item.title = run.title;
     const span = (cls: string, text: string) => {
       const el = item.appendChild(document.createElement('span'));
       el.className = cls;

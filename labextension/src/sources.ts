@@ -11,7 +11,11 @@
  * text the notebook no longer holds).
  */
 
-import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
+import {
+  INotebookTracker,
+  NotebookActions,
+  NotebookPanel
+} from '@jupyterlab/notebook';
 import { Kernel } from '@jupyterlab/services';
 
 import { sha256Hex } from './sha256';
@@ -73,10 +77,15 @@ export class SourceReporter {
     }
     if (Object.keys(cells).length) {
       receiver.comm.send({ type: 'sources', cells });
-      Object.entries(cells).forEach(([id, hash]) => receiver.sent.set(id, hash));
+      Object.entries(cells).forEach(([id, hash]) =>
+        receiver.sent.set(id, hash)
+      );
     }
   }
 
-  private readonly _receivers = new WeakMap<Kernel.IKernelConnection, IReceiver>();
+  private readonly _receivers = new WeakMap<
+    Kernel.IKernelConnection,
+    IReceiver
+  >();
   private readonly _timers = new WeakMap<NotebookPanel, number>();
 }

@@ -272,7 +272,7 @@ def test_status_bar_item_moves_and_lists_profiled_runs(lab_notebook, notebook_fi
     page = nb.page
     item = page.locator(".jp-perf-status")
     item.wait_for(state="visible", timeout=15_000)
-    page.wait_for_function("() => /^CPU \\d+% · RAM [\\d.]+ GiB$/.test("
+    page.wait_for_function("() => /^CPU \\d+% · RAM [\\d.,]+ [KMGT]?i?B$/.test("
                            "document.querySelector('.jp-perf-status').textContent)", timeout=15_000)
     for i in range(3):
         run_cell(nb, i)
@@ -301,6 +301,58 @@ def test_status_bar_item_moves_and_lists_profiled_runs(lab_notebook, notebook_fi
     page.screenshot(path=str(ui_artifacts / "labextension-status-and-runs.png"))
     assert field("cell") == "[3]" and field("time").endswith(" s"), rows.first.inner_text()
     assert field("bottleneck") not in ("", "?") and field("throughput").endswith("/s"), rows.first.inner_text()
+    assert "\nstarted " in rows.first.get_attribute("title")  # read from the summary's JSON part, not its HTML
     page.evaluate("() => { window.jupyterapp.shell.currentWidget.content.activeCellIndex = 0; }")
     rows.first.click()
     page.wait_for_function("() => window.jupyterapp.shell.currentWidget.content.activeCellIndex === 2")
+
+
+# A summary as notebooks saved before the JSON part held it: HTML only (the headline and the heading the
+# runs list falls back to reading).
+SAVED_SUMMARY = (
+    '<div class="jp-perf-summary"><style></style><div><b>jupyter-perf</b> · <span class="muted">wall time</span>'
+    ' <b>4.56 s</b> · <span class="muted">steps</span> <b>120 (DataLoader batches)</b> · <span class="muted">'
+    'steps/s</span> <b>26.3</b> · <span class="muted">samples/s</span> <b>842</b></div>'
+    "<h4>Step breakdown (mean 38.0 ms)</h4><h4>Bottleneck: input_pipeline</h4><div>the device waits</div></div>"
+)
+
+
+def test_runs_list_reads_the_json_part_and_summaries_saved_before_it(lab_server, lab_notebook):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from jupyter_perf.report import Comparison, Recommendation, Report
+    from jupyter_perf.ui.summary import REPORT_MIME, comparison_mimebundle, mimebundle
+
+    report = Report(started_at="2024-05-01T10:00:00", wall_time=12.3, steps=1200, bottleneck="input_pipeline",
+                    throughput={"steps_per_s": 10.0, "samples_per_s": 320.0},
+                    recommendations=[Recommendation("dataloader.workers", "load batches in parallel", 1.8)])
+    bundle = mimebundle(report)
+    assert REPORT_MIME in bundle
+    bundle["text/html"] = "<p>(a summary whose HTML the list must not need)</p>"
+    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb.cells = [
+        new_code_cell("%%perfprofile\n...", execution_count=3, outputs=[new_output("display_data", data=bundle)]),
+        new_code_cell("%%perfprofile\n...", execution_count=4, outputs=[
+            new_output("display_data", data={"text/html": SAVED_SUMMARY, "text/plain": "jupyter-perf"})]),
+        new_code_cell("%%perfprofile --compare rep\n...", execution_count=5, outputs=[
+            new_output("display_data", data=comparison_mimebundle(Comparison(report, report)))]),
+    ]  # fmt: skip
+    nbformat.write(nb, str(lab_server.root / "runs.ipynb"))
+
+    notebook = lab_notebook("runs.ipynb").open()
+    notebook.command("jupyter-perf:show-runs")
+    rows = notebook.page.locator("#jupyter-perf-runs li")
+    rows.first.wait_for()
+    fields = ("cell", "time", "bottleneck", "throughput")
+    listed = [
+        {name: row.locator(f".jp-perf-run-{name}").text_content() for name in fields}
+        | {"title": row.get_attribute("title")}
+        for row in rows.all()
+    ]
+    assert listed == [  # the comparison is not a run
+        {"cell": "[3]", "time": "12.3 s", "bottleneck": "input_pipeline", "throughput": "320 samples/s",
+         "title": "Go to the cell\nstarted 2024-05-01T10:00:00, 1,200 steps\nrecommended: dataloader.workers (×1.80)"},
+        {"cell": "[4]", "time": "4.56 s", "bottleneck": "input_pipeline", "throughput": "842 samples/s",
+         "title": "Go to the cell"},
+    ]  # fmt: skip

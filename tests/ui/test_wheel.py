@@ -14,6 +14,7 @@ status-bar item reads the kernel's counters through the server extension.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -86,6 +87,15 @@ def test_wheel_carries_the_prebuilt_extension(wheel):
     assert not any(n.startswith("jupyter_perf/labextension/") for n in names)  # shipped once, as data
 
 
+def test_wheel_carries_the_built_live_dashboard_module(wheel):
+    """The live view, bundled from labextension/src/live (git-ignored, so named in the wheel's artifacts)."""
+    with zipfile.ZipFile(wheel) as archive:
+        module = archive.read("jupyter_perf/ui/static/live.js").decode()
+        assert "jupyter_perf/ui/static/live.css" in archive.namelist()
+    # one self-contained ES module for anywidget: a default export, nothing imported
+    assert "export default" in module and not re.search(r"(^|[;}])\s*import[\s{*(]", module), module[:300]
+
+
 def test_installed_wheel_works_without_node(venv, lab_notebook, notebook_file):
     listing = subprocess.run([venv / "bin" / "jupyter", "labextension", "list"], env=venv_env(venv),
                              capture_output=True, text=True, timeout=60, check=False)
@@ -106,5 +116,5 @@ def test_installed_wheel_works_without_node(venv, lab_notebook, notebook_file):
     outputs = page.locator(".jp-Notebook .jp-OutputArea").all_inner_texts()
     assert outputs[0].strip().startswith(str(venv)), outputs  # the kernel runs the wheel's package
     assert "ready: True" in outputs[1]
-    page.wait_for_function("() => /^CPU \\d+% · RAM [\\d.]+ GiB$/.test("
+    page.wait_for_function("() => /^CPU \\d+% · RAM [\\d.,]+ [KMGT]?i?B$/.test("
                            "(document.querySelector('.jp-perf-status') || {}).textContent)", timeout=15_000)

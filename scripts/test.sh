@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 venv="$(cd "${JP_VENV:-.venv}" && pwd)"
 export PATH="$venv/bin:$PATH"
+bash scripts/check_frontend.sh
 python -m pytest -p no:cacheprovider "$@"

@@ -135,6 +135,14 @@ class MemoryLeakThresholds:
     min_growth_bytes: float = 32 * MB
     #: A leak grows steadily; R^2 >= 0.8 separates a line from a step or a plateau.
     min_r2: float = 0.8
+    #: A container accumulates graphs when it gained at least this many graph-holding tensors during
+    #: the run ... (an RNN's ``(h, c)`` or a ModelOutput's loss and logits, rebound each step, hold 2-3
+    #: and gain none; measured with word_language_model- and Hugging Face-style loops in tests/)
+    min_graphs_gained: int = 3
+    #: ... and at least this many per step run since it was first seen: ``losses.append(loss)`` gains 1
+    #: a step; a fixed container first seen at the end (no census during the run) has its whole content
+    #: spread over every step, so a dict of 4 losses rebuilt each step stays below this after 8 steps.
+    graphs_per_step: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,14 @@ class HostProbe:
                 totals[i] += last[i] - start[i]
         return totals[0], totals[1], totals[2]
 
+    def own_read_bytes(self) -> int | None:
+        """Storage bytes this process (not its children) read since the probe started; None where unreadable.
+
+        Stateless (one read of this process's counters), so any thread may call it while the sampler runs."""
+        io = self._reader.process(self.pid)[2]
+        start = self._io_start.get(self.pid)
+        return io[0] - start[0] if io is not None and start is not None else None
+
     def children_pids(self) -> list[int]:
         return list(self._children)
 
@@ -177,6 +185,28 @@ class HostProbe:
                 found += kids
                 queue += kids
         return found
+
+
+class FirstStepReads:
+    """Storage bytes this process read from the run's start to the end of its first step, and when.
+
+    Bytes read then are mostly not the data: a fresh process faults in the pages
+    of shared libraries and reads the modules it imports on first use (measured
+    here: a sleep-bound dataset's first run in a test process read 40 MB, 2 MB
+    per step, and was named disk_io). ``tick()`` is called when steps are
+    accounted, on the profiled thread; only its first call reads a counter.
+    """
+
+    def __init__(self, host: HostProbe):
+        self._host = host
+        self._t0 = time.perf_counter()
+        self.read_bytes: int | None = None
+        self.seconds: float | None = None
+
+    def tick(self) -> None:
+        if self.seconds is None:
+            self.seconds = time.perf_counter() - self._t0
+            self.read_bytes = self._host.own_read_bytes()
 
 
 def _percent(part: float, whole: float) -> float:

@@ -204,6 +204,43 @@ def test_disk_io_needs_real_reads_and_says_when_they_were_not_measured():
     assert unknown.finding("input_pipeline").evidence["storage_read_bytes"] == "not measured"
 
 
+def test_reads_of_the_first_step_are_not_the_data():
+    """A fresh process reads library pages and imported modules during its first step."""
+    report = cpu_report(data_wait=0.5)
+    report.signals["io"].update(read_bytes=300 * MB, first_step_read_bytes=299 * MB, first_step_s=0.06)
+    diagnose(report)
+    assert report.bottleneck == "input_pipeline" and "disk_io" not in ids(report)
+    report.signals["io"].update(first_step_read_bytes=3 * MB)  # the rest was read while the steps ran
+    disk = diagnosed(report).finding("disk_io")
+    assert disk.evidence["read_bytes_per_step"] == pytest.approx(297 * MB / (STEPS - 1))
+    assert disk.evidence["rate_from"] == "mean after the first step"
+
+
+def with_reads(report: Report, per_interval: list[float]) -> Report:
+    """The sampler's cumulative read_bytes column from the bytes read in each interval."""
+    total, column = 0.0, [0.0]
+    for nbytes in per_interval:
+        total += nbytes
+        column.append(total)
+    report.timeline["read_bytes"] = column
+    report.signals["io"].update(read_bytes=total, first_step_read_bytes=0, first_step_s=0.05)
+    return report
+
+
+def test_a_burst_of_reads_mid_run_is_not_disk_io():
+    """A module imported mid-run, a checkpoint loaded once: one interval, not the steps' steady reads."""
+    intervals = len(cpu_report().timeline["t"]) - 1
+    burst = [0.0] * intervals
+    burst[20] = 200 * MB
+    report = diagnosed(with_reads(cpu_report(data_wait=0.5), burst))
+    assert report.bottleneck == "input_pipeline" and "disk_io" not in ids(report)
+    steady = diagnosed(with_reads(cpu_report(data_wait=0.5), [4 * MB] * intervals))
+    disk = steady.finding("disk_io")
+    assert steady.bottleneck == "disk_io"
+    assert disk.evidence["read_bytes_per_s"] == pytest.approx(40 * MB)  # 4 MB per 0.1 s interval
+    assert disk.evidence["rate_from"].startswith("median of 48 sampler intervals")
+
+
 # -------------------------------------------------------------- transfers
 def test_host_to_device_from_pageable_memory_recommends_pinning():
     report = gpu_report(host_to_device=0.3)

@@ -53,6 +53,11 @@ class DiskIoThresholds:
     read_bytes_per_s: float = 10 * MB
     #: Storage bytes per step that count as the batch itself being read (a few dozen JPEGs).
     read_bytes_per_step: float = 1 * MB
+    #: Sampler intervals after the first step needed to judge the read rate by its median (half the run
+    #: read at least that fast) rather than its mean: with three, one burst of imports or a checkpoint
+    #: load in one interval no longer decides. Fewer (a run under ~0.3 s at 10 Hz): the mean after the
+    #: first step, whose reads are discounted either way (sampling/host.py FirstStepReads).
+    min_intervals: int = 3
 
 
 @dataclass(frozen=True)

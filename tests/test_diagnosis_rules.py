@@ -313,6 +313,55 @@ def test_launch_overhead_needs_a_short_step():
     assert diagnosed(report).bottleneck == "compute"
 
 
+def transformer_inference(batch: int, us_per_leaf: float, loader: bool = True) -> Report:
+    """Batch-size-``batch`` inference under no_grad of a small BERT-like encoder: 20 leaves and 4 M float32
+    parameters (800 kB of weights per layer call); the model's phases are 95% of the step."""
+    report = cpu_report(step=us_per_leaf * 20 * 1e-6 / 0.95, data_wait=0.0, optimizer=0.0, other=0.05)
+    report.signals["forward"].update(us_per_leaf_call=us_per_leaf, leaf_calls_per_forward=20, grad_enabled_calls=0)
+    report.signals["backward"] = {"calls": 0, "seconds": 0.0}
+    report.signals["optimizers"] = []
+    report.signals["models"][0].update(**{"class": "BertModel", "parameters": 4_000_000, "leaf_modules": 20,
+                                          "calls": STEPS, "has_conv2d": False})
+    report.signals["samples_per_step"] = batch
+    report.signals["dataloaders"][0].update(batch_size=batch, num_workers=0, dataset="TensorDataset",
+                                            dataset_len=10_000)
+    if not loader:
+        report.signals["dataloaders"] = []
+    return report
+
+
+def test_batch_one_transformer_inference_is_launch_overhead_with_batch_size_first():
+    """A layer call of 200 µs is far above the per-call floor, but at one sample most of it is fixed:
+    calling the module and reading its 800 kB of weights (~108 µs), paid again for every sample."""
+    report = diagnosed(transformer_inference(batch=1, us_per_leaf=200.0))
+    assert report.bottleneck == "launch_overhead"
+    finding = report.finding("launch_overhead")
+    assert finding.evidence["view"] == "per sample" and finding.evidence["samples_per_step"] == 1
+    assert finding.evidence["fixed_us_per_leaf_call"] == pytest.approx(8 + 800e3 / 8e9 * 1e6)
+    assert finding.evidence["overhead_fraction"] == pytest.approx(108 / 200)
+    assert "1 sample per step" in finding.summary and "800.0 kB of weights" in finding.summary
+    top = report.recommendations[0]
+    assert top.optimization == "dataloader.batch_size" and top.params == {"batch_size": 256}
+    assert top.expected_speedup > 1.5
+    assert report.recommended().index("compile.torch_compile") > 0
+
+
+@pytest.mark.parametrize("batch, us_per_leaf", [(64, 200.0), (1, 2000.0)], ids=["big_batch", "big_layers"])
+def test_big_batches_or_big_layers_stay_compute(batch, us_per_leaf):
+    report = diagnosed(transformer_inference(batch=batch, us_per_leaf=us_per_leaf))
+    assert report.bottleneck == "compute", [f.summary for f in report.findings]
+    assert not any(r.startswith("dataloader.") for r in report.recommended())
+
+
+def test_batch_one_without_a_dataloader_explains_batching():
+    """Single examples passed to the model by hand: no loader to resize, so the finding says how to batch."""
+    report = diagnosed(transformer_inference(batch=1, us_per_leaf=200.0, loader=False))
+    assert report.bottleneck == "launch_overhead"
+    assert "stack several examples into one call" in report.finding("launch_overhead").summary
+    assert "dataloader.batch_size" not in report.recommended()
+    assert report.recommended()[0] == "compile.torch_compile"
+
+
 def test_launch_overhead_on_gpu_is_unexplained_idle():
     report = diagnosed(gpu_report(util=20.0))
     assert report.bottleneck == "launch_overhead"

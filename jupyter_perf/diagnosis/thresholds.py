@@ -95,6 +95,22 @@ class LaunchThresholds:
     #: "Small step": a step longer than this with tiny leaves means thousands of leaf
     #: calls per step, a Python loop over modules rather than the tiny-batch case.
     max_step_s: float = 0.1
+    #: Per sample (CPU): at most this many samples per step is a tiny batch, where a layer call's reading
+    #: of its weights is paid for few samples. Measured here (BERT inference, 1 thread, hidden 128-768,
+    #: 16-256 tokens): from batches of 1 and 4, batching to 32 still gained x1.5-x8 per sample wherever the
+    #: fixed part below was a third of the call; the view is kept to small batches so embedding tables
+    #: (counted as weights but read a row at a time) cannot make a big batch look fixed-cost bound.
+    small_batch_samples: int = 8
+    #: Bytes per second a layer call reads its weights at, for the fixed part of a call at a tiny batch
+    #: (floor + weight bytes / this). Measured here, BERT at batch 1 and 16 tokens vs 32 samples: the
+    #: per-call fixed part was ~150 us for 1 MB of weights per layer (hidden 512) and ~340 us for 2.3 MB
+    #: (hidden 768), ~8 GB/s after the call floor; it predicted the fixed fraction of the other sizes
+    #: within ~0.15 (hidden 256: 0.74 vs 0.73 measured at 16 tokens, 0.43 vs 0.41 at 64).
+    weight_read_bytes_per_s: float = 8e9
+    #: The fixed part must be at least this fraction of the measured call for tiny batches to be named.
+    #: Measured (same grid): estimated >= 0.37 -> batching gained x1.4-x8 per sample; <= 0.18 (256 tokens,
+    #: or hidden 768 at 64+ tokens x 32) -> x0.9-x1.15, compute-bound.
+    small_batch_fixed_fraction: float = 0.3
     #: Share of the step the overhead (or unexplained GPU idle) must reach (TraceML warn).
     share: float = 0.10
     share_high: float = 0.20

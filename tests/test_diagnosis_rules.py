@@ -9,7 +9,7 @@ import pytest
 
 from jupyter_perf.diagnosis import diagnose, thresholds
 from jupyter_perf.diagnosis.memory import fit_growth
-from jupyter_perf.diagnosis.recommend import amdahl
+from jupyter_perf.diagnosis.recommend import CERTAINTY, CONFIDENCE, COST, amdahl
 from jupyter_perf.report import BOTTLENECKS, OPTIMIZATIONS, PHASES, Report
 
 STEPS = 100
@@ -658,6 +658,39 @@ def test_recommendations_are_known_unique_and_ranked(name):
     assert known == sorted(known, reverse=True)
     assert gains[: len(known)] == known  # None last
     assert all(r.reason and "\n" not in r.reason for r in report.recommendations)
+
+
+def test_every_optimization_has_a_certainty_and_a_cost():
+    assert set(CONFIDENCE) == set(OPTIMIZATIONS)
+    for certainty, cost in CONFIDENCE.values():
+        assert certainty in CERTAINTY and cost in COST
+
+
+def test_unestimated_fixes_rank_safe_and_certain_before_speculative():
+    """Evaluation without no_grad: inference_mode is certain and free; compile may gain nothing and
+    quantization changes the outputs, so they follow, in that order."""
+    report = cpu_report()
+    report.signals["backward"] = {"calls": 0, "seconds": 0.0}
+    report.signals["optimizers"] = []
+    diagnose(report)
+    assert report.bottleneck == "compute"
+    assert report.recommended() == ["inference.inference_mode", "compile.torch_compile",
+                                    "compression.quantize_dynamic"]
+
+
+def test_an_estimated_gain_still_outranks_an_unestimated_one():
+    report = cpu_report()
+    report.signals["backward"] = {"calls": 0, "seconds": 0.0}
+    report.signals["cpu"]["torch_threads"] = 2
+    recommended = diagnosed(report).recommended()
+    assert recommended[:2] == ["cpu.threads", "inference.inference_mode"]
+
+
+def test_gpu_levers_rank_by_certainty_then_cost():
+    recommended = diagnosed(gpu_report()).recommended()
+    # Equal certainty and cost keep the finding's own order (amp before tf32 among the compute levers).
+    assert recommended == ["layout.channels_last", "optimizer.fused", "precision.amp", "precision.tf32",
+                           "compile.torch_compile"]
 
 
 def test_two_time_findings_rank_by_share_and_gain():

@@ -25,7 +25,7 @@ from .probes.namespace import GraphCensus, names_by_id
 from .probes.patching import Ledger
 from .probes.steps import StepTrace
 from .report import Report
-from .sampling.host import FirstStepReads
+from .sampling.host import FirstStepReads, RunDelay
 from .sampling.sampler import Sampler
 from .sampling.timeline import Timeline
 
@@ -70,6 +70,7 @@ class Session:
         self._torch = _torch_wanted(self.source)
         self.sampler.start()
         self._first_reads = FirstStepReads(self.sampler.host)  # issue 11: reads of the first step are not the data
+        self._run_delay = RunDelay()  # issue 11: time the profiled thread waited for a CPU other processes held
         try:
             if self._torch:
                 self._install_probes()
@@ -230,6 +231,7 @@ class Session:
             "available": _available_cpus(),
             "mean_util": _mean(timeline.get("cpu_percent")),
             "proc_mean_util": _mean(timeline.get("proc_cpu_percent")),
+            "run_delay_share": self._run_delay.share(),
         }
         torch = sys.modules.get("torch")
         if torch is not None:

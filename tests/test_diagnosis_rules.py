@@ -353,6 +353,17 @@ def test_big_batches_or_big_layers_stay_compute(batch, us_per_leaf):
     assert not any(r.startswith("dataloader.") for r in report.recommended())
 
 
+def test_time_spent_waiting_for_a_core_is_not_the_calls_cost():
+    """Other processes held the CPU 70% of the time the thread could run: 600 µs measured is 180 µs of call."""
+    contended = transformer_inference(batch=1, us_per_leaf=600.0)
+    assert diagnosed(contended).bottleneck == "compute"  # 108 µs of fixed cost is 18% of 600
+    contended.signals["cpu"]["run_delay_share"] = 0.7
+    finding = diagnosed(contended).finding("launch_overhead")
+    assert finding.evidence["us_per_leaf_call_on_cpu"] == pytest.approx(180.0)
+    assert finding.evidence["overhead_fraction"] == pytest.approx(108 / 180)
+    assert "(600 µs measured, 70% of it waiting for a core)" in finding.summary
+
+
 def test_batch_one_without_a_dataloader_explains_batching():
     """Single examples passed to the model by hand: no loader to resize, so the finding says how to batch."""
     report = diagnosed(transformer_inference(batch=1, us_per_leaf=200.0, loader=False))

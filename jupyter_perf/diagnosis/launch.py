@@ -52,9 +52,13 @@ def check(report: Report, found: Sequence[Finding]) -> list[Finding]:
 
 def _fixed_cost(report: Report, cuda: bool) -> list[Finding]:
     forward = report.signals.get("forward") or {}
-    us = forward.get("us_per_leaf_call")
-    if us is None:
+    measured_us = forward.get("us_per_leaf_call")
+    if measured_us is None:
         return [not_measured("launch_overhead", "Time per layer call", ["signals['forward']['us_per_leaf_call']"])]
+    # A call's cost with the CPU to itself: time spent waiting for a core other processes held is neither the
+    # call's fixed cost nor its math, and would make every call look long.
+    delay = (report.signals.get("cpu") or {}).get("run_delay_share")
+    us = measured_us * (1.0 - delay) if delay else measured_us
     total, model_share = step_time(report), phase_share(report, "forward", "backward")
     if total is None or model_share is None:
         return []
@@ -76,26 +80,28 @@ def _fixed_cost(report: Report, cuda: bool) -> list[Finding]:
     if share < LAUNCH.share:
         return []
     leaves = forward.get("leaf_calls_per_forward")
-    layers = f" ({leaves:.0f} per forward)" if leaves is not None else ""
+    call = f"Each layer call takes {us:.0f} µs" + (f" ({leaves:.0f} per forward)" if leaves is not None else "")
+    if delay and delay >= 0.05:
+        call += f" with the CPU to itself ({measured_us:.0f} µs measured, {pct(delay)} of it waiting for a core)"
     fetch = f" plus {pct(loader)} in the DataLoader's own per-batch cost" if loader else ""
+    cost = f"{pct(overhead)} of forward and backward{fetch}: {pct(share)} of the {duration(total)} step."
     if view == "per call":
-        summary = (f"Each layer call takes {us:.0f} µs on average{layers}, close to the ~{LAUNCH.leaf_call_floor_us:.0f} "
-                   f"µs that calling a module costs, so fixed per-call cost is about {pct(overhead)} of forward and "
-                   f"backward{fetch}: {pct(share)} of the {duration(total)} step.")
+        summary = (f"{call}, close to the ~{LAUNCH.leaf_call_floor_us:.0f} µs that calling a module costs, so fixed "
+                   f"per-call cost is about {cost}")
     else:
         samples = f"{batch:g} sample{'s' if batch != 1 else ''}"
         read = f" and reading its {size(weights)} of weights" if weights else ""
-        summary = (f"Each layer call takes {us:.0f} µs{layers} for {samples} per step; about {fixed:.0f} µs of it "
-                   f"(calling the module{read}) is paid once per call whatever the batch holds, so fixed cost is about "
-                   f"{pct(overhead)} of forward and backward{fetch}: {pct(share)} of the {duration(total)} step. "
-                   + _batching_advice(report))
+        summary = (f"{call} for {samples} per step; about {fixed:.0f} µs of it (calling the module{read}) is paid "
+                   f"once per call whatever the batch holds, so fixed cost is about {cost} {_batching_advice(report)}")
     return [
         _finding(
             share,
             summary,
             {
                 "view": view,
-                "us_per_leaf_call": us,
+                "us_per_leaf_call": measured_us,
+                "run_delay_share": measured(delay),
+                "us_per_leaf_call_on_cpu": us,
                 "leaf_calls_per_forward": measured(leaves),
                 "samples_per_step": measured(batch),
                 "us_per_sample": measured(total * 1e6 / batch if batch else None),

@@ -74,8 +74,8 @@ class ReleaseGraph(Optimization):
 
         description = (f"{name}: {len(tensors)} stored tensors replaced by .{mode}() values, freeing their graphs"
                        if tensors else f"{name} holds no graph any more")
-        return ctx.change(description, live if tensors else None, snippet=None if found else _snippet(name, container, mode),
-                          expects={name: container})
+        snippet = None if found else _snippet(name, container, mode)
+        return ctx.change(description, live if tensors else None, snippet=snippet, expects={name: container})
 
 
 def _choose(growing: list[str], steady: dict[str, dict], holding: list[str], appended: list[str]) -> str:

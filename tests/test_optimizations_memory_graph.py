@@ -102,3 +102,11 @@ def test_a_model_output_is_refused_with_a_reason_not_its_library_exception():
     reason = opt.applicable(report, ns)
     assert "outputs (CausalLMOutputWithCrossAttentions) did not grow" in reason and "hidden (tuple) did not grow" in reason
     assert outputs.loss.grad_fn is not None  # untouched
+
+
+def test_without_a_report_the_list_the_cell_appends_to_is_chosen(ns):
+    """IPython's Out caches a cell's value, a loss with its graph: holding graphs, but not what the loop grows."""
+    ns["Out"] = {3: (ns["w"] * 2).sum()}
+    change = get("memory.release_graph").apply(ns, cell=LOOP)
+    assert change.params["container"] == "losses"
+    assert ns["Out"][3].grad_fn is not None

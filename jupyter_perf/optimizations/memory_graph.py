@@ -79,12 +79,15 @@ class ReleaseGraph(Optimization):
 
 
 def _choose(growing: list[str], steady: dict[str, dict], holding: list[str], appended: list[str]) -> str:
-    """The container the report saw grow, still holding graphs; else the only other one holding some (the
-    report, if any, did not see it steady); else the one the cell appends to (to say it is already released);
-    never a guess among several."""
+    """The container the report saw grow, still holding graphs; else the one the cell appends to among those
+    holding some (its code grows it); else the only other one holding some (the report, if any, did not see
+    it steady); else the one the cell appends to (to say it is already released); never a guess among several."""
     for name in growing:
         if name in holding:
             return name
+    grown_by_cell = [n for n in appended if n in holding]
+    if len(grown_by_cell) == 1:
+        return grown_by_cell[0]
     candidates = [n for n in holding if n not in steady]
     if len(candidates) == 1:
         return candidates[0]

@@ -16,6 +16,9 @@ from typing import Any, Callable
 
 #: Look at most this many items of a container: a list of a million floats is not a leak suspect worth a scan.
 _MAX_ITEMS = 10_000
+#: The census lists containers holding at least this many graphs at the end: a single one is one result
+#: (a loss, IPython's ``Out`` caching a cell's value), not a collection of them.
+_MIN_LISTED = 2
 
 
 def names_by_id(namespace: dict[str, Any]) -> dict[int, str]:
@@ -79,13 +82,15 @@ class GraphCensus:
             self._first.setdefault(name, (done, count))
 
     def finish(self, steps: int) -> list[dict[str, Any]]:
-        """The containers holding graphs at the end, each with what it gained since first seen.
+        """The containers holding graphs at the end (two or more), each with what it gained since first seen.
 
         A name first seen only now (no census saw it during the run) counts from
         the run's start with none: its whole content was gained over every step.
         """
         out = []
         for name, (kind, count) in graph_holders(self._namespace).items():
+            if count < _MIN_LISTED:
+                continue
             since, before = self._first.get(name, (0, 0))
             over = steps - since
             out.append({

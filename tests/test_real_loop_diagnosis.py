@@ -292,8 +292,8 @@ def test_evaluation_without_no_grad_puts_inference_mode_first():
     unestimated = [r.optimization for r in report.recommendations if r.expected_speedup is None]
     assert unestimated[0] == "inference.inference_mode", report.recommended()
     assert {"compile.torch_compile", "compression.quantize_dynamic"} & set(unestimated[1:])
-    outputs = census(report, "outputs")  # a ModelOutput holding one step's logits: no alarm
-    assert outputs["gained"] < 3 and not report.finding("retained_graphs")
+    assert not report.finding("retained_graphs")  # `outputs`, a ModelOutput, holds one step's logits
+    assert "memory.release_graph" not in report.recommended()
 
 
 # ------------------------------------------------------------------ disk_io

@@ -97,7 +97,7 @@ class LaunchThresholds:
     max_step_s: float = 0.1
     #: Per sample (CPU): at most this many samples per step is a tiny batch, where a layer call's reading
     #: of its weights is paid for few samples. Measured here (BERT inference, 1 thread, hidden 128-768,
-    #: 16-256 tokens): from batches of 1 and 4, batching to 32 still gained x1.5-x8 per sample wherever the
+    #: 16-256 tokens): from batches of 1 and 4, batching to 32 still gained x1.4-x8 per sample wherever the
     #: fixed part below was a third of the call; the view is kept to small batches so embedding tables
     #: (counted as weights but read a row at a time) cannot make a big batch look fixed-cost bound.
     small_batch_samples: int = 8

@@ -215,7 +215,7 @@ class RunDelay:
     On a machine whose cores other processes also want, the thread's wall-clock
     timings stretch by the time it waited in the run queue (measured here: a
     batch-1 BERT forward took 3.5 ms with the CPU to itself, and its main thread
-    waited 58% of its runnable time with six busy processes on two cores).
+    waited 58% of its runnable time with the load average at 4-7 on two cores).
     Linux's ``/proc/.../schedstat`` counts both, per thread, at the cost of one
     read at the start and one at the end; elsewhere the share is None.
     """

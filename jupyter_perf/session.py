@@ -22,10 +22,11 @@ import psutil
 
 from .probes import costs
 from .probes.dataloader import DataLoaderProbe
-from .probes.namespace import names_by_id, retained_graphs
+from .probes.namespace import GraphCensus, names_by_id
 from .probes.patching import Ledger
 from .probes.steps import StepTrace
 from .report import Report
+from .sampling.host import FirstStepReads, RunDelay
 from .sampling.sampler import Sampler
 from .sampling.timeline import Timeline
 
@@ -69,6 +70,8 @@ class Session:
         self.started_at = datetime.datetime.now().isoformat(timespec="seconds")
         self._torch = _torch_wanted(self.source)
         self.sampler.start()
+        self._first_reads = FirstStepReads(self.sampler.host)  # reads of the first step are not the data
+        self._run_delay = RunDelay()  # time the profiled thread waited for a CPU other processes held
         try:
             if self._torch:
                 self._install_probes()
@@ -76,6 +79,11 @@ class Session:
             self._ledger.restore()
             self.sampler.stop()
             raise
+        # containers' graphs counted at the start, at steps 1, 2, 4, ... and at the end
+        self._census = GraphCensus(self.namespace, steps=lambda: self.trace.steps_closed)
+        if self.trace.on_account is not None:
+            accounted, census, reads = self.trace.on_account, self._census.tick, self._first_reads.tick
+            self.trace.on_account = lambda: (accounted(), census(), reads())
         self.running = True
         self._t0 = time.perf_counter()
 
@@ -246,7 +254,7 @@ class Session:
             signals["backward"], signals["optimizers"] = probes["training"].signals()
             if "transfers" in probes:
                 signals.update(probes["transfers"].signals())
-            signals["retained_graphs"] = retained_graphs(self.namespace)
+            signals["retained_graphs"] = self._census.finish(steps=report.steps)
         if self.trace.tokens:
             real = self.trace.real_tokens
             signals["tokens"] = {"tokens": self.trace.tokens, "real_tokens": real,
@@ -255,12 +263,15 @@ class Session:
         signals["samples_per_step"] = statistics.median(samples) if samples else None
         if self.sampler.host.io_available:
             read, write, chars = self.sampler.host.io_totals()
-            signals["io"] = {"read_bytes": read, "write_bytes": write, "read_chars": chars}
+            signals["io"] = {"read_bytes": read, "write_bytes": write, "read_chars": chars,
+                             "first_step_read_bytes": self._first_reads.read_bytes,
+                             "first_step_s": self._first_reads.seconds}
         signals["cpu"] = {
             "logical": psutil.cpu_count(),
             "available": _available_cpus(),
             "mean_util": _mean(timeline.get("cpu_percent")),
             "proc_mean_util": _mean(timeline.get("proc_cpu_percent")),
+            "run_delay_share": self._run_delay.share(),
         }
         torch = sys.modules.get("torch")
         if torch is not None:

@@ -9,7 +9,7 @@ import pytest
 
 from jupyter_perf.diagnosis import diagnose, thresholds
 from jupyter_perf.diagnosis.memory import fit_growth
-from jupyter_perf.diagnosis.recommend import amdahl
+from jupyter_perf.diagnosis.recommend import CERTAINTY, CONFIDENCE, COST, amdahl
 from jupyter_perf.report import BOTTLENECKS, OPTIMIZATIONS, PHASES, Report
 
 STEPS = 100
@@ -205,6 +205,43 @@ def test_disk_io_needs_real_reads_and_says_when_they_were_not_measured():
     assert unknown.finding("input_pipeline").evidence["storage_read_bytes"] == "not measured"
 
 
+def test_reads_of_the_first_step_are_not_the_data():
+    """A fresh process reads library pages and imported modules during its first step."""
+    report = cpu_report(data_wait=0.5)
+    report.signals["io"].update(read_bytes=300 * MB, first_step_read_bytes=299 * MB, first_step_s=0.06)
+    diagnose(report)
+    assert report.bottleneck == "input_pipeline" and "disk_io" not in ids(report)
+    report.signals["io"].update(first_step_read_bytes=3 * MB)  # the rest was read while the steps ran
+    disk = diagnosed(report).finding("disk_io")
+    assert disk.evidence["read_bytes_per_step"] == pytest.approx(297 * MB / (STEPS - 1))
+    assert disk.evidence["rate_from"] == "mean after the first step"
+
+
+def with_reads(report: Report, per_interval: list[float]) -> Report:
+    """The sampler's cumulative read_bytes column from the bytes read in each interval."""
+    total, column = 0.0, [0.0]
+    for nbytes in per_interval:
+        total += nbytes
+        column.append(total)
+    report.timeline["read_bytes"] = column
+    report.signals["io"].update(read_bytes=total, first_step_read_bytes=0, first_step_s=0.05)
+    return report
+
+
+def test_a_burst_of_reads_mid_run_is_not_disk_io():
+    """A module imported mid-run, a checkpoint loaded once: one interval, not the steps' steady reads."""
+    intervals = len(cpu_report().timeline["t"]) - 1
+    burst = [0.0] * intervals
+    burst[20] = 200 * MB
+    report = diagnosed(with_reads(cpu_report(data_wait=0.5), burst))
+    assert report.bottleneck == "input_pipeline" and "disk_io" not in ids(report)
+    steady = diagnosed(with_reads(cpu_report(data_wait=0.5), [4 * MB] * intervals))
+    disk = steady.finding("disk_io")
+    assert steady.bottleneck == "disk_io"
+    assert disk.evidence["read_bytes_per_s"] == pytest.approx(40 * MB)  # 4 MB per 0.1 s interval
+    assert disk.evidence["rate_from"].startswith("median of 48 sampler intervals")
+
+
 # -------------------------------------------------------------- transfers
 def test_host_to_device_from_pageable_memory_recommends_pinning():
     report = gpu_report(host_to_device=0.3)
@@ -277,6 +314,66 @@ def test_launch_overhead_needs_a_short_step():
     assert diagnosed(report).bottleneck == "compute"
 
 
+def transformer_inference(batch: int, us_per_leaf: float, loader: bool = True) -> Report:
+    """Batch-size-``batch`` inference under no_grad of a small BERT-like encoder: 20 leaves and 4 M float32
+    parameters (800 kB of weights per layer call); the model's phases are 95% of the step."""
+    report = cpu_report(step=us_per_leaf * 20 * 1e-6 / 0.95, data_wait=0.0, optimizer=0.0, other=0.05)
+    report.signals["forward"].update(us_per_leaf_call=us_per_leaf, leaf_calls_per_forward=20, grad_enabled_calls=0)
+    report.signals["backward"] = {"calls": 0, "seconds": 0.0}
+    report.signals["optimizers"] = []
+    report.signals["models"][0].update(**{"class": "BertModel", "parameters": 4_000_000, "leaf_modules": 20,
+                                          "calls": STEPS, "has_conv2d": False})
+    report.signals["samples_per_step"] = batch
+    report.signals["dataloaders"][0].update(batch_size=batch, num_workers=0, dataset="TensorDataset",
+                                            dataset_len=10_000)
+    if not loader:
+        report.signals["dataloaders"] = []
+    return report
+
+
+def test_batch_one_transformer_inference_is_launch_overhead_with_batch_size_first():
+    """A layer call of 200 µs is far above the per-call floor, but at one sample most of it is fixed:
+    calling the module and reading its 800 kB of weights (~108 µs), paid again for every sample."""
+    report = diagnosed(transformer_inference(batch=1, us_per_leaf=200.0))
+    assert report.bottleneck == "launch_overhead"
+    finding = report.finding("launch_overhead")
+    assert finding.evidence["view"] == "per sample" and finding.evidence["samples_per_step"] == 1
+    assert finding.evidence["fixed_us_per_leaf_call"] == pytest.approx(8 + 800e3 / 8e9 * 1e6)
+    assert finding.evidence["overhead_fraction"] == pytest.approx(108 / 200)
+    assert "1 sample per step" in finding.summary and "800.0 kB of weights" in finding.summary
+    top = report.recommendations[0]
+    assert top.optimization == "dataloader.batch_size" and top.params == {"batch_size": 256}
+    assert top.expected_speedup > 1.5
+    assert report.recommended().index("compile.torch_compile") > 0
+
+
+@pytest.mark.parametrize("batch, us_per_leaf", [(64, 200.0), (1, 2000.0)], ids=["big_batch", "big_layers"])
+def test_big_batches_or_big_layers_stay_compute(batch, us_per_leaf):
+    report = diagnosed(transformer_inference(batch=batch, us_per_leaf=us_per_leaf))
+    assert report.bottleneck == "compute", [f.summary for f in report.findings]
+    assert not any(r.startswith("dataloader.") for r in report.recommended())
+
+
+def test_time_spent_waiting_for_a_core_is_not_the_calls_cost():
+    """Other processes held the CPU 70% of the time the thread could run: 600 µs measured is 180 µs of call."""
+    contended = transformer_inference(batch=1, us_per_leaf=600.0)
+    assert diagnosed(contended).bottleneck == "compute"  # 108 µs of fixed cost is 18% of 600
+    contended.signals["cpu"]["run_delay_share"] = 0.7
+    finding = diagnosed(contended).finding("launch_overhead")
+    assert finding.evidence["us_per_leaf_call_on_cpu"] == pytest.approx(180.0)
+    assert finding.evidence["overhead_fraction"] == pytest.approx(108 / 180)
+    assert "(600 µs measured, 70% of it waiting for a core)" in finding.summary
+
+
+def test_batch_one_without_a_dataloader_explains_batching():
+    """Single examples passed to the model by hand: no loader to resize, so the finding says how to batch."""
+    report = diagnosed(transformer_inference(batch=1, us_per_leaf=200.0, loader=False))
+    assert report.bottleneck == "launch_overhead"
+    assert "stack several examples into one call" in report.finding("launch_overhead").summary
+    assert "dataloader.batch_size" not in report.recommended()
+    assert report.recommended()[0] == "compile.torch_compile"
+
+
 def test_launch_overhead_on_gpu_is_unexplained_idle():
     report = diagnosed(gpu_report(util=20.0))
     assert report.bottleneck == "launch_overhead"
@@ -329,7 +426,8 @@ def test_oom_names_memory_capacity_even_with_two_steps():
     diagnose(report)
     assert report.bottleneck == "memory_capacity"
     assert report.findings[0].id == "memory_capacity" and "out of memory" in report.findings[0].summary
-    assert report.recommended()[:3] == ["precision.amp", "memory.grad_accumulation", "memory.checkpointing"]
+    # Certain to cut memory at a known cost first; AMP changes numerics (recommend.CONFIDENCE).
+    assert report.recommended()[:3] == ["memory.grad_accumulation", "memory.checkpointing", "precision.amp"]
 
 
 def test_peak_gpu_memory_near_limit_outranks_time_findings():
@@ -355,15 +453,21 @@ def test_host_memory_near_limit():
     assert diagnosed(report).bottleneck == "memory_capacity"
 
 
+def held(name: str, tensors: int, gained: int, steps: int = STEPS, kind: str = "list") -> dict:
+    """One container of the graph census (signals['retained_graphs'])."""
+    return {"name": name, "type": kind, "tensors": tensors, "baseline_tensors": tensors - gained,
+            "baseline_step": 0, "gained": gained, "steps": steps, "per_step": gained / steps}
+
+
 def test_memory_leak_with_retained_graphs_puts_release_graph_first():
     report = cpu_report(data_wait=0.5)
     report.timeline = timeline(rss_per_step=2 * MB)
-    report.signals["retained_graphs"] = [{"name": "losses", "tensors": STEPS}]
+    report.signals["retained_graphs"] = [held("losses", STEPS, STEPS)]
     diagnose(report)
     assert report.bottleneck == "memory_leak"
     finding = report.finding("memory_leak")
     assert finding.evidence["fits"]["rss_total"]["per_step_bytes"] == pytest.approx(2 * MB, rel=0.01)
-    assert "`losses` holds 100 tensors" in finding.summary
+    assert "`losses` gained 100 tensors with autograd graphs in 100 steps (1.0 per step)" in finding.summary
     assert report.recommendations[0].optimization == "memory.release_graph"
     assert report.recommendations[0].params == {"container": "losses"}
 
@@ -374,6 +478,52 @@ def test_memory_leak_without_culprit_has_no_made_up_fix():
     diagnose(report)
     assert report.bottleneck == "memory_leak"
     assert "memory.release_graph" not in report.recommended()
+
+
+def test_containers_that_did_not_grow_are_no_leak_and_get_no_fix():
+    """An RNN's (h, c) and a ModelOutput hold the last step's graph; rebinding them frees it."""
+    report = cpu_report()
+    report.timeline = timeline(rss_per_step=2 * MB)
+    report.signals["retained_graphs"] = [held("hidden", 2, 0, kind="tuple"),
+                                         held("outputs", 2, 0, kind="CausalLMOutputWithCrossAttentions")]
+    diagnose(report)
+    assert report.bottleneck == "memory_leak"  # memory did grow: the fit says so, but names no container
+    assert "nothing in the namespace gained autograd graphs" in report.finding("memory_leak").summary
+    assert "memory.release_graph" not in report.recommended()
+    report.timeline = timeline()
+    diagnose(report)
+    assert not {"memory_leak", "retained_graphs"} & set(ids(report))
+
+
+def test_a_fixed_container_first_seen_at_the_end_is_no_leak():
+    """No census during the run saw it: its content counts as gained over every step, too slowly to grow."""
+    report = cpu_report(steps=20)
+    report.signals["retained_graphs"] = [held("metrics", 4, 4, steps=20, kind="dict")]
+    assert "retained_graphs" not in ids(diagnosed(report))
+
+
+def test_a_growing_container_on_a_short_run_with_memory_growth_is_the_leak():
+    report = cpu_report(steps=6)
+    report.timeline = timeline(rss_per_step=12 * MB, steps=6, samples=3)
+    report.signals["retained_graphs"] = [held("losses", 6, 6, steps=6)]
+    diagnose(report)
+    assert report.bottleneck == "memory_leak"
+    finding = report.finding("memory_leak")
+    assert finding.evidence["fits"] == "too few steps for a fit"
+    assert finding.evidence["run_growth_bytes"]["rss_total"] == pytest.approx(72 * MB, abs=1 * MB)
+    assert "over the 6-step run while `losses` gained 6 tensors with autograd graphs in 6 steps" in finding.summary
+    assert report.recommendations[0].optimization == "memory.release_graph"
+    assert report.recommendations[0].params == {"container": "losses"}
+
+
+def test_a_growing_container_without_memory_growth_is_a_leak_in_waiting():
+    report = cpu_report(steps=4)
+    report.timeline = timeline(steps=4, samples=3)
+    report.signals["retained_graphs"] = [held("losses", 4, 4, steps=4)]
+    diagnose(report)
+    assert report.bottleneck == "none"  # too few steps for a time verdict
+    assert report.finding("retained_graphs").severity == "low"
+    assert report.recommended() == ["memory.release_graph"]
 
 
 @pytest.mark.parametrize("shape", ["warmup_jump", "too_small", "noise"])
@@ -389,15 +539,15 @@ def test_memory_that_does_not_grow_steadily_is_not_a_leak(shape):
     assert "memory_leak" not in ids(diagnosed(report))
 
 
-def test_retained_graphs_without_growth_still_get_release_graph():
+def test_growing_container_before_memory_grows_still_gets_release_graph():
     report = cpu_report()
-    report.signals["retained_graphs"] = [{"name": "outputs", "tensors": 40}]
+    report.signals["retained_graphs"] = [held("losses", 40, 40, steps=40)]
     diagnose(report)
     assert report.bottleneck == "compute"
     assert report.finding("retained_graphs").severity == "low"
-    # Recommended, but without growth in this run it does not outrank the bottleneck's own advice.
-    assert "memory.release_graph" in report.recommended()
-    assert report.recommendations[0].finding == "compute"
+    # Not a memory finding, so it ranks among the unestimated fixes: certain and free, before compile.
+    assert report.recommended() == ["memory.release_graph", "compile.torch_compile"]
+    assert report.recommendations[0].finding == "retained_graphs"
 
 
 def test_leak_fit_ignores_warmup_and_none_samples():
@@ -520,6 +670,39 @@ def test_recommendations_are_known_unique_and_ranked(name):
     assert known == sorted(known, reverse=True)
     assert gains[: len(known)] == known  # None last
     assert all(r.reason and "\n" not in r.reason for r in report.recommendations)
+
+
+def test_every_optimization_has_a_certainty_and_a_cost():
+    assert set(CONFIDENCE) == set(OPTIMIZATIONS)
+    for certainty, cost in CONFIDENCE.values():
+        assert certainty in CERTAINTY and cost in COST
+
+
+def test_unestimated_fixes_rank_safe_and_certain_before_speculative():
+    """Evaluation without no_grad: inference_mode is certain and free; compile may gain nothing and
+    quantization changes the outputs, so they follow, in that order."""
+    report = cpu_report()
+    report.signals["backward"] = {"calls": 0, "seconds": 0.0}
+    report.signals["optimizers"] = []
+    diagnose(report)
+    assert report.bottleneck == "compute"
+    assert report.recommended() == ["inference.inference_mode", "compile.torch_compile",
+                                    "compression.quantize_dynamic"]
+
+
+def test_an_estimated_gain_still_outranks_an_unestimated_one():
+    report = cpu_report()
+    report.signals["backward"] = {"calls": 0, "seconds": 0.0}
+    report.signals["cpu"]["torch_threads"] = 2
+    recommended = diagnosed(report).recommended()
+    assert recommended[:2] == ["cpu.threads", "inference.inference_mode"]
+
+
+def test_gpu_levers_rank_by_certainty_then_cost():
+    recommended = diagnosed(gpu_report()).recommended()
+    # Equal certainty and cost keep the finding's own order (amp before tf32 among the compute levers).
+    assert recommended == ["layout.channels_last", "optimizer.fused", "precision.amp", "precision.tf32",
+                           "compile.torch_compile"]
 
 
 def test_two_time_findings_rank_by_share_and_gain():

@@ -38,7 +38,9 @@ def test_input_pipeline_evidence_and_advice():
 
 def test_memory_leak_names_the_list_and_recommends_release_graph():
     report, _ = profiled(scenarios.MEMORY_LEAK)
-    assert report.signals["retained_graphs"] == [{"name": "val_losses", "tensors": 60}]
+    [held] = report.signals["retained_graphs"]
+    assert (held["name"], held["type"], held["tensors"]) == ("val_losses", "list", 60)
+    assert held["per_step"] == pytest.approx(1.0)  # one graph gained per step: it grows with the steps
     assert report.recommendations[0].optimization == "memory.release_graph"
     assert "val_losses" in report.recommendations[0].reason
     assert report.peaks["rss_bytes"] > 0

@@ -62,12 +62,13 @@ def _input_pipeline(report: Report, share: float) -> Finding:
 
 
 def _disk_io(report: Report, wait: Finding) -> Finding | None:
-    """disk_io when the run read real storage bytes (page-cache hits do not count)."""
+    """disk_io when storage was read steadily while the steps ran (page-cache hits do not count)."""
     read = (report.signals.get("io") or {}).get("read_bytes")
     wait.evidence["storage_read_bytes"] = measured(read)
-    if read is None or not report.wall_time:
+    reads = steady_reads(report)
+    if reads is None:
         return None
-    rate, per_step = read / report.wall_time, read / report.steps
+    rate, per_step = reads["read_bytes_per_s"], reads["read_bytes_per_step"]
     if rate < DISK_IO.read_bytes_per_s and per_step < DISK_IO.read_bytes_per_step:
         return None
     return Finding(
@@ -78,14 +79,67 @@ def _disk_io(report: Report, wait: Finding) -> Finding | None:
             f"while the model waited for data {pct(wait.share)} of each step."
         ),
         evidence={
-            "read_bytes": read,
-            "read_bytes_per_s": rate,
-            "read_bytes_per_step": per_step,
+            **reads,
             "data_wait_share": wait.share,
-            "thresholds": {"read_bytes_per_s": DISK_IO.read_bytes_per_s, "read_bytes_per_step": DISK_IO.read_bytes_per_step},
+            "thresholds": {"read_bytes_per_s": DISK_IO.read_bytes_per_s, "read_bytes_per_step": DISK_IO.read_bytes_per_step,
+                           "min_intervals": DISK_IO.min_intervals},
             "dataloaders": wait.evidence["dataloaders"],
             "cpu_available": wait.evidence["cpu_available"],
         },
         bottleneck="disk_io",
         share=wait.share,
     )
+
+
+def steady_reads(report: Report) -> dict | None:
+    """The storage read rate that held while the steps ran, and the bytes per step it makes.
+
+    Reads of the first step are not the data's (a fresh process faults in library pages and
+    reads the modules it imports on first use), so they are discounted; and where the sampler
+    saw enough intervals after it, the rate is their duration-weighted median, so a burst (a
+    module imported mid-run, a checkpoint loaded once) does not pass for reading the data.
+    """
+    io = report.signals.get("io") or {}
+    read = io.get("read_bytes")
+    total = step_time(report)
+    if read is None or not report.wall_time or not total:
+        return None
+    first, since = io.get("first_step_read_bytes"), io.get("first_step_s")
+    discounted = first is not None and since is not None and since < report.wall_time and report.steps > 1
+    if not discounted:
+        first, since = 0, 0.0
+    rates = _interval_rates(report.timeline, since)
+    if len(rates) >= DISK_IO.min_intervals:
+        rate = _weighted_median(rates)
+        per_step, how = rate * total, f"median of {len(rates)} sampler intervals after the first step"
+    else:
+        after = max(read - first, 0)
+        rate, per_step = after / (report.wall_time - since), after / (report.steps - discounted)
+        how = "mean after the first step" if discounted else "mean over the run"
+    return {
+        "read_bytes": read,
+        "first_step_read_bytes": measured(io.get("first_step_read_bytes")),
+        "read_bytes_per_s": rate,
+        "read_bytes_per_step": per_step,
+        "rate_from": how,
+    }
+
+
+def _interval_rates(timeline: dict, since: float) -> list[tuple[float, float]]:
+    """(seconds, bytes/s) of each sampler interval that began after ``since``."""
+    ts, reads = timeline.get("t") or [], timeline.get("read_bytes") or []
+    out = []
+    for (t0, r0), (t1, r1) in zip(zip(ts, reads), zip(ts[1:], reads[1:])):
+        if t0 is not None and t1 is not None and r0 is not None and r1 is not None and t0 >= since and t1 > t0:
+            out.append((t1 - t0, (r1 - r0) / (t1 - t0)))
+    return out
+
+
+def _weighted_median(rates: list[tuple[float, float]]) -> float:
+    """The rate that at least half of the time ran at or above."""
+    half, run = sum(w for w, _ in rates) / 2, 0.0
+    for weight, rate in sorted(rates, key=lambda wr: wr[1], reverse=True):
+        run += weight
+        if run >= half:
+            return rate
+    return 0.0

@@ -90,49 +90,90 @@ class Fit:
 
 
 def check_leak(report: Report, found: Sequence[Finding]) -> list[Finding]:
-    graphs = report.signals.get("retained_graphs")
-    if report.steps < MEMORY_LEAK.min_steps:
-        return _retained(graphs)
-    if "rss_total" not in report.timeline or "steps" not in report.timeline:
-        return [not_measured("memory_leak", "Memory over steps", ["timeline['rss_total']/['steps']"])]
-    fits = {col: fit_growth(report.timeline["steps"], report.timeline[col])
-            for col in _LEAK_SERIES if col in report.timeline}
-    growing = {col: f for col, f in fits.items()
-               if f and f.growth_bytes >= MEMORY_LEAK.min_growth_bytes and f.r2 >= MEMORY_LEAK.min_r2}
-    if not growing:
-        return _retained(graphs)
-    col, fit = max(growing.items(), key=lambda kv: kv[1].growth_bytes)
-    summary = (f"{_LEAK_SERIES[col]} memory grew {size(fit.per_step_bytes)} per step ({size(fit.growth_bytes)} "
-               f"from step {fit.from_step:.0f} to {fit.to_step:.0f}, R² {fit.r2:.2f})")
-    summary += f"; {_culprits(graphs)}." if graphs else (
-        "; nothing in the namespace was seen holding autograd graphs, so look for growing lists, dicts or caches.")
-    return [
-        Finding(
-            id="memory_leak",
-            severity="high",
-            summary=summary,
-            evidence={
-                "fits": {c: vars(f) if f else "too few samples after warm-up" for c, f in fits.items()},
-                "retained_graphs": measured(graphs),
-                "thresholds": {"min_growth_bytes": MEMORY_LEAK.min_growth_bytes, "min_r2": MEMORY_LEAK.min_r2,
-                               "warmup_fraction": MEMORY_LEAK.warmup_fraction},
-            },
-            bottleneck="memory_leak",
-        )
-    ]
+    """A line fitted through memory against steps; or, where no fit can be made (a short run, too few
+    samples), memory that grew over the run while a container gained graphs step after step."""
+    containers = growing_containers(report)
+    fits: dict[str, Fit | None] = {}
+    if report.steps >= MEMORY_LEAK.min_steps:
+        if "rss_total" not in report.timeline or "steps" not in report.timeline:
+            return [not_measured("memory_leak", "Memory over steps", ["timeline['rss_total']/['steps']"]),
+                    *_retained(containers)]
+        fits = {col: fit_growth(report.timeline["steps"], report.timeline[col])
+                for col in _LEAK_SERIES if col in report.timeline}
+        growing = {col: f for col, f in fits.items()
+                   if f and f.growth_bytes >= MEMORY_LEAK.min_growth_bytes and f.r2 >= MEMORY_LEAK.min_r2}
+        if growing:
+            col, fit = max(growing.items(), key=lambda kv: kv[1].growth_bytes)
+            summary = (f"{_LEAK_SERIES[col]} memory grew {size(fit.per_step_bytes)} per step ({size(fit.growth_bytes)} "
+                       f"from step {fit.from_step:.0f} to {fit.to_step:.0f}, R² {fit.r2:.2f})")
+            summary += f"; {_culprits(containers)}." if containers else (
+                "; nothing in the namespace gained autograd graphs step after step, so look for growing lists, "
+                "dicts or caches.")
+            return [_leak(summary, fits, containers, run_growth(report))]
+    grown = {col: b for col, b in run_growth(report).items() if b >= MEMORY_LEAK.min_growth_bytes}
+    if containers and grown:
+        col = max(grown, key=grown.get)
+        summary = (f"{_LEAK_SERIES[col]} memory grew {size(grown[col])} over the {report.steps}-step run while "
+                   f"{_culprits(containers)}.")
+        return [_leak(summary, fits, containers, run_growth(report))]
+    return _retained(containers)
 
 
-def _retained(graphs: list[dict] | None) -> list[Finding]:
-    """Containers holding graphs are a leak in waiting even before memory visibly grows."""
-    if not graphs:
+def _leak(summary: str, fits: dict[str, Fit | None], containers: list[dict], growth: dict[str, float]) -> Finding:
+    return Finding(
+        id="memory_leak",
+        severity="high",
+        summary=summary,
+        evidence={
+            "fits": {c: vars(f) if f else "too few samples after warm-up" for c, f in fits.items()}
+            or "too few steps for a fit",
+            "run_growth_bytes": growth,
+            "retained_graphs": containers,
+            "thresholds": {"min_growth_bytes": MEMORY_LEAK.min_growth_bytes, "min_r2": MEMORY_LEAK.min_r2,
+                           "warmup_fraction": MEMORY_LEAK.warmup_fraction,
+                           "min_graphs_gained": MEMORY_LEAK.min_graphs_gained,
+                           "graphs_per_step": MEMORY_LEAK.graphs_per_step},
+        },
+        bottleneck="memory_leak",
+    )
+
+
+def growing_containers(report: Report) -> list[dict[str, Any]]:
+    """Namespace containers whose graph-holding tensors grew with the steps, most gained first.
+
+    ``signals['retained_graphs']`` lists every container holding graphs at the end; one
+    rebound each step (an RNN's hidden state, a ModelOutput) gains none and is no leak.
+    """
+    census = items(report, "retained_graphs")
+    growing = [c for c in census if (c.get("gained") or 0) >= MEMORY_LEAK.min_graphs_gained
+               and (c.get("per_step") or 0.0) >= MEMORY_LEAK.graphs_per_step]
+    return sorted(growing, key=lambda c: c["gained"], reverse=True)
+
+
+def run_growth(report: Report) -> dict[str, float]:
+    """Memory at the last sample minus the first, per leak series: growth even where too short to fit."""
+    out = {}
+    for col in _LEAK_SERIES:
+        values = [v for v in report.timeline.get(col) or [] if v is not None]
+        if len(values) >= 2:
+            out[col] = values[-1] - values[0]
+    return out
+
+
+def _retained(containers: list[dict]) -> list[Finding]:
+    """Containers gaining graphs are a leak in waiting even before memory visibly grows."""
+    if not containers:
         return []
-    return [Finding(id="retained_graphs", severity="low", summary=_culprits(graphs) + ".",
-                    evidence={"retained_graphs": graphs})]
+    return [Finding(id="retained_graphs", severity="low", summary=_culprits(containers) + ".",
+                    evidence={"retained_graphs": containers,
+                              "thresholds": {"min_graphs_gained": MEMORY_LEAK.min_graphs_gained,
+                                             "graphs_per_step": MEMORY_LEAK.graphs_per_step}})]
 
 
-def _culprits(graphs: list[dict]) -> str:
-    held = ", ".join(f"`{g.get('name')}` holds {g.get('tensors')} tensors" for g in graphs)
-    return f"{held} that keep their autograd graphs (and activations) alive"
+def _culprits(containers: list[dict]) -> str:
+    held = ", ".join(f"`{c.get('name')}` gained {c['gained']} tensors with autograd graphs in "
+                     f"{c['steps']} steps ({c['per_step']:.1f} per step)" for c in containers)
+    return f"{held}, each keeping its step's graph and activations alive"
 
 
 def fit_growth(steps: list, values: list) -> Fit | None:

@@ -5,8 +5,8 @@ reason quoting the finding's evidence and an Amdahl-style expected speedup
 where the evidence gives both the share a fix acts on and how much it shrinks
 it; None otherwise, rather than a guess. Ranking: fixes for memory_capacity
 and memory_leak first (a run that dies of memory gains nothing from speed), then by expected
-speedup, unestimated ones last in the order their findings were ranked; one
-Recommendation per optimization id, the best-ranked one.
+speedup; fixes whose gain is unknown after those, safe and certain ones before speculative or
+numerics-changing ones (``CONFIDENCE``); one Recommendation per optimization id, the best-ranked one.
 """
 
 from __future__ import annotations
@@ -17,20 +17,56 @@ from ..report import OPTIMIZATIONS, Finding, Recommendation, Report
 from .common import backward_calls, items, named, pct, size, uses_cuda
 from .compute import amp_fact
 from .launch import proposed_batch_size
+from .memory import growing_containers
 from .thresholds import COMPUTE, INPUT_PIPELINE, TRANSFERS
 
 #: Findings whose fixes outrank any speedup. A container merely holding graphs (``retained_graphs``,
 #: no growth seen in this run) is not one of them: it ranks by expected gain like any other.
 _MEMORY_FINDINGS = ("memory_capacity", "memory_leak")
 
+CERTAINTY = ("certain", "likely", "speculative")
+COST = ("free", "tradeoff", "numerics")
+
+#: Optimization id -> (how sure it is to help where its finding fired, what it costs), ranking the fixes
+#: whose gain the Report cannot estimate: certain before likely before speculative, then free before a
+#: trade-off before changed numerics. "certain": it removes the very waste the finding measured;
+#: "speculative": it may gain nothing or fail to apply (seen here: quantization and compile ranked above
+#: inference_mode on an evaluation without no_grad, one refused, the other gained nothing).
+CONFIDENCE: dict[str, tuple[str, str]] = {
+    "inference.inference_mode": ("certain", "free"),  # skips graphs no backward reads; same outputs
+    "memory.release_graph": ("certain", "free"),  # frees graphs nothing reads; same stored values
+    "dataloader.batch_size": ("certain", "tradeoff"),  # spreads a measured fixed cost; memory, and lr in training
+    "dataloader.workers": ("certain", "tradeoff"),  # overlaps a measured wait; cores, memory, a copy per batch
+    "memory.grad_accumulation": ("certain", "tradeoff"),  # halves activation memory; more, smaller steps
+    "memory.checkpointing": ("certain", "tradeoff"),  # frees activations; recomputes them (~1/3 more compute)
+    "cpu.threads": ("likely", "free"),  # one thread per core, if the math scales
+    "layout.channels_last": ("likely", "free"),  # cuDNN's fastest convolutions; little alone in fp32
+    "optimizer.fused": ("likely", "free"),  # one kernel per step instead of one per parameter
+    "dataloader.pin_memory": ("likely", "tradeoff"),  # faster copies; a host copy per batch (x0.71 on an H200)
+    "distributed.ddp": ("likely", "tradeoff"),  # more devices; a launcher and a changed effective batch
+    "precision.tf32": ("likely", "numerics"),  # tensor cores for float32 matmuls, 10-bit mantissa
+    "precision.amp": ("likely", "numerics"),  # 16-bit matmuls; checked against the original outputs
+    "compile.torch_compile": ("speculative", "tradeoff"),  # compile time, graph breaks; may gain nothing
+    "compile.cuda_graphs": ("speculative", "tradeoff"),  # static shapes and memory only
+    "compression.quantize_dynamic": ("speculative", "numerics"),  # int8 Linear/LSTM; CPU kernels vary
+    "compression.prune": ("speculative", "numerics"),  # sparsity rarely speeds up dense kernels
+}
+
 
 def recommend(report: Report) -> list[Recommendation]:
     recs = [r for f in report.findings for r in _BY_FINDING.get(f.id, _none)(report, f)]
-    recs.sort(key=lambda r: (r.finding not in _MEMORY_FINDINGS, r.expected_speedup is None, -(r.expected_speedup or 0)))
+    recs.sort(key=rank)  # stable: equal keys keep their findings' order
     best: dict[str, Recommendation] = {}
     for rec in recs:
         best.setdefault(rec.optimization, rec)
     return list(best.values())
+
+
+def rank(rec: Recommendation) -> tuple:
+    """Memory fixes first; then estimated gains, highest first; then unestimated ones by ``CONFIDENCE``."""
+    certainty, cost = CONFIDENCE[rec.optimization]
+    return (rec.finding not in _MEMORY_FINDINGS, rec.expected_speedup is None, -(rec.expected_speedup or 0),
+            CERTAINTY.index(certainty), COST.index(cost))
 
 
 def amdahl(fraction: float, factor: float) -> float:
@@ -187,15 +223,16 @@ def _memory_capacity(report: Report, f: Finding) -> list[Recommendation]:
 
 
 def _release_graph(report: Report, f: Finding) -> list[Recommendation]:
-    graphs = report.signals.get("retained_graphs") or []
-    if not graphs:
+    """For the container that gained the most graphs during the run; none for containers that did not grow."""
+    growing = growing_containers(report)
+    if not growing:
         return []
-    held = graphs[0]
-    reason = (f"`{held.get('name')}` holds {held.get('tensors')} tensors with their autograd graphs; storing "
-              "`.item()` or `.detach()` values frees them")
+    held = growing[0]
+    reason = (f"`{held['name']}` gained {held['gained']} tensors with their autograd graphs in {held['steps']} steps; "
+              "storing `.item()` or `.detach()` values frees them")
     if f.id == "memory_leak":
-        reason = f.summary.split(";")[0] + "; " + reason
-    return [_rec("memory.release_graph", f, reason + ".", container=held.get("name"))]
+        reason = f.summary.split(";")[0].split(" while ")[0] + "; " + reason
+    return [_rec("memory.release_graph", f, reason + ".", container=held["name"])]
 
 
 def _inference_with_grad(report: Report, f: Finding) -> list[Recommendation]:

@@ -53,6 +53,11 @@ class DiskIoThresholds:
     read_bytes_per_s: float = 10 * MB
     #: Storage bytes per step that count as the batch itself being read (a few dozen JPEGs).
     read_bytes_per_step: float = 1 * MB
+    #: Sampler intervals after the first step needed to judge the read rate by its median (half the run
+    #: read at least that fast) rather than its mean: with three, one burst of imports or a checkpoint
+    #: load in one interval no longer decides. Fewer (a run under ~0.3 s at 10 Hz): the mean after the
+    #: first step, whose reads are discounted either way (sampling/host.py FirstStepReads).
+    min_intervals: int = 3
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,22 @@ class LaunchThresholds:
     #: "Small step": a step longer than this with tiny leaves means thousands of leaf
     #: calls per step, a Python loop over modules rather than the tiny-batch case.
     max_step_s: float = 0.1
+    #: Per sample (CPU): at most this many samples per step is a tiny batch, where a layer call's reading
+    #: of its weights is paid for few samples. Measured here (BERT inference, 1 thread, hidden 128-768,
+    #: 16-256 tokens): from batches of 1 and 4, batching to 32 still gained x1.4-x8 per sample wherever the
+    #: fixed part below was a third of the call; the view is kept to small batches so embedding tables
+    #: (counted as weights but read a row at a time) cannot make a big batch look fixed-cost bound.
+    small_batch_samples: int = 8
+    #: Bytes per second a layer call reads its weights at, for the fixed part of a call at a tiny batch
+    #: (floor + weight bytes / this). Measured here, BERT at batch 1 and 16 tokens vs 32 samples: the
+    #: per-call fixed part was ~150 us for 1 MB of weights per layer (hidden 512) and ~340 us for 2.3 MB
+    #: (hidden 768), ~8 GB/s after the call floor; it predicted the fixed fraction of the other sizes
+    #: within ~0.15 (hidden 256: 0.74 vs 0.73 measured at 16 tokens, 0.43 vs 0.41 at 64).
+    weight_read_bytes_per_s: float = 8e9
+    #: The fixed part must be at least this fraction of the measured call for tiny batches to be named.
+    #: Measured (same grid): estimated >= 0.37 -> batching gained x1.4-x8 per sample; <= 0.18 (256 tokens,
+    #: or hidden 768 at 64+ tokens x 32) -> x0.9-x1.15, compute-bound.
+    small_batch_fixed_fraction: float = 0.3
     #: Share of the step the overhead (or unexplained GPU idle) must reach (TraceML warn).
     share: float = 0.10
     share_high: float = 0.20
@@ -135,6 +156,14 @@ class MemoryLeakThresholds:
     min_growth_bytes: float = 32 * MB
     #: A leak grows steadily; R^2 >= 0.8 separates a line from a step or a plateau.
     min_r2: float = 0.8
+    #: A container accumulates graphs when it gained at least this many graph-holding tensors during
+    #: the run ... (an RNN's ``(h, c)`` or a ModelOutput's loss and logits, rebound each step, hold 2-3
+    #: and gain none; measured with word_language_model- and Hugging Face-style loops in tests/)
+    min_graphs_gained: int = 3
+    #: ... and at least this many per step run since it was first seen: ``losses.append(loss)`` gains 1
+    #: a step; a fixed container first seen at the end (no census during the run) has its whole content
+    #: spread over every step, so a dict of 4 losses rebuilt each step stays below this after 8 steps.
+    graphs_per_step: float = 0.5
 
 
 @dataclass(frozen=True)

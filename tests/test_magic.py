@@ -5,6 +5,7 @@ import json
 import pytest
 import scenarios
 from conftest import settled_heap
+from timing import assert_faster, seconds_per_sample
 
 from jupyter_perf.report import Report
 
@@ -112,10 +113,11 @@ def test_compare_against_an_earlier_report(shell, capsys):
     capsys.readouterr()
     shell.run_cell("%%perfprofile -o after --compare before\n" + scenarios.INPUT_PIPELINE.cell)
     out = capsys.readouterr().out
-    assert "steps/s" in out and "before" in out.lower()
-    from jupyter_perf.report import Comparison
-
-    assert Comparison(shell.user_ns["before"], shell.user_ns["after"]).speedup > 1.3
+    assert "jupyter-perf before/after · speedup ×" in out and "steps/s" in out
+    # Faster by more than the steps' own scatter, not by a fixed ×: a loaded machine shrinks the gain
+    # (benchmarks/fix_efficacy.py prints its size).
+    before, after = shell.user_ns["before"], shell.user_ns["after"]
+    assert_faster(seconds_per_sample(before), seconds_per_sample(after), "two workers on a sleep-bound dataset")
 
 
 def test_deep_keeps_a_trace_and_lists_top_operators(shell, tmp_path):

@@ -1,4 +1,10 @@
-"""Phase times are right: planted sleeps of known length show up in the matching phase, within 5%."""
+"""Phase times are right: planted sleeps show up in the matching phase, within 5% of how long they really slept.
+
+Each sleep's own duration is measured where it sleeps: a loaded machine oversleeps (the thread waits for a
+core), and the phase must hold what was slept, not what was asked for.
+"""
+
+import statistics
 
 import pytest
 from conftest import run_setup, settled_heap
@@ -12,11 +18,17 @@ from torch.utils.data import DataLoader, Dataset
 import torch.nn.functional as F
 
 DATA_S, FORWARD_S, BACKWARD_S, OPTIMIZER_S = 0.060, 0.090, 0.080, 0.070
+slept = {}
+
+def nap(phase, seconds):
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    slept.setdefault(phase, []).append(time.perf_counter() - t0)
 
 class SleepyData(Dataset):
     def __len__(self): return 10
     def __getitem__(self, i):
-        time.sleep(DATA_S)
+        nap("data_wait", DATA_S)
         return torch.randn(8), torch.randn(2)
 
 class SlowBackward(torch.autograd.Function):
@@ -24,7 +36,7 @@ class SlowBackward(torch.autograd.Function):
     def forward(ctx, x): return x.clone()
     @staticmethod
     def backward(ctx, grad):
-        time.sleep(BACKWARD_S)
+        nap("backward", BACKWARD_S)
         return grad
 
 class SleepyModel(nn.Module):
@@ -32,12 +44,12 @@ class SleepyModel(nn.Module):
         super().__init__()
         self.fc = nn.Linear(8, 2)
     def forward(self, x):
-        time.sleep(FORWARD_S)
+        nap("forward", FORWARD_S)
         return SlowBackward.apply(self.fc(x))
 
 class SleepySGD(torch.optim.SGD):
     def step(self, closure=None):
-        time.sleep(OPTIMIZER_S)
+        nap("optimizer", OPTIMIZER_S)
         return super().step(closure)
 
 model = SleepyModel()
@@ -55,20 +67,25 @@ for x, y in loader:
 
 
 @pytest.fixture(scope="module")
-def report():
+def profiled():
+    """The Report of the profiled run, and the seconds each phase's sleeps really took in it."""
     namespace = run_setup(SETUP)
     exec(TRAIN, namespace)  # warm-up: first calls into torch cost more than 5% of a sleep
+    namespace["slept"].clear()
     with settled_heap():
-        return jupyter_perf.profile(TRAIN, namespace)
+        return jupyter_perf.profile(TRAIN, namespace), namespace["slept"]
 
 
-@pytest.mark.parametrize(
-    "phase, planted",
-    [("data_wait", 0.060), ("forward", 0.090), ("backward", 0.080), ("optimizer", 0.070)],
-)
-def test_planted_sleep_lands_in_its_phase(report, phase, planted):
+@pytest.fixture(scope="module")
+def report(profiled):
+    return profiled[0]
+
+
+@pytest.mark.parametrize("phase", ["data_wait", "forward", "backward", "optimizer"])
+def test_planted_sleep_lands_in_its_phase(profiled, phase):
+    report, slept = profiled
     assert report.steps == 10
-    assert report.phases[phase] == pytest.approx(planted, rel=0.05)
+    assert report.phases[phase] == pytest.approx(statistics.mean(slept[phase]), rel=0.05)
 
 
 def test_phases_sum_to_the_step_time(report):
@@ -78,10 +95,12 @@ def test_phases_sum_to_the_step_time(report):
     assert report.step_time_total <= report.wall_time
 
 
-def test_step_series_has_one_row_per_step(report):
+def test_step_series_has_one_row_per_step(profiled):
+    report, slept = profiled
     series = report.step_series
     assert len(series["wall"]) == 10
-    assert all(w == pytest.approx(0.300, rel=0.1) for w in series["wall"])
+    each_step_slept = [sum(naps) for naps in zip(*slept.values())]
+    assert all(w == pytest.approx(s, rel=0.1) for w, s in zip(series["wall"], each_step_slept))
     assert series["start"] == sorted(series["start"])
 
 
@@ -91,7 +110,7 @@ def test_optimizer_delimits_steps_without_a_dataloader():
     source = TRAIN.replace("for x, y in loader:", "for x, y in batches:")
     report = jupyter_perf.profile(source, namespace)
     assert report.step_anchor == "optimizer" and report.steps == 8
-    assert report.phases["forward"] == pytest.approx(0.090, rel=0.05)
+    assert report.phases["forward"] == pytest.approx(statistics.mean(namespace["slept"]["forward"]), rel=0.05)
     assert report.phases["data_wait"] == 0.0
     assert report.samples == 8  # from the model's input batch dimension
 
@@ -101,7 +120,7 @@ def test_forward_delimits_steps_for_plain_inference():
     source = "with torch.no_grad():\n    for _ in range(6):\n        model(torch.randn(4, 8))\n"
     report = jupyter_perf.profile(source, namespace)
     assert report.step_anchor == "forward" and report.steps == 6 and report.samples == 24
-    assert report.phases["forward"] == pytest.approx(0.090, rel=0.05)
+    assert report.phases["forward"] == pytest.approx(statistics.mean(namespace["slept"]["forward"]), rel=0.05)
 
 
 def test_an_optimizer_subclass_calling_super_step_counts_once():

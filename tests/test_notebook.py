@@ -66,7 +66,8 @@ def test_ctrl_c_in_a_real_kernel_stops_the_run_and_keeps_the_report():
             assert kc.execute_interactive(code, timeout=120)["content"]["status"] == "ok"
         msg_id = kc.execute(
             "%%perfprofile -o rep\nseen = 0\nfor epoch in range(10_000):\n    for x, y in loader:\n"
-            "        model(x)\n        seen += 1\n        if seen == 20:\n            print('twenty steps', flush=True)\n"
+            "        model(x)\n        seen += 1\n"
+            "        if seen == 20:\n            print('twenty steps', flush=True)\n"
         )
         # Interrupted once the loop has run twenty steps, however long a loaded machine took to get there.
         while "twenty steps" not in kc.get_iopub_msg(timeout=120)["content"].get("text", ""):

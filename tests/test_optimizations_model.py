@@ -442,7 +442,7 @@ x = torch.randn(64, 2048)
 
 
 def alternating_times(slow, fast, repeats: int = 11) -> tuple[list[float], list[float]]:
-    """Seconds of each round of ``slow`` and of ``fast``, run alternately so that load from elsewhere hits both alike."""
+    """Seconds of each round of ``slow`` and of ``fast``, run alternately so that load hits both alike."""
     slow_s, fast_s = [], []
     with torch.inference_mode():
         slow(), fast()  # warm-up

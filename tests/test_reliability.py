@@ -8,7 +8,6 @@ import textwrap
 import threading
 
 import psutil
-import pytest
 from conftest import run_setup
 from timing import assert_faster
 

@@ -69,7 +69,7 @@ def test_the_profiled_traceback_is_the_plain_one(outputs, case):
         if mode != "Minimal":
             assert "Cell In[N]" in plain and "Cell In[N]" in profiled, (mode, profiled)
         report, _, traceback = profiled.rpartition(plain)
-        assert traceback == "", f"{mode}: the profiled cell's traceback differs\n--- plain\n{plain}\n--- profiled\n{profiled}"
+        assert traceback == "", f"{mode}: the traceback differs\n--- plain\n{plain}\n--- profiled\n{profiled}"
         if case == "syntax_error":  # nothing ran, so there is nothing to report
             assert report == "", profiled
         else:

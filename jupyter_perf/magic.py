@@ -20,8 +20,6 @@ from IPython.display import display
 
 #: Options that take a value, for splitting ``%perfprofile [options] statement``.
 _VALUED = {"-o", "--output", "--interval", "--export", "--compare", "--apply"}
-#: Frames between the magic and the user's code in a caught traceback (this magic, run_compiled).
-_OWN_FRAMES = 2
 
 
 @magics_class
@@ -97,11 +95,13 @@ class PerfMagics(Magics):
         from .session import Session
 
         transformed = self.shell.transform_cell(source)
-        filename = self.shell.compile.cache(transformed, raw_code=source)
+        # Cached under the running cell's number, so its frames read "Cell In[N]" as the plain cell's would.
+        filename = self.shell.compile.cache(transformed, self._cell_number(), raw_code=source)
         try:
             body, last = compile_source(transformed, filename)
-        except SyntaxError:
+        except SyntaxError as exc:
             self.shell.showsyntaxerror(filename)
+            self._mark_failed(exc)
             return None
         from .ui.dashboard import open_dashboard
 
@@ -151,12 +151,29 @@ class PerfMagics(Magics):
                      "the recommendations are listed in the summary")
 
     def _fail(self, error: BaseException) -> None:
-        """Show the user's traceback from their own first frame, and mark the cell failed."""
+        """Show the traceback the cell would show unprofiled, and mark the cell failed."""
         if isinstance(error, KeyboardInterrupt):
             print("KeyboardInterrupt: profiling stopped; the partial report is above.", file=sys.stderr)
         else:
-            self.shell.showtraceback((type(error), error, error.__traceback__), tb_offset=_OWN_FRAMES)
-        result = getattr(self.shell.displayhook, "exec_result", None)
+            from .tracebacks import strip_profiler_frames
+
+            strip_profiler_frames(error)
+            self.shell.showtraceback((type(error), error, error.__traceback__), tb_offset=0)
+        self._mark_failed(error)
+
+    def _running_cell(self):
+        """The ExecutionResult of the cell running this magic; None when no cell runs it (a direct call)."""
+        return getattr(self.shell.displayhook, "exec_result", None)
+
+    def _cell_number(self) -> int:
+        """The running cell's prompt number (``run_cell`` has already counted it by the time a magic runs)."""
+        result = self._running_cell()
+        number = getattr(result, "execution_count", None)
+        return number if number is not None else self.shell.execution_count
+
+    def _mark_failed(self, error: BaseException) -> None:
+        """Make the cell count as failed, as the plain cell would: "Run All" stops here."""
+        result = self._running_cell()
         if result is not None:
             result.error_in_exec = error
 

@@ -20,6 +20,14 @@ install() {
 install "torch==2.13.0"
 install -e ".[${JP_EXTRAS:-test}]"
 
+# IPython 8 beside the environment's 9, for tests/test_tracebacks.py: a profiled cell's traceback must be the
+# plain cell's on both. Only the tests put it on the path (first, in a subprocess of their own).
+ipython8=.cache/ipython8
+if [[ ! -d "$ipython8/IPython" ]]; then
+  echo "installing IPython 8 into $ipython8 for the traceback tests"
+  install --target "$ipython8" "ipython>=8.12,<9"
+fi
+
 if [[ "${JP_SKIP_BROWSER:-}" != 1 && ! -x /usr/bin/chromium ]]; then
   echo "installing Debian chromium for the browser tests"
   export DEBIAN_FRONTEND=noninteractive

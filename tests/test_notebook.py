@@ -1,7 +1,6 @@
 """Real kernels: the planted scenarios through %%perfprofile in a notebook run by nbclient, and a real Ctrl-C."""
 
 import queue
-import time
 
 import nbformat
 import pytest
@@ -65,8 +64,14 @@ def test_ctrl_c_in_a_real_kernel_stops_the_run_and_keeps_the_report():
         setup = scenarios.INPUT_PIPELINE.setup
         for code in ("%load_ext jupyter_perf", setup):
             assert kc.execute_interactive(code, timeout=120)["content"]["status"] == "ok"
-        msg_id = kc.execute("%%perfprofile -o rep\nfor epoch in range(10_000):\n    for x, y in loader:\n        model(x)\n")
-        time.sleep(3)
+        msg_id = kc.execute(
+            "%%perfprofile -o rep\nseen = 0\nfor epoch in range(10_000):\n    for x, y in loader:\n"
+            "        model(x)\n        seen += 1\n"
+            "        if seen == 20:\n            print('twenty steps', flush=True)\n"
+        )
+        # Interrupted once the loop has run twenty steps, however long a loaded machine took to get there.
+        while "twenty steps" not in kc.get_iopub_msg(timeout=120)["content"].get("text", ""):
+            pass
         km.interrupt_kernel()
         reply = kc.get_shell_msg(timeout=60)
         assert reply["parent_header"]["msg_id"] == msg_id

@@ -1,4 +1,13 @@
-"""Phase times are right: planted sleeps of known length show up in the matching phase, within 5%."""
+"""Phase times are right: planted sleeps show up in the matching phase, within 5% of how long they really slept.
+
+A loaded machine stretches a run where no clock in the cell can see it (a woken thread waits for a core,
+before and after each sleep). So each sleep is timed where it sleeps, and a phase must hold at least that
+and at most 5% more plus three times the machine's measured delay: how much longer than asked the sleeps
+took, on average, in the same run. Each step's row is compared with the cell's own clock around the step.
+"""
+
+import itertools
+import statistics
 
 import pytest
 from conftest import run_setup, settled_heap
@@ -12,11 +21,18 @@ from torch.utils.data import DataLoader, Dataset
 import torch.nn.functional as F
 
 DATA_S, FORWARD_S, BACKWARD_S, OPTIMIZER_S = 0.060, 0.090, 0.080, 0.070
+slept, oversleep = {}, []
+
+def nap(phase, seconds):
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    slept.setdefault(phase, []).append(time.perf_counter() - t0)
+    oversleep.append(slept[phase][-1] - seconds)
 
 class SleepyData(Dataset):
     def __len__(self): return 10
     def __getitem__(self, i):
-        time.sleep(DATA_S)
+        nap("data_wait", DATA_S)
         return torch.randn(8), torch.randn(2)
 
 class SlowBackward(torch.autograd.Function):
@@ -24,7 +40,7 @@ class SlowBackward(torch.autograd.Function):
     def forward(ctx, x): return x.clone()
     @staticmethod
     def backward(ctx, grad):
-        time.sleep(BACKWARD_S)
+        nap("backward", BACKWARD_S)
         return grad
 
 class SleepyModel(nn.Module):
@@ -32,12 +48,12 @@ class SleepyModel(nn.Module):
         super().__init__()
         self.fc = nn.Linear(8, 2)
     def forward(self, x):
-        time.sleep(FORWARD_S)
+        nap("forward", FORWARD_S)
         return SlowBackward.apply(self.fc(x))
 
 class SleepySGD(torch.optim.SGD):
     def step(self, closure=None):
-        time.sleep(OPTIMIZER_S)
+        nap("optimizer", OPTIMIZER_S)
         return super().step(closure)
 
 model = SleepyModel()
@@ -46,42 +62,66 @@ loader = DataLoader(SleepyData(), batch_size=1)
 """
 
 TRAIN = """
+ends = [time.perf_counter()]
 for x, y in loader:
     loss = F.mse_loss(model(x), y)
     opt.zero_grad()
     loss.backward()
     opt.step()
+    ends.append(time.perf_counter())
 """
 
 
-@pytest.fixture(scope="module")
-def report():
+def fresh_setup() -> dict:
     namespace = run_setup(SETUP)
     exec(TRAIN, namespace)  # warm-up: first calls into torch cost more than 5% of a sleep
+    namespace["slept"].clear()
+    namespace["oversleep"].clear()
+    return namespace
+
+
+def assert_holds(phase_s: float, namespace: dict, phase: str) -> None:
+    """``phase_s`` (a phase's mean per step) holds that phase's sleeps and at most 5% more, plus what load added."""
+    slept = statistics.mean(namespace["slept"][phase])
+    delay = max(0.0, statistics.mean(namespace["oversleep"]))
+    assert 0.98 * slept <= phase_s <= 1.05 * slept + 3 * delay, (phase, phase_s, slept, delay)
+
+
+@pytest.fixture(scope="module")
+def profiled():
+    """The Report of the profiled run, and the namespace whose sleeps and clock readings it ran with."""
+    namespace = fresh_setup()
     with settled_heap():
-        return jupyter_perf.profile(TRAIN, namespace)
+        return jupyter_perf.profile(TRAIN, namespace), namespace
 
 
-@pytest.mark.parametrize(
-    "phase, planted",
-    [("data_wait", 0.060), ("forward", 0.090), ("backward", 0.080), ("optimizer", 0.070)],
-)
-def test_planted_sleep_lands_in_its_phase(report, phase, planted):
+@pytest.fixture(scope="module")
+def report(profiled):
+    return profiled[0]
+
+
+@pytest.mark.parametrize("phase", ["data_wait", "forward", "backward", "optimizer"])
+def test_planted_sleep_lands_in_its_phase(profiled, phase):
+    report, namespace = profiled
     assert report.steps == 10
-    assert report.phases[phase] == pytest.approx(planted, rel=0.05)
+    assert_holds(report.phases[phase], namespace, phase)
 
 
-def test_phases_sum_to_the_step_time(report):
+def test_phases_sum_to_the_step_time(profiled):
+    report, namespace = profiled
     assert sum(report.phases.values()) == pytest.approx(report.step_time, rel=1e-9)
     assert report.phases["host_to_device"] == 0.0  # no GPU: nothing was copied
-    assert report.phases["other"] < 0.01
+    assert report.phases["other"] < 0.01 + 3 * max(0.0, statistics.mean(namespace["oversleep"]))
     assert report.step_time_total <= report.wall_time
 
 
-def test_step_series_has_one_row_per_step(report):
+def test_step_series_has_one_row_per_step(profiled):
+    report, namespace = profiled
     series = report.step_series
     assert len(series["wall"]) == 10
-    assert all(w == pytest.approx(0.300, rel=0.1) for w in series["wall"])
+    # Against the cell's own clock around each step, which sees what load added to it too.
+    each_step = [b - a for a, b in itertools.pairwise(namespace["ends"])]
+    assert all(w == pytest.approx(s, rel=0.05) for w, s in zip(series["wall"], each_step)), (series["wall"], each_step)
     assert series["start"] == sorted(series["start"])
 
 
@@ -91,7 +131,7 @@ def test_optimizer_delimits_steps_without_a_dataloader():
     source = TRAIN.replace("for x, y in loader:", "for x, y in batches:")
     report = jupyter_perf.profile(source, namespace)
     assert report.step_anchor == "optimizer" and report.steps == 8
-    assert report.phases["forward"] == pytest.approx(0.090, rel=0.05)
+    assert_holds(report.phases["forward"], namespace, "forward")
     assert report.phases["data_wait"] == 0.0
     assert report.samples == 8  # from the model's input batch dimension
 
@@ -101,7 +141,7 @@ def test_forward_delimits_steps_for_plain_inference():
     source = "with torch.no_grad():\n    for _ in range(6):\n        model(torch.randn(4, 8))\n"
     report = jupyter_perf.profile(source, namespace)
     assert report.step_anchor == "forward" and report.steps == 6 and report.samples == 24
-    assert report.phases["forward"] == pytest.approx(0.090, rel=0.05)
+    assert_holds(report.phases["forward"], namespace, "forward")
 
 
 def test_an_optimizer_subclass_calling_super_step_counts_once():

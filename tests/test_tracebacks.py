@@ -20,14 +20,6 @@ from conftest import ROOT
 from traceback_cases import CASES, MODES
 
 IPYTHON8 = ROOT / ".cache" / "ipython8"
-FIRST_CALL_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="probes/modules.py keeps its discovery pre-hook (register_module_forward_pre_hook) until a watched "
-    "model's first call has entered torch, so that one call takes torch's hooked path (_call_impl -> inner): "
-    "two torch frames the plain cell does not have. The probe must drop the hook before calling the model.",
-)
-
-
 def cell_outputs(first_on_path: list[str]) -> dict:
     """traceback_cases.py's results from a fresh Python whose path starts with ``first_on_path``, then this checkout."""
     path = [*first_on_path, str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
@@ -58,7 +50,7 @@ def numbered(text: str, number: int) -> str:
 
 
 @pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=FIRST_CALL_XFAIL) if c == "inside_the_first_model_call" else c for c in CASES]
+    "case", CASES
 )
 def test_the_profiled_traceback_is_the_plain_one(outputs, case):
     for mode in MODES:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sys
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .base import Change, Context, NotApplicable, Optimization, Undo, rebind, torch_name
@@ -53,8 +54,9 @@ class TorchCompile(Optimization):
         return True
 
     def plan(self, ctx: Context) -> Change:
+        """The preview imports nothing of torch.compile's (``torch._dynamo`` alone takes ≈ 1 s to import, which
+        a panel card must not cost every first profiled cell): a model compiled already has imported it."""
         import torch
-        from torch._dynamo.eval_frame import OptimizedModule
 
         name, model = pick_model(ctx)
         self.requirements(name, model)
@@ -62,7 +64,8 @@ class TorchCompile(Optimization):
         backend = ctx.param("backend", lambda: DEFAULT_BACKEND)
         if backend == "inductor":
             _check_inductor(device_of(model))
-        eager = model._orig_mod if isinstance(model, OptimizedModule) else model
+        eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+        eager = model._orig_mod if eval_frame is not None and isinstance(model, eval_frame.OptimizedModule) else model
         live_done = eager is not model and self.compiled_as_wanted(model)
         keywords = {k: repr(v) for k, v in (("mode", mode), ("backend", backend if backend != DEFAULT_BACKEND else None))
                     if v is not None}
@@ -80,6 +83,9 @@ class TorchCompile(Optimization):
         inputs = None if live_done else held_inputs(ctx, name)
 
         def live(undo: Undo) -> NumericsResult:
+            if not torch._dynamo.is_dynamo_supported():
+                raise NotApplicable("torch.compile is not supported on this Python or platform")
+
             def compile_it() -> Any:
                 compiled = torch.compile(eager, mode=mode, backend=backend)
                 rebind(ctx.namespace, model, compiled, undo)
@@ -124,10 +130,6 @@ class CudaGraphs(TorchCompile):
 
 def _check_inductor(device: Any) -> None:
     """NotApplicable where the inductor backend cannot generate code for ``device``."""
-    import torch
-
-    if not torch._dynamo.is_dynamo_supported():
-        raise NotApplicable("torch.compile is not supported on this Python or platform")
     if device.type == "cuda" and importlib.util.find_spec("triton") is None:
         raise NotApplicable("inductor generates Triton kernels on CUDA, and triton is not installed")
     if device.type == "cpu" and not any(shutil.which(cxx) for cxx in ("g++", "clang++", "c++")):

@@ -167,6 +167,8 @@ class ModuleProbe:
                     return turned(original, module, args, kwargs, timed)
                 # else counting stopped before this call: it is timed as any other
             if key in modules:
+                if probe._discoverer is not None:  # a watched model runs: nothing left to discover, and torch
+                    probe._drop_discoverer()  # would take its hooked path (frames in the user's traceback)
                 token = begin()
                 if token is not None:  # else inside another model's forward, or on another thread
                     try:

@@ -49,9 +49,7 @@ def numbered(text: str, number: int) -> str:
     return text.replace(f"Cell In[{number}]", "Cell In[N]")
 
 
-@pytest.mark.parametrize(
-    "case", CASES
-)
+@pytest.mark.parametrize("case", CASES)
 def test_the_profiled_traceback_is_the_plain_one(outputs, case):
     for mode in MODES:
         run = outputs[case, mode]

@@ -13,7 +13,9 @@ from . import flops, memory
 from .inputs import recorded
 
 #: The FLOP count replays one forward; a model whose forward took longer than this is not replayed (its
-#: cost would be felt), and the report says so.
+#: cost would be felt), and the report says so. Counting enters a torch dispatch mode, whose first use
+#: imports ``torch._dynamo`` (≈ 1 s): any optimizer step and Hugging Face's ``transformers`` import it
+#: anyway, so only a plain inference cell whose model does not take token ids goes without FLOPs.
 MAX_REPLAY_S = 2.0
 
 
@@ -65,6 +67,8 @@ def _compute(model: Any, batch_dim: int, report: Any, tokens_per_step: float | N
         return {}
     tokens = tokens_of(call.args, call.kwargs)
     samples = samples_of(call.args, call.kwargs, batch_dim)
+    if tokens is None and "torch._dynamo" not in sys.modules:
+        return {}  # counting imports torch._dynamo (≈ 1 s): worth it for language models, not for every cell
     try:
         counted = flops.count_forward(model, call, tokens[0] if tokens else None, samples)
     except Exception as exc:  # noqa: BLE001 - the run's own measurements stand without it

@@ -306,6 +306,10 @@ class Context:
         self.params: dict[str, Any] = {}
         self._texts: dict[Target, str] = {}
 
+    def given(self, name: str) -> Any:
+        """The value passed (or recommended) for ``name``, None where the default will be chosen."""
+        return self._given.get(name)
+
     def param(self, name: str, default: Callable[[], Any]) -> Any:
         """The given (or recommended) value of ``name``, else its machine-chosen default; recorded."""
         value = self._given[name] if self._given.get(name) is not None else default()

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from ..report import Report
     from .guard import NumericsResult
+    from .tune import Tuning
 
 _applied: list[Change] = []
 
@@ -141,6 +142,8 @@ class Change:
     status: str = "preview"
     #: Throughput ratio after/before once re-measured (remeasure.py); < 1 is a regression.
     remeasured: float | None = None
+    #: The measured curve where ``jupyter_perf.tune`` chose the value (tune.py).
+    tuning: Tuning | None = None
     _live: LiveStep | None = field(default=None, repr=False)
     #: Namespace bindings the plan was computed for: commit refuses if one changed since.
     _expects: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -271,6 +274,8 @@ class Change:
             lines.append(f"numerics: {self.numerics.summary}")
         if self.remeasured is not None:
             lines.append(f"re-measured: ×{self.remeasured:.2f}")
+        if self.tuning is not None:
+            lines += [f"tuned on {self.tuning.how}:", self.tuning.table()]
         if diff and self.diff:
             lines.append(self.diff.rstrip("\n"))
         if self.snippet:

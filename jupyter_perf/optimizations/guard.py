@@ -145,12 +145,12 @@ class HeldBatch:
     def devices(self) -> set[Any]:
         """The devices of the tensors held, however nested (an LSTM's ``(h, c)``, a dict of kwargs)."""
         found: set[Any] = set()
-        _map_tensors((self.args, self.kwargs), lambda t: found.add(t.device))
+        map_tensors((self.args, self.kwargs), lambda t: found.add(t.device))
         return found
 
     def to(self, device: Any) -> HeldBatch:
         """A copy with every tensor on ``device`` (for a model moved since its call was recorded)."""
-        return HeldBatch(*_map_tensors((self.args, self.kwargs), lambda t: t.to(device)))
+        return HeldBatch(*map_tensors((self.args, self.kwargs), lambda t: t.to(device)))
 
     def run(self, model: Any, context: AbstractContextManager | None = None) -> Any:
         """The model's output in eval mode, without grad, from a fixed seed, on a copy of the inputs; its modes
@@ -160,7 +160,7 @@ class HeldBatch:
         from .surgery import restore_training, training_flags
 
         flags = training_flags(model)
-        args, kwargs = _map_tensors((self.args, self.kwargs), lambda t: t.clone())
+        args, kwargs = map_tensors((self.args, self.kwargs), lambda t: t.clone())
         model.eval()
         try:
             with torch.no_grad(), torch.random.fork_rng(devices=_cuda_devices()), context or nullcontext():
@@ -178,18 +178,18 @@ def _cuda_devices() -> list[int]:
     return list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
 
 
-def _map_tensors(value: Any, fn: Any) -> Any:
+def map_tensors(value: Any, fn: Any) -> Any:
     """``value`` with ``fn`` applied to each tensor inside tuples, lists (types kept) and dicts."""
     import torch
 
     if isinstance(value, torch.Tensor):
         return fn(value)
     if isinstance(value, dict):
-        return {k: _map_tensors(v, fn) for k, v in value.items()}
+        return {k: map_tensors(v, fn) for k, v in value.items()}
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
-        return type(value)(*(_map_tensors(v, fn) for v in value))
+        return type(value)(*(map_tensors(v, fn) for v in value))
     if isinstance(value, (tuple, list)):
-        return type(value)(_map_tensors(v, fn) for v in value)
+        return type(value)(map_tensors(v, fn) for v in value)
     return value
 
 

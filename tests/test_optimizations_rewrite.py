@@ -136,7 +136,8 @@ def test_the_kwargs_rewrites_build_what_they_say_when_run(use_cuda):
         before, after = built(src), built(rw.set_call_arguments(src, name, "DataLoader", WORKERS))
         old, new = before[name], after[name]
         assert (new.num_workers, new.persistent_workers) == (2, True)
-        assert (new.batch_size, type(new.sampler), new.pin_memory) == (old.batch_size, type(old.sampler), old.pin_memory)
+        assert (new.batch_size, type(new.sampler), new.pin_memory) == (old.batch_size, type(old.sampler),
+                                                                       old.pin_memory)
         if "test_loader" in before:  # the loader sharing the mappings is untouched
             assert after["test_loader"].num_workers == before["test_loader"].num_workers
 

@@ -164,8 +164,8 @@ def set_call_arguments(source: str, name: str, callee: str, values: dict[str, st
         raise NoRewrite(f"the call passes *{code(starred[0].value)}: which parameters its items fill is known only "
                         "when it runs")
     if len(mappings) > 1:
-        raise NoRewrite(f"the call unpacks several mappings ({', '.join('**' + code(call.args[i].value) for i in mappings)}): "
-                        "one of them may hold the argument too")
+        unpacked = ", ".join("**" + code(call.args[i].value) for i in mappings)
+        raise NoRewrite(f"the call unpacks several mappings ({unpacked}): one of them may hold the argument too")
     args, todo = list(call.args), dict(values)
     for i, arg in enumerate(args):
         key = arg.keyword.value if arg.keyword else (positional[i] if i < len(positional) and not arg.star else None)

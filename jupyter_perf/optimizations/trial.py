@@ -1,11 +1,11 @@
 """One measured trial of a DataLoader setting on the real loop, leaving nothing behind (tune.py).
 
 A trial runs the profiled cell's code with one loader setting and times the
-loop's own steps. Whatever the user's code iterates during the trial (the
-namespace's loader, a function from another cell reading the global name, a
-loader the cell builds itself from rewritten code) yields the trial loader's
-batches, so training's own threads compete with the workers as they do for
-real. Timing comes from the loop's requests for batches: a step is the
+loop's own steps. Iterating the namespace's loader during the trial (also
+from a function of another cell that reads the global name) yields the trial
+loader's batches; a cell that builds its loader itself runs rewritten with
+the trial's value. Either way training's own threads compete with the
+workers as they do for real. Timing comes from the loop's requests for batches: a step is the
 interval between two requests, holding both the data wait and the step's
 work. The first ``1 + num_workers × prefetch_factor`` batches are warm-up
 (workers starting, a new shape's first kernels, and the batches the workers
@@ -132,17 +132,20 @@ class _Timed:
 
 
 @contextlib.contextmanager
-def swapped_iteration(original: Any, trial: Any, meter: Meter):
-    """While it lasts, iterating ``original`` iterates ``trial`` instead, and every iteration over their
-    dataset is metered; after, each iterator started is shut down (worker processes joined) and
-    ``DataLoader.__iter__`` is torch's again."""
+def swapped_iteration(original: Any, trial: Any, meter: Meter, others: list[Any]):
+    """While it lasts, iterating ``original`` iterates ``trial`` instead, and every DataLoader iterated is
+    metered but those over the datasets of ``others`` (the namespace's other loaders: a validation loop is
+    not the loop tuned), so a loader the cell builds itself, over a dataset it builds too, is metered;
+    after, each iterator started is shut down (worker processes joined) and ``DataLoader.__iter__`` is
+    torch's again."""
     from torch.utils.data import DataLoader
 
     started: list[tuple[Any, Any]] = []
+    skipped = {id(other.dataset) for other in others if other is not original}
 
     def make(torch_iter: Any) -> Any:
         def __iter__(loader: Any) -> Any:
-            if loader.dataset is not original.dataset:
+            if id(loader.dataset) in skipped:
                 return torch_iter(loader)
             source = trial if loader is original else loader
 

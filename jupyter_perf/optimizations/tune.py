@@ -6,7 +6,8 @@ used both cores, while on a wait-bound dataset (a sleep per sample, like
 network storage) 2 workers on 2 cores gave ×1.76 where 4 gave ×3.07. So
 ``tune`` measures: each candidate value runs the profiled cell's own loop for
 a few batches (trial.py: how a trial measures, and why nothing stays), from
-the smallest value up, until two values in a row gain nothing. The fastest
+the smallest value up, until one four times the fastest so far gains
+nothing. The fastest
 value is applied through the optimization's own plan (live loader, cell
 rewrite, diff, undo), and the Change carries the measured curve
 (``Change.tuning``).
@@ -23,6 +24,7 @@ the upward search.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,16 +37,19 @@ if TYPE_CHECKING:
     from ..report import Report
     from .base import Change
 
-#: Throughputs within this fraction of each other count as equal (repeated trials of one value on a loaded
-#: two-core machine differed by up to ~4%): a value must beat the best by more to count as a gain, and of
-#: values within it of the best, the current one (no change) or else the smallest (fewer processes, less
-#: memory) is kept.
+#: Throughputs within this fraction of each other count as equal, at least: a value must beat the best by more
+#: to count as a gain while searching. Choosing, the band is the spread measured between two trials of one
+#: value (on a loaded two-core machine: 2-30%) between NOISE and MAX_BAND, and of the values within it of the
+#: fastest, the current one (no change) or else the smallest (fewer processes, less memory) is kept.
 NOISE = 0.05
-#: Values in a row above the current one that gained nothing, after which larger ones are not tried.
-PATIENCE = 2
-#: The two fastest values run once more, in the other order, when within this fraction of each other: one
-#: trial's window can catch another process's burst on a shared machine, and the choice is between them.
-CLOSE = 0.15
+#: The widest band: two trials 30% apart say one caught another process's burst, not that values 30% apart
+#: are equal (a band that wide once chose 2 workers where 4 ran ×1.36 faster).
+MAX_BAND = 0.15
+#: Larger values are not tried once one this many times the fastest so far (at least 1) gained nothing: two
+#: doublings past it. Counted from the fastest, not in misses: one worker is often no faster than none where
+#: loading dominates (it only overlaps the step), yet two or four are.
+SPAN = 4
+
 #: Fraction of the free memory a batch size's predicted peak may take. Lower on the host: resident memory
 #: under-counts what malloc keeps for reuse, and the kernel's out-of-memory killer takes the whole kernel.
 SAFE_FRACTION = {"cuda": 0.8, "cpu": 0.5}
@@ -66,18 +71,21 @@ class Trial:
     #: Peak bytes its steps added (batch-size tuning predicts larger sizes from it).
     peak_bytes: int | None = None
     note: str = ""
-    #: Trials merged into this one (the close contenders run again): samples/s over all their batches.
+    #: Trials merged into this one (the two fastest run again): samples/s over all their batches.
     runs: int = 1
+    #: How far the merged trials' samples/s differed, over the larger: the measurement's own noise.
+    spread: float | None = None
 
     def merged(self, again: Trial) -> Trial:
-        """This value's trials together: their samples over their seconds."""
+        """This value's trials together: their samples over their seconds, and how far they differed."""
         if again.samples_per_s is None:
             return self
         seconds = self.seconds + again.seconds
         samples = self.samples_per_s * self.seconds + again.samples_per_s * again.seconds
         peaks = [p for p in (self.peak_bytes, again.peak_bytes) if p is not None]
+        spread = abs(self.samples_per_s - again.samples_per_s) / max(self.samples_per_s, again.samples_per_s)
         return Trial(self.value, samples / seconds, self.batches + again.batches, seconds,
-                     max(peaks) if peaks else None, self.note, self.runs + 1)
+                     max(peaks) if peaks else None, self.note, self.runs + 1, spread)
 
 
 @dataclass
@@ -90,6 +98,9 @@ class Tuning:
     trials: list[Trial]
     #: How the trials measured, in words.
     how: str
+    #: Throughputs within this fraction of the fastest counted as equal (the spread measured, within
+    #: NOISE..MAX_BAND).
+    band: float = NOISE
 
     def rate(self, value: int) -> float | None:
         return next((t.samples_per_s for t in self.trials if t.value == value), None)
@@ -101,11 +112,13 @@ class Tuning:
         return chosen / current if chosen and current else None
 
     def table(self) -> str:
-        lines = [f"{self.param:>12}  {'samples/s':>10}  {'batches':>7}"]
+        lines = [f"{self.param:>12}  {'samples/s':>10}  {'batches':>7}   (within {self.band:.0%} of the fastest: "
+                 "equal)"]
         for t in self.trials:
             rate = f"{t.samples_per_s:10.0f}" if t.samples_per_s is not None else f"{'—':>10}"
             mark = " ← chosen" if t.value == self.chosen else (" (current)" if t.value == self.current else "")
-            notes = [n for n in (f"{t.runs} runs" if t.runs > 1 else "", t.note) if n]
+            runs = f"{t.runs} runs, {t.spread:.0%} apart" if t.spread is not None else ""
+            notes = [n for n in (runs, t.note) if n]
             lines.append(f"{t.value:>12}  {rate}  {t.batches:>7}{mark}{'  ' + '; '.join(notes) if notes else ''}")
         return "\n".join(lines)
 
@@ -153,8 +166,9 @@ def tune(opt_id: str, namespace: dict[str, Any], cell: str | Target | None = Non
     run; without it, the report's profiled code; without either, the loader
     alone is timed (training's own threads then do not compete: said in
     ``tuning.how``). ``values`` replaces the candidates; ``seconds`` is each
-    trial's measured length (default TRIAL_SECONDS, at least 3 batches); ``memory_budget`` caps the
-    bytes a batch size may add (default: a safe fraction of the free memory).
+    trial's measured length (default TRIAL_SECONDS, at least 3 batches);
+    ``memory_budget`` caps the bytes a batch size may add (default: a safe
+    fraction of the free memory).
     Other ``params`` go to the optimization. Ctrl-C stops it with nothing
     changed. Raises NotApplicable where the optimization cannot apply or
     nothing could be measured.
@@ -174,25 +188,29 @@ def tune(opt_id: str, namespace: dict[str, Any], cell: str | Target | None = Non
     loop = target or (Target.of(report.source) if report is not None and report.source.strip() else None)
     search = _Search(opt, namespace, target, report, params, knob, name, loader, loop, seconds or TRIAL_SECONDS)
     trials = search.run(sorted({current, *(values or knob.values(loader))}), current, memory_budget)
-    chosen = _choose(trials, current)
-    tuning = Tuning(knob.param, current, chosen, trials, search.how)
+    band = min(MAX_BAND, max([NOISE, *(t.spread for t in trials if t.spread is not None)]))
+    chosen = _choose(trials, current, band)
+    tuning = Tuning(knob.param, current, chosen, trials, search.how, band)
     change = opt.preview(namespace, target, report, **params, **{knob.param: chosen})
     change.tuning = tuning
     gain = f", ×{tuning.gain:.2f} over {current} in the trials" if tuning.gain and chosen != current else ""
     change.description = f"Tuned {knob.param}={chosen} (measured{gain}). {change.description}"
+    if knob.param == "num_workers" and chosen > available_cpus():
+        change.warnings.append(f"{chosen} workers for {available_cpus()} cores, measured fastest here: loading waits "
+                               "(storage, network) overlap past the core count; torch warns about the count")
     return change.commit()
 
 
-def _choose(trials: list[Trial], current: int) -> int:
-    """The current value if within NOISE of the fastest, else the smallest value within NOISE of it."""
+def _choose(trials: list[Trial], current: int, band: float) -> int:
+    """The current value if within ``band`` of the fastest, else the smallest value within ``band`` of it."""
     rates = {t.value: t.samples_per_s for t in trials if t.samples_per_s}
     if not rates:
         notes = "; ".join(f"{t.value}: {t.note}" for t in trials if t.note)
         raise NotApplicable(f"no value could be measured ({notes or 'no trial ran'})")
     best = max(rates.values())
-    if rates.get(current, 0) >= best * (1 - NOISE):
+    if rates.get(current, 0) >= best * (1 - band):
         return current
-    return min(v for v, r in rates.items() if r >= best * (1 - NOISE))
+    return min(v for v, r in rates.items() if r >= best * (1 - band))
 
 
 class _Search:
@@ -200,45 +218,49 @@ class _Search:
 
     def __init__(self, opt: Any, namespace: dict[str, Any], target: Target | None, report: Report | None,
                  params: dict[str, Any], knob: Knob, name: str, loader: Any, loop: Target | None, seconds: float):
+        from torch.utils.data import DataLoader
+
         self.opt, self.namespace, self.target, self.report, self.params = opt, namespace, target, report, params
         self.knob, self.name, self.loader, self.loop, self.seconds = knob, name, loader, loop, seconds
-        self.how = (f"the profiled cell's loop over {name}, per value ≥ {MIN_BATCHES} batches and {seconds:g} s after "
-                    f"1 + num_workers × prefetch_factor warm-up batches, in a copy of the namespace; weights, optimizer state and "
-                    f"RNGs put back after each" if loop is not None else
+        self.others = [v for v in namespace.values() if isinstance(v, DataLoader) and v is not loader]
+        self.how = (f"the profiled cell's loop over {name}, per value ≥ {MIN_BATCHES} batches and {seconds:g} s "
+                    "after 1 + num_workers × prefetch_factor warm-up batches, in a copy of the namespace; weights, "
+                    "optimizer state and RNGs put back after each" if loop is not None else
                     f"{name} alone, without the training step (no cell to run: pass cell= so that training's "
-                    f"own threads compete with the workers, as they do for real)")
+                    "own threads compete with the workers, as they do for real)")
 
     def run(self, values: list[int], current: int, budget: int | None) -> list[Trial]:
-        """From the smallest value up: stop after PATIENCE values above the current one that gained nothing,
-        and (batch sizes) at a size predicted over the memory budget or out of memory."""
+        """From the smallest value up: stop once a value SPAN× the fastest so far gained nothing, and (batch
+        sizes) at a size predicted over the memory budget or out of memory."""
         watch = MemoryWatch()
         if self.knob.memory and budget is None:
             budget = int(SAFE_FRACTION["cuda" if watch.cuda else "cpu"] * watch.free())
         sandbox = Sandbox(self.namespace, [self.loader])
         trials: list[Trial] = []
-        best, misses, stop = 0.0, 0, ""
+        best, fastest, stop = 0.0, 0, ""
         for value in values:
-            if not stop and self.knob.memory and value > current:
-                stop = _over_budget(trials, value, budget)
-            if stop:
-                trials.append(Trial(value, note=stop))
+            over = _over_budget(trials, value, budget) if self.knob.memory and value > current else ""
+            if over or stop:  # (a size that would not fit says so, whatever else stopped the search)
+                trials.append(Trial(value, note=over or stop))
                 continue
             trial = self._trial(value, sandbox, watch)
             trials.append(trial)
             if trial.samples_per_s is None:
                 stop = "not tried: a smaller size ran out of memory" if "out of memory" in trial.note else ""
                 continue
-            gained = trial.samples_per_s > best * (1 + NOISE)
+            if trial.samples_per_s > best * (1 + NOISE):
+                fastest = value
             best = max(best, trial.samples_per_s)
-            misses = 0 if gained or value <= current else misses + 1
-            if misses >= PATIENCE:
-                stop = f"not tried: the {PATIENCE} values before it gained nothing"
+            if value > current and value > fastest and value >= SPAN * max(fastest, 1):
+                stop = f"not tried: {value} gained nothing over {fastest}, {SPAN}× smaller"
         return self._again(trials, sandbox, watch)
 
     def _again(self, trials: list[Trial], sandbox: Sandbox, watch: MemoryWatch) -> list[Trial]:
-        """The two fastest run once more, the larger first, where they are within CLOSE of each other."""
+        """The two fastest run once more, the larger first: the choice is between them, one window can catch
+        another process's burst on a shared machine, and how far two trials of one value differ is the noise
+        the choice must see past."""
         ranked = sorted((t for t in trials if t.samples_per_s), key=lambda t: t.samples_per_s, reverse=True)
-        if len(ranked) < 2 or ranked[1].samples_per_s < ranked[0].samples_per_s * (1 - CLOSE):
+        if len(ranked) < 2:
             return trials
         again = {t.value: self._trial(t.value, sandbox, watch) for t in sorted(ranked[:2], key=lambda t: -t.value)}
         return [t.merged(again[t.value]) if t.value in again else t for t in trials]
@@ -253,13 +275,15 @@ class _Search:
         except NotApplicable as exc:
             return Trial(value, note=f"not tried: {exc}")
         settings = {k: v for k, v in plan.params.items() if k != "name" and v is not None}
-        trial_loader = rebuild(self.loader, **settings)
+        with warnings.catch_warnings():  # torch's "more workers than cores": trying that is the point
+            warnings.simplefilter("ignore")
+            trial_loader = rebuild(self.loader, **settings)
         code = self._code(plan)
         meter = Meter(1 + trial_loader.num_workers * (trial_loader.prefetch_factor or 0), self.seconds)
         namespace = sandbox.copy({id(self.loader): trial_loader})
         note, peak = "", None
         try:
-            with swapped_iteration(self.loader, trial_loader, meter):
+            with swapped_iteration(self.loader, trial_loader, meter, self.others):
                 watch.start()
                 try:
                     run_code(code, namespace)
@@ -277,8 +301,8 @@ class _Search:
             raise NotApplicable(f"the cell ran without iterating {self.name}: pass cell= a cell whose loop draws "
                                 f"batches from {self.name}")
         if measured.samples_per_s is None and not note:
-            note = (f"too few batches: {len(meter.sizes)} in the loop, {meter.warmup} of them warm-up; pass a "
-                    "longer loop")
+            note = (f"the cell left its loop after {len(meter.sizes)} batches, {meter.warmup} of them warm-up: too "
+                    "few to measure")
         elif measured.cut_short and not note:
             note = f"the cell left its loop after {measured.batches} measured batches"
         if note == "out of memory" and watch.cuda:

@@ -80,7 +80,7 @@ def test_workers_default_comes_from_the_cores(ns):
     change = get("dataloader.workers").preview(ns)
     assert change.params["num_workers"] == min(available_cpus(), 8) and change.params["persistent_workers"] is True
     assert change.snippet and "num_workers=" in change.snippet  # no cell given: code to add by hand
-    assert change.snippet_reason == "no cell was given to look for statement loader = DataLoader(...) in"
+    assert change.snippet_reason == "no cell was given to look for loader = DataLoader(...) in"
     none = get("dataloader.workers").preview(ns, num_workers=0)  # DataLoader refuses persistent workers without any
     assert none.params["persistent_workers"] is False and none.status == "already applied"
     assert get("dataloader.workers").applicable(None, ns, num_workers=0, persistent_workers=True) == (
@@ -258,4 +258,4 @@ def test_a_loader_that_cannot_be_rewritten_gets_a_snippet_with_the_reason():
         "cell: the call passes *args: which parameters its items fill is known only when it runs")
     assert "code not rewritten (cell: the call passes *args" in change.summary()
     change = get("dataloader.workers").preview(ns, cell="for (x,) in train_loader:\n    pass\n", num_workers=2)
-    assert change.snippet_reason == "no statement train_loader = DataLoader(...) was found in cell"
+    assert change.snippet_reason == "train_loader = DataLoader(...) was not found in cell"

@@ -339,7 +339,7 @@ class Context:
         return found
 
     def rewrite(self, targets: list[Target], transform: Callable[[str], str | None],
-                what: str = "the code this change edits") -> Target | None:
+                what: str = "the code this change rewrites") -> Target | None:
         """Rewrite the first target ``transform`` recognises (it returns None where it does not, and raises
         NoRewrite where it cannot edit what it found); else None, with ``why_not`` saying why (``what``: the
         pattern, in words)."""
@@ -357,7 +357,7 @@ class Context:
                 self.why_not = None
                 return target
         looked = " or ".join(t.label for t in targets)
-        self.why_not = "; ".join(refused) or (f"no {what} was found in {looked}" if targets else
+        self.why_not = "; ".join(refused) or (f"{what} was not found in {looked}" if targets else
                                               f"no cell was given to look for {what} in")
         return None
 

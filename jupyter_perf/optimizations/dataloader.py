@@ -79,7 +79,7 @@ class _LoaderOptimization(Optimization):
         todo = {k: v for k, v in settings.items() if getattr(loader, k) != v}
         values = {k: repr(v) for k, v in settings.items()}
         found = ctx.rewrite(ctx.targets(name), lambda s: set_call_arguments(s, name, "DataLoader", values, POSITIONAL),
-                            what=f"statement {name} = DataLoader(...)")
+                            what=f"{name} = DataLoader(...)")
         why_not = ctx.why_not
         warnings = self.more_code(ctx, name) + self.caveats(ctx, name, loader)
         change = ", ".join(f"{k}={v}" for k, v in values.items())

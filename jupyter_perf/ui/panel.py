@@ -134,7 +134,8 @@ CSS = """
 .jp-perf-panel .jpp-status{font-weight:bold}
 .jp-perf-panel table.jpp-curve{border-collapse:collapse;margin:4px 0;font-size:12px}
 .jp-perf-panel .jpp-curve td,.jp-perf-panel .jpp-curve th{padding:1px 8px 1px 0;text-align:right;white-space:nowrap}
-.jp-perf-panel .jpp-curve td.jpp-note{text-align:left;white-space:normal}
+.jp-perf-panel .jpp-curve td.jpp-note,.jp-perf-panel .jpp-curve td.jpp-bars{text-align:left}
+.jp-perf-panel .jpp-curve td.jpp-note{white-space:normal}
 .jp-perf-panel .jpp-curve .jpp-chosen{font-weight:bold}
 .jp-perf-panel .jpp-bar{display:inline-block;height:8px;background:var(--jp-brand-color1,#1976d2);opacity:.6}
 .jp-perf-panel [data-state=applied] .jpp-status,.jp-perf-panel [data-state=remeasured] .jpp-status,
@@ -176,7 +177,7 @@ function curveTable(curve) {
     const tr = h("tr", row.chosen ? "jpp-chosen" : "");
     const bar = h("span", "jpp-bar");
     bar.style.width = Math.round(120 * (row.samples_per_s || 0) / best) + "px";
-    const cell = h("td");
+    const cell = h("td", "jpp-bars");
     cell.append(bar);
     const mark = row.chosen ? "← chosen" : row.current ? "(current)" : "";
     tr.append(h("td", "", String(row.value)), h("td", "", row.samples_per_s ? row.samples_per_s.toFixed(0) : "—"),
@@ -597,8 +598,11 @@ def _curve(tuning: Tuning | None) -> dict[str, Any] | None:
     """A Tune click's measured curve, for the view and the record."""
     if tuning is None:
         return None
-    rows = [{"value": t.value, "samples_per_s": t.samples_per_s, "note": t.note, "chosen": t.value == tuning.chosen,
-             "current": t.value == tuning.current} for t in tuning.trials]
+    rows = [{"value": t.value, "samples_per_s": t.samples_per_s, "chosen": t.value == tuning.chosen,
+             "current": t.value == tuning.current,
+             "note": " · ".join(n for n in (f"{t.runs} runs, {t.spread:.0%} apart" if t.spread is not None else "",
+                                            t.note) if n)}
+            for t in tuning.trials]
     return {"param": tuning.param, "how": tuning.how, "rows": rows, "table": tuning.table()}
 
 

@@ -150,7 +150,7 @@ class HeldBatch:
 
     def to(self, device: Any) -> HeldBatch:
         """A copy with every tensor on ``device`` (for a model moved since its call was recorded)."""
-        return HeldBatch(*map_tensors((self.args, self.kwargs), lambda t: t.to(device)))
+        return HeldBatch(*map_tensors((self.args, self.kwargs), lambda t: t.detach().to(device)))
 
     def run(self, model: Any, context: AbstractContextManager | None = None) -> Any:
         """The model's output in eval mode, without grad, from a fixed seed, on a copy of the inputs; its modes
@@ -160,7 +160,7 @@ class HeldBatch:
         from .surgery import restore_training, training_flags
 
         flags = training_flags(model)
-        args, kwargs = map_tensors((self.args, self.kwargs), lambda t: t.clone())
+        args, kwargs = map_tensors((self.args, self.kwargs), lambda t: t.detach().clone())
         model.eval()
         try:
             with torch.no_grad(), torch.random.fork_rng(devices=_cuda_devices()), context or nullcontext():

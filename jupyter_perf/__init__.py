@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .report import Report
 
 __version__ = "0.1.0"
-__all__ = ["profile", "apply", "panel_action", "load_ipython_extension", "unload_ipython_extension", "__version__"]
+__all__ = ["profile", "apply", "tune", "panel_action", "load_ipython_extension", "unload_ipython_extension", "__version__"]
 
 
 def profile(
@@ -73,6 +73,29 @@ def apply(
     from .optimizations import get
 
     return get(opt_id).apply(namespace, cell, report, **params)
+
+
+def tune(
+    opt_id: str,
+    namespace: dict[str, Any],
+    cell: str | Target | None = None,
+    report: Report | None = None,
+    **params: Any,
+) -> Change:
+    """Measure a few values of ``opt_id``'s knob on the real loop and apply the fastest (docs/optimizations.md,
+    "Tuning"): ``dataloader.workers`` (num_workers) or ``dataloader.batch_size``.
+
+    Each value runs ``cell`` (else the report's profiled code) for a few
+    batches, everything it changed put back after; the best value is applied
+    like ``apply`` (live loader, code, diff, undo) and the Change's ``tuning``
+    holds the curve (value → samples/s). Keyword ``values=``, ``seconds=``
+    (each trial's length) and ``memory_budget=`` (bytes, batch sizes) steer
+    the search; other parameters go to the optimization. Ctrl-C stops it with
+    nothing changed.
+    """
+    from .optimizations.tune import tune as run
+
+    return run(opt_id, namespace, cell, report, **params)
 
 
 def panel_action(payload: dict[str, Any]) -> None:

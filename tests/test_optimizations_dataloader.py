@@ -80,6 +80,11 @@ def test_workers_default_comes_from_the_cores(ns):
     change = get("dataloader.workers").preview(ns)
     assert change.params["num_workers"] == min(available_cpus(), 8) and change.params["persistent_workers"] is True
     assert change.snippet and "num_workers=" in change.snippet  # no cell given: code to add by hand
+    assert change.snippet_reason == "no cell was given to look for loader = DataLoader(...) in"
+    none = get("dataloader.workers").preview(ns, num_workers=0)  # DataLoader refuses persistent workers without any
+    assert none.params["persistent_workers"] is False and none.status == "already applied"
+    assert get("dataloader.workers").applicable(None, ns, num_workers=0, persistent_workers=True) == (
+        "persistent_workers and prefetch_factor need num_workers > 0")
 
 
 def test_workers_refuses_where_workers_cannot_work(ns, monkeypatch):
@@ -179,3 +184,78 @@ def test_batch_size_default_and_refusals():
     assert change.new_source == "loader = DataLoader(data, 256)\n"  # the cell does not train
     assert any("one sample per batch" in w for w in change.warnings)
     assert not any("learning rate" in w for w in change.warnings)  # the cell does not train
+
+
+# ------------------------------------------------------------------ **kwargs: pytorch/examples' loaders
+MNIST_SETUP = """\
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+use_cuda = False  # torch.cuda.is_available() in the example
+dataset1 = TensorDataset(torch.rand(256, 1, 28, 28), torch.randint(0, 10, (256,)))
+dataset2 = TensorDataset(torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,)))
+train_kwargs = {'batch_size': 64}
+test_kwargs = {'batch_size': 1000}
+if use_cuda:
+    cuda_kwargs = {'num_workers': 1,
+                   'pin_memory': True,
+                   'shuffle': True}
+    train_kwargs.update(cuda_kwargs)
+    test_kwargs.update(cuda_kwargs)
+train_loader = DataLoader(dataset1, **train_kwargs)
+test_loader = DataLoader(dataset2, **test_kwargs)
+"""
+#: pytorch/examples' vae and word_language_model style: keywords, then the platform's **kwargs.
+VAE_SETUP = """\
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+kwargs = {'num_workers': 1, 'pin_memory': False}
+train_loader = DataLoader(TensorDataset(torch.rand(256, 784)), batch_size=64, shuffle=True, **kwargs)
+"""
+
+
+def roundtrip_kwargs(notebook, setup: str, opt_id: str, expected_line: str, **params):
+    """Apply to the setup cell: the loader rebuilt, the code rewritten where the value wins, undo exact."""
+    ns = run(setup, {"__name__": "__main__"})
+    old = ns["train_loader"]
+    change = jupyter_perf.apply(opt_id, ns, cell=notebook.add("setup", setup), name="train_loader", **params)
+    assert change.status == "applied" and not change.snippet, change.summary()
+    assert expected_line in change.new_source and notebook.cells["setup"] == change.new_source
+    rewritten = run(change.new_source, {"__name__": "__main__"})  # from scratch, the same loader settings
+    for key, value in params.items():
+        assert getattr(ns["train_loader"], key) == getattr(rewritten["train_loader"], key) == value
+    again = jupyter_perf.apply(opt_id, ns, cell=change.new_source, name="train_loader", **params)
+    assert again.status == "already applied"
+    change.undo()
+    assert ns["train_loader"] is old and notebook.cells["setup"] == setup
+    return rewritten
+
+
+@pytest.mark.parametrize("use_cuda", ["False", "True"])
+def test_mnist_style_loader_built_from_updated_kwargs_is_rewritten(notebook, use_cuda):
+    setup = MNIST_SETUP.replace("use_cuda = False", f"use_cuda = {use_cuda}").replace("'pin_memory': True",
+                                                                                     "'pin_memory': False")
+    merged = "train_loader = DataLoader(dataset1, **{**train_kwargs, 'num_workers': 2, 'persistent_workers': True})"
+    rewritten = roundtrip_kwargs(notebook, setup, "dataloader.workers", merged, num_workers=2, persistent_workers=True)
+    assert rewritten["test_loader"].num_workers == (1 if use_cuda == "True" else 0)  # its own kwargs untouched
+    roundtrip_kwargs(notebook, setup, "dataloader.batch_size",
+                     "train_loader = DataLoader(dataset1, **{**train_kwargs, 'batch_size': 128})", batch_size=128)
+
+
+def test_vae_style_kwargs_defined_in_the_same_cell_are_edited_in_place(notebook):
+    roundtrip_kwargs(notebook, VAE_SETUP, "dataloader.workers",
+                     "kwargs = {'num_workers': 2, 'pin_memory': False, 'persistent_workers': True}\n"
+                     "train_loader = DataLoader(TensorDataset(torch.rand(256, 784)), batch_size=64, shuffle=True, "
+                     "**kwargs)", num_workers=2, persistent_workers=True)
+    roundtrip_kwargs(notebook, VAE_SETUP, "dataloader.batch_size", "batch_size=256, shuffle=True, **kwargs)",
+                     batch_size=256)
+
+
+def test_a_loader_that_cannot_be_rewritten_gets_a_snippet_with_the_reason():
+    ns = run(VAE_SETUP, {"__name__": "__main__"})
+    cell = "args = (ds,)\ntrain_loader = DataLoader(*args, **kwargs)\n"
+    change = get("dataloader.workers").preview(ns, cell=cell, num_workers=2)
+    assert change.snippet and change.snippet_reason == (
+        "cell: the call passes *args: which parameters its items fill is known only when it runs")
+    assert "code not rewritten (cell: the call passes *args" in change.summary()
+    change = get("dataloader.workers").preview(ns, cell="for (x,) in train_loader:\n    pass\n", num_workers=2)
+    assert change.snippet_reason == "train_loader = DataLoader(...) was not found in cell"

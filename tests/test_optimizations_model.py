@@ -403,7 +403,9 @@ def test_grad_accumulation_gives_a_snippet_for_a_loop_it_does_not_recognise(note
         "\nfor x, y in loader:\n    train_step(x, y)\n"
     change = get("memory.grad_accumulation").apply(fresh(cell), cell=notebook.add("cell", cell))
     assert change.edits == [] and notebook.cells["cell"] == cell
-    assert "chunk(2)" in change.snippet and "code not rewritten; add by hand" in change.summary()
+    assert "chunk(2)" in change.snippet
+    assert "code not rewritten (the code this change rewrites was not found in cell cell); add by hand" in \
+        change.summary()
     change.undo()
 
 
@@ -583,7 +585,9 @@ def test_fused_optimizer_refuses_an_optimizer_without_the_option():
 # ------------------------------------------------------------------ shared
 def test_the_guard_needs_an_input_and_says_so():
     reason = get("compression.quantize_dynamic").applicable(None, fresh(IMPORTS + "model = nn.Linear(8, 4)\n"))
-    assert reason.startswith("no input of model was found to check its outputs on: pass inputs=")
+    assert reason.startswith("no call of model was recorded and no input of it was found to check its outputs on: "
+                             "run a cell that calls model under %%perfprofile")
+    assert "or pass inputs=" in reason
 
 
 def test_a_loss_module_or_a_submodule_is_not_taken_for_the_model():
@@ -601,7 +605,8 @@ def test_the_guard_tries_what_the_cell_feeds_the_model_and_skips_what_does_not_f
     assert change.status == "applied" and change.numerics.passed  # checked on `batches`, which fits
     change.undo()
     namespace["batches"] = [torch.randn(1)]
-    with pytest.raises(NotApplicable, match="could not run on x, batches to check its outputs"):
+    with pytest.raises(NotApplicable, match=r"could not run on any input to check its outputs \(x \(RuntimeError: .*"
+                                            r"\); batches \(RuntimeError: .*\)\): run a cell that calls model"):
         opt.apply(namespace, cell=CONV_TRAIN, backend="eager")
     assert isinstance(namespace["model"], nn.Sequential)  # nothing changed
 

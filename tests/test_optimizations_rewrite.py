@@ -1,5 +1,7 @@
 """libcst rewrites: formatting and comments kept, idempotent, None (never a guess) when the pattern is absent."""
 
+import re
+
 import pytest
 
 from jupyter_perf.optimizations import rewrite as rw
@@ -44,12 +46,100 @@ def test_an_argument_passed_by_position_is_replaced_where_it_stands():
 @pytest.mark.parametrize("src", [
     "loader = make_loader(ds)\n",                        # not a DataLoader call
     "other = DataLoader(ds)\n",                          # another name
-    "loader = DataLoader(ds, **kw)\n",                   # the keyword could be inside **kw
-    "loader = DataLoader(a)\nloader = DataLoader(b)\n",  # ambiguous: which one built the live object?
     "%time loader = DataLoader(ds)\n",                   # not plain Python
 ])
 def test_no_pattern_no_guess(src):
     assert rw.set_call_arguments(src, "loader", "DataLoader", {"num_workers": "2"}) is None
+
+
+@pytest.mark.parametrize("src, why", [
+    ("loader = DataLoader(a)\nloader = DataLoader(b)\n", "assigns loader = DataLoader(...) 2 times"),
+    ("loader = DataLoader(*args)\n", "passes *args: which parameters its items fill is known only when it runs"),
+    ("loader = DataLoader(ds, **a, **b)\n", "unpacks several mappings (**a, **b): one of them may hold"),
+])
+def test_a_call_found_but_not_safely_editable_says_why(src, why):
+    with pytest.raises(rw.NoRewrite, match=re.escape(why)):
+        rw.set_call_arguments(src, "loader", "DataLoader", {"num_workers": "2"})
+
+
+# ------------------------------------------------------------------ **kwargs (pytorch/examples' style)
+WORKERS = {"num_workers": "2", "persistent_workers": "True"}
+SAME_CELL = """kwargs = {'num_workers': 1, 'pin_memory': True}
+loader = DataLoader(ds, batch_size=64, shuffle=True, **kwargs)
+"""
+MNIST = """train_kwargs = {'batch_size': 64}
+test_kwargs = {'batch_size': 1000}
+if use_cuda:
+    cuda_kwargs = {'num_workers': 1,
+                   'pin_memory': True,
+                   'shuffle': True}
+    train_kwargs.update(cuda_kwargs)
+    test_kwargs.update(cuda_kwargs)
+train_loader = DataLoader(dataset1, **train_kwargs)
+test_loader = DataLoader(dataset2, **test_kwargs)
+"""
+
+
+@pytest.mark.parametrize("src, name, expected", [
+    # the dict literal, defined here and used by this call only: edited in place, in its own style
+    (SAME_CELL, "loader", SAME_CELL.replace("{'num_workers': 1, 'pin_memory': True}",
+                                            "{'num_workers': 2, 'pin_memory': True, 'persistent_workers': True}")),
+    ("kw = {\n    'pin_memory': True,\n}\nloader = DataLoader(ds, **kw)\n", "loader",
+     "kw = {\n    'pin_memory': True,\n    'num_workers': 2,\n    'persistent_workers': True,\n}\n"
+     "loader = DataLoader(ds, **kw)\n"),
+    # mnist: update() may add the key (here: cuda_kwargs has num_workers): merged at the call, which wins
+    (MNIST, "train_loader", MNIST.replace(
+        "DataLoader(dataset1, **train_kwargs)",
+        "DataLoader(dataset1, **{**train_kwargs, 'num_workers': 2, 'persistent_workers': True})")),
+    # defined in another cell, shared with another loader, conditional: merged at the call
+    ("loader = DataLoader(ds, batch_size=64, shuffle=True, **kwargs)\n", "loader",
+     'loader = DataLoader(ds, batch_size=64, shuffle=True, **{**kwargs, "num_workers": 2, '
+     '"persistent_workers": True})\n'),
+    ("kw = {'pin_memory': True}\nloader = DataLoader(a, **kw)\nval = DataLoader(b, **kw)\n", "loader",
+     "kw = {'pin_memory': True}\nloader = DataLoader(a, **{**kw, 'num_workers': 2, 'persistent_workers': True})\n"
+     "val = DataLoader(b, **kw)\n"),
+    ("kw = {'num_workers': 1} if cuda else {}\nloader = DataLoader(ds, **kw)\n", "loader",
+     "kw = {'num_workers': 1} if cuda else {}\n"
+     "loader = DataLoader(ds, **{**kw, 'num_workers': 2, 'persistent_workers': True})\n"),
+    ("loader = DataLoader(ds, **(a if c else b))\n", "loader",
+     'loader = DataLoader(ds, **{**(a if c else b), "num_workers": 2, "persistent_workers": True})\n'),
+    # a key that a later **base in the dict could override: merged at the call
+    ("kw = {'num_workers': 1, **base}\nloader = DataLoader(ds, **kw)\n", "loader",
+     "kw = {'num_workers': 1, **base}\n"
+     "loader = DataLoader(ds, **{**kw, 'num_workers': 2, 'persistent_workers': True})\n"),
+    # an explicit keyword is replaced where it stands (it cannot be in **kw too: the call would raise)
+    ("loader = DataLoader(ds, num_workers=0, **kw)\n", "loader",
+     'loader = DataLoader(ds, num_workers=2, **{**kw, "persistent_workers": True})\n'),
+])
+def test_a_call_unpacking_kwargs_gets_the_value_where_it_wins(src, name, expected):
+    new = rw.set_call_arguments(src, name, "DataLoader", WORKERS)
+    assert new == expected
+    assert rw.set_call_arguments(new, name, "DataLoader", WORKERS) == new  # already there: no stacking
+
+
+@pytest.mark.parametrize("use_cuda", [False, True])
+def test_the_kwargs_rewrites_build_what_they_say_when_run(use_cuda):
+    """Run from scratch: the loaders get the new values whatever the mappings held, and nothing raises
+    "got multiple values" (mnist with CUDA: cuda_kwargs brings num_workers=1 and shuffle)."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    def built(source: str) -> dict:
+        namespace = {"DataLoader": DataLoader, "use_cuda": use_cuda, "dataset1": TensorDataset(torch.zeros(8)),
+                     "dataset2": TensorDataset(torch.zeros(4)), "ds": TensorDataset(torch.zeros(8)),
+                     "kwargs": {"num_workers": 1, "pin_memory": False}}
+        exec(source, namespace)
+        return namespace
+
+    for src, name in ((SAME_CELL.replace("True", "False"), "loader"), (MNIST.replace("True", "False"), "train_loader"),
+                      ("loader = DataLoader(ds, batch_size=64, shuffle=True, **kwargs)\n", "loader")):
+        before, after = built(src), built(rw.set_call_arguments(src, name, "DataLoader", WORKERS))
+        old, new = before[name], after[name]
+        assert (new.num_workers, new.persistent_workers) == (2, True)
+        assert (new.batch_size, type(new.sampler), new.pin_memory) == (old.batch_size, type(old.sampler),
+                                                                       old.pin_memory)
+        if "test_loader" in before:  # the loader sharing the mappings is untouched
+            assert after["test_loader"].num_workers == before["test_loader"].num_workers
 
 
 def test_non_blocking_in_loops_over_the_loader_only():

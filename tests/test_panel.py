@@ -10,8 +10,10 @@ behind the cell-edit channel. The browser itself is in tests/ui/test_panel_brows
 
 from __future__ import annotations
 
+import _thread
 import dataclasses
 import gc
+import threading
 
 import pytest
 import torch
@@ -24,6 +26,7 @@ import jupyter_perf
 from jupyter_perf import cells, frontend
 from jupyter_perf.optimizations import applied
 from jupyter_perf.optimizations.base import Target
+from jupyter_perf.optimizations import tune as tune_module
 from jupyter_perf.optimizations.guard import NumericsResult
 from jupyter_perf.report import Comparison, Recommendation
 from jupyter_perf.ui import frontend_detect
@@ -132,7 +135,9 @@ def test_a_card_shows_what_why_the_gain_and_the_diff_it_applies(panel, profiled)
     edits = shown["actions"]["apply"]["edits"]  # the DataLoader's own cell, not the profiled one
     assert edits == [{"cell_id": "setup", "expected_source_sha256": frontend.sha256(INPUT_PIPELINE.setup),
                       "new_source": INPUT_PIPELINE.setup.replace(OLD_LOADER, NEW_LOADER)}]
-    assert {a: v["enabled"] for a, v in shown["actions"].items()} == {"apply": True, "apply-rerun": True, "undo": False}
+    assert {a: v["enabled"] for a, v in shown["actions"].items()} == {"apply": True, "apply-rerun": True, "undo": False,
+                                                                    "tune": True}
+    assert shown["actions"]["tune"]["edits"] == []  # the value is measured first: the kernel publishes the edit
 
 
 def test_an_optimization_that_cannot_apply_says_why_and_has_apply_off(profiled, ipython):
@@ -290,6 +295,56 @@ def test_an_edit_refused_after_a_widget_click_takes_the_change_back(profiled, ip
     assert shown["state"] == "refused" and "Taken back" in shown["message"] and "cell setup" in shown["message"]
     assert ipython.user_ns["loader"] is original and not applied() and shown["actions"]["apply"]["enabled"]
     assert "refused: Taken back" in panel.record["text/plain"]
+
+
+# ------------------------------------------------------------------ Tune
+@pytest.fixture()
+def short_trials(monkeypatch):
+    monkeypatch.setattr(tune_module, "TRIAL_SECONDS", 0.2)
+
+
+def test_tune_by_either_route_measures_applies_the_best_shows_the_curve_and_undoes(panel, book, ipython,
+                                                                                   short_trials):
+    original, sent = ipython.user_ns["loader"], frontend.CHANNEL.requests
+    assert by_extension(book, click(panel, "tune")) == []  # the browser had nothing to edit
+    shown = card(panel)
+    chosen = panel._cards[WORKERS].tuning.chosen
+    assert shown["state"] == "applied" and shown["message"].startswith(f"tuned: num_workers={chosen} applied")
+    assert chosen > 0 and ipython.user_ns["loader"].num_workers == chosen  # sleep-bound data: workers won
+    assert f"num_workers={chosen}, persistent_workers=True)" in book.cells["setup"]
+    assert frontend.CHANNEL.requests == sent + 1  # the kernel published the tuned edit
+    rows = shown["curve"]["rows"]
+    assert [r["value"] for r in rows][:3] == [0, 1, 2] and sum(r["chosen"] for r in rows) == 1
+    assert shown["curve"]["how"].startswith("the profiled cell's loop over loader")
+    assert "measured: the profiled cell's loop" in panel.record["text/plain"] and 'class="jpp-curve"' in panel.record[
+        "text/html"]
+    assert shown["actions"]["undo"]["enabled"] and not shown["actions"]["tune"]["enabled"]
+
+    by_widget(panel, click(panel, "undo"))
+    assert ipython.user_ns["loader"] is original and book.cells["setup"] == INPUT_PIPELINE.setup
+    assert card(panel)["state"] == "undone" and card(panel)["actions"]["tune"]["enabled"]
+    by_widget(panel, click(panel, "tune"))  # the widget's comm: the same outcome
+    assert card(panel)["state"] == "applied" and ipython.user_ns["loader"].num_workers > 0
+
+
+def test_an_interrupted_tune_changes_nothing_and_says_so(panel, book, ipython, short_trials):
+    original = ipython.user_ns["loader"]
+    timer = threading.Timer(0.5, _thread.interrupt_main)  # the kernel's interrupt, while the trials run
+    timer.start()
+    try:
+        by_extension(book, click(panel, "tune"))
+    finally:
+        timer.cancel()
+    assert ipython.user_ns["loader"] is original and book.cells["setup"] == INPUT_PIPELINE.setup
+    assert card(panel)["message"] == "tuning interrupted: the loader and the code are as they were"
+
+
+def test_only_optimizations_with_a_value_to_measure_offer_tune(profiled, ipython):
+    report, loop = profiled
+    extra = [Recommendation("dataloader.batch_size", "small batches", 1.2), Recommendation("cpu.threads", "x")]
+    panel = OptimizationPanel(dataclasses.replace(report, recommendations=extra), ipython.user_ns, loop)
+    assert "tune" in card(panel, "dataloader.batch_size")["actions"]
+    assert "tune" not in card(panel, "cpu.threads")["actions"]
 
 
 # ------------------------------------------------------------------ the record a saved notebook keeps

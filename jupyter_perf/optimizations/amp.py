@@ -79,7 +79,7 @@ class Amp(Optimization):
         where = "the forward and loss of the training loop" if training else f"the statements calling {name}"
         if found and not ctx.has_edits():
             return ctx.unchanged(f"{where} already run under autocast")
-        inputs = held_inputs(ctx, name)
+        inputs = held_inputs(ctx, name, model)
         kind = "amp_bf16" if dtype == "bfloat16" else "amp_fp16"
         autocast = torch.autocast(device_type=device.type, dtype=getattr(torch, dtype))
 

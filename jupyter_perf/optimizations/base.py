@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from ..report import Report
     from .guard import NumericsResult
+    from .tune import Tuning
 
 _applied: list[Change] = []
 
@@ -130,6 +131,9 @@ class Change:
     edits: list[Edit] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     snippet: str | None = None
+    #: Why the code was not rewritten, where ``snippet`` is set: the pattern was not found where it was looked
+    #: for, or it was found and no edit of it is sure to do the same (rewrite.NoRewrite).
+    snippet_reason: str | None = None
     numerics: NumericsResult | None = None
     #: The parameters used, defaults resolved.
     params: dict[str, Any] = field(default_factory=dict)
@@ -138,6 +142,8 @@ class Change:
     status: str = "preview"
     #: Throughput ratio after/before once re-measured (remeasure.py); < 1 is a regression.
     remeasured: float | None = None
+    #: The measured curve where ``jupyter_perf.tune`` chose the value (tune.py).
+    tuning: Tuning | None = None
     _live: LiveStep | None = field(default=None, repr=False)
     #: Namespace bindings the plan was computed for: commit refuses if one changed since.
     _expects: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -268,10 +274,13 @@ class Change:
             lines.append(f"numerics: {self.numerics.summary}")
         if self.remeasured is not None:
             lines.append(f"re-measured: ×{self.remeasured:.2f}")
+        if self.tuning is not None:
+            lines += [f"tuned on {self.tuning.how}:", self.tuning.table()]
         if diff and self.diff:
             lines.append(self.diff.rstrip("\n"))
         if self.snippet:
-            lines += ["code not rewritten; add by hand:", self.snippet.rstrip("\n")]
+            why = f" ({self.snippet_reason})" if self.snippet_reason else ""
+            lines += [f"code not rewritten{why}; add by hand:", self.snippet.rstrip("\n")]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -293,7 +302,8 @@ class Context:
 
     ``rewrite`` applies a text transformation to the first candidate cell where
     it finds its pattern; rewrites of the same cell chain, so two changes to one
-    cell make one edit.
+    cell make one edit. Where none is rewritten, ``why_not`` says why, for the
+    snippet shown instead.
     """
 
     def __init__(self, opt: Optimization, namespace: dict[str, Any], cell: Target | None, report: Report | None,
@@ -305,6 +315,12 @@ class Context:
         self._given = params
         self.params: dict[str, Any] = {}
         self._texts: dict[Target, str] = {}
+        #: Why the latest ``rewrite`` rewrote nothing (None after one that did).
+        self.why_not: str | None = None
+
+    def given(self, name: str) -> Any:
+        """The value passed (or recommended) for ``name``, None where the default will be chosen."""
+        return self._given.get(name)
 
     def param(self, name: str, default: Callable[[], Any]) -> Any:
         """The given (or recommended) value of ``name``, else its machine-chosen default; recorded."""
@@ -322,23 +338,40 @@ class Context:
             found.append(record.target())
         return found
 
-    def rewrite(self, targets: list[Target], transform: Callable[[str], str | None]) -> Target | None:
-        """Rewrite the first target ``transform`` recognises (it returns None where it does not)."""
+    def rewrite(self, targets: list[Target], transform: Callable[[str], str | None],
+                what: str = "the code this change rewrites") -> Target | None:
+        """Rewrite the first target ``transform`` recognises (it returns None where it does not, and raises
+        NoRewrite where it cannot edit what it found); else None, with ``why_not`` saying why (``what``: the
+        pattern, in words)."""
+        from .rewrite import NoRewrite
+
+        refused = []
         for target in targets:
-            new = transform(self._texts.get(target, target.source))
+            try:
+                new = transform(self._texts.get(target, target.source))
+            except NoRewrite as exc:
+                refused.append(f"{target.label}: {exc}")
+                continue
             if new is not None:
                 self._texts[target] = new
+                self.why_not = None
                 return target
+        looked = " or ".join(t.label for t in targets)
+        self.why_not = "; ".join(refused) or (f"{what} was not found in {looked}" if targets else
+                                              f"no cell was given to look for {what} in")
         return None
 
     def has_edits(self) -> bool:
         return any(text != t.source for t, text in self._texts.items())
 
     def change(self, description: str, live: LiveStep | None = None, warnings: list[str] | None = None,
-               snippet: str | None = None, expects: dict[str, Any] | None = None) -> Change:
+               snippet: str | None = None, expects: dict[str, Any] | None = None,
+               snippet_reason: str | None = None) -> Change:
+        """The Change planned; a ``snippet``'s reason defaults to why the latest rewrite rewrote nothing."""
         edits = [Edit(t, text) for t, text in self._texts.items() if text != t.source]
         refuse_edited_cells(edits)
-        return Change(self.opt.id, description, edits, list(warnings or []), snippet, params=dict(self.params),
+        return Change(self.opt.id, description, edits, list(warnings or []), snippet,
+                      snippet_reason=(snippet_reason or self.why_not) if snippet else None, params=dict(self.params),
                       _live=live, _expects=dict(expects or {}), _namespace=self.namespace)
 
     def unchanged(self, description: str) -> Change:

@@ -78,7 +78,9 @@ class _LoaderOptimization(Optimization):
         settings = self.settings(ctx, name, loader)
         todo = {k: v for k, v in settings.items() if getattr(loader, k) != v}
         values = {k: repr(v) for k, v in settings.items()}
-        found = ctx.rewrite(ctx.targets(name), lambda s: set_call_arguments(s, name, "DataLoader", values, POSITIONAL))
+        found = ctx.rewrite(ctx.targets(name), lambda s: set_call_arguments(s, name, "DataLoader", values, POSITIONAL),
+                            what=f"{name} = DataLoader(...)")
+        why_not = ctx.why_not
         warnings = self.more_code(ctx, name) + self.caveats(ctx, name, loader)
         change = ", ".join(f"{k}={v}" for k, v in values.items())
         if not todo and not ctx.has_edits():
@@ -90,7 +92,7 @@ class _LoaderOptimization(Optimization):
         moved = ", ".join(f"{k} {getattr(loader, k)!r} → {v!r}" for k, v in todo.items()) or "already live"
         snippet = None if found else f"{name} = DataLoader(..., {change})  # the call that builds {name}"
         return ctx.change(f"{name}: {moved} (rebuilt from its own dataset, sampler and collate_fn)",
-                          live if todo else None, warnings, snippet, expects={name: loader})
+                          live if todo else None, warnings, snippet, expects={name: loader}, snippet_reason=why_not)
 
     def settings(self, ctx: Context, name: str, loader: Any) -> dict[str, Any]:
         """The DataLoader arguments this optimization sets; raise NotApplicable where it cannot."""
@@ -110,19 +112,22 @@ class Workers(_LoaderOptimization):
     params: ClassVar[dict[str, str]] = {
         **_LoaderOptimization.params,
         "num_workers": f"worker processes (default: the cores this process may use, at most {MAX_DEFAULT_WORKERS})",
-        "persistent_workers": "keep the workers between epochs instead of starting them again (default: True)",
+        "persistent_workers": "keep the workers between epochs instead of starting them again (default: True with "
+                              "workers; False for num_workers=0, where DataLoader refuses it)",
         "prefetch_factor": "batches each worker loads ahead (default: torch's, 2)",
     }
 
     def settings(self, ctx: Context, name: str, loader: Any) -> dict[str, Any]:
-        _check_workers_possible(name, loader)
-        settings = {
-            "num_workers": ctx.param("num_workers", lambda: min(available_cpus(), MAX_DEFAULT_WORKERS)),
-            "persistent_workers": ctx.param("persistent_workers", lambda: True),
-        }
+        workers = ctx.param("num_workers", lambda: min(available_cpus(), MAX_DEFAULT_WORKERS))
+        if workers:
+            _check_workers_possible(name, loader)
+        settings = {"num_workers": workers, "persistent_workers": ctx.param("persistent_workers", lambda: workers > 0)}
         prefetch = ctx.param("prefetch_factor", lambda: None)
         if prefetch is not None:
             settings["prefetch_factor"] = prefetch
+        if not workers and (settings["persistent_workers"] or prefetch is not None):
+            # DataLoader itself raises on these: the rewritten code would not run
+            raise NotApplicable("persistent_workers and prefetch_factor need num_workers > 0")
         return settings
 
 

@@ -6,7 +6,10 @@ tensor of the output, in float64), which stays meaningful where individual
 outputs are near zero. Over the kind's threshold, ``Change.commit()`` reverts
 the change and says by how much the outputs differed. Both runs are in eval
 mode (dropout off, batch-norm statistics untouched), without grad, from the
-same RNG seed, and the model's own train/eval flags are restored after.
+same RNG seed, on a fresh copy of the inputs each (a model that changes its
+inputs in place changes neither the user's tensors nor the second run's);
+the model's own train/eval flags and every RNG (CPU and each CUDA device in
+use) are left as they were.
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ import dataclasses
 import math
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..probes.inputs import RecordedCall
+
+#: Elements compared at a time: the difference of two large outputs (an LM's logits) is computed in float64
+#: on their own device a slice at a time, never as a whole float64 copy on the host.
+_CHUNK = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,8 @@ class NumericsResult:
     max_abs_error: float
     #: Why the outputs could not be compared at all (shape or structure changed), if so.
     problem: str | None = None
+    #: What the model ran on: "the call recorded in the profiled run", or the name of an input.
+    checked_on: str = ""
 
     @property
     def passed(self) -> bool:
@@ -92,16 +104,22 @@ class NumericsResult:
         if self.problem:
             return f"outputs not comparable after the change: {self.problem}"
         verdict = "within" if self.passed else "over"
-        return (f"outputs differed by {self.relative_error:.2%} relative error (max abs {self.max_abs_error:.3g}), "
+        on = f" on {self.checked_on}" if self.checked_on else ""
+        return (f"outputs differed by {self.relative_error:.2%} relative error (max abs {self.max_abs_error:.3g}){on}, "
                 f"{verdict} the {self.threshold:.2%} allowed for {self.kind}")
 
 
 @dataclass
 class HeldBatch:
-    """Inputs kept to run the model on before and after a change."""
+    """Inputs kept to run the model on before and after a change: ``model(*args, **kwargs)``."""
 
     args: tuple
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_call(cls, call: RecordedCall) -> HeldBatch:
+        """The arguments of a real call the profiler recorded (probes/inputs.py), as the user's code passed them."""
+        return cls(tuple(call.args), dict(call.kwargs))
 
     @classmethod
     def from_loader(cls, loader: Any) -> HeldBatch:
@@ -124,24 +142,60 @@ class HeldBatch:
             raise ValueError(f"cannot tell the model's input in a {type(batch).__name__} batch; pass a HeldBatch")
         return cls((batch,))
 
+    def devices(self) -> set[Any]:
+        """The devices of the tensors held, however nested (an LSTM's ``(h, c)``, a dict of kwargs)."""
+        found: set[Any] = set()
+        map_tensors((self.args, self.kwargs), lambda t: found.add(t.device))
+        return found
+
+    def to(self, device: Any) -> HeldBatch:
+        """A copy with every tensor on ``device`` (for a model moved since its call was recorded)."""
+        return HeldBatch(*map_tensors((self.args, self.kwargs), lambda t: t.detach().to(device)))
+
     def run(self, model: Any, context: AbstractContextManager | None = None) -> Any:
-        """The model's output in eval mode, without grad, from a fixed seed; its modes restored."""
+        """The model's output in eval mode, without grad, from a fixed seed, on a copy of the inputs; its modes
+        and every RNG restored."""
         import torch
 
         from .surgery import restore_training, training_flags
 
         flags = training_flags(model)
+        args, kwargs = map_tensors((self.args, self.kwargs), lambda t: t.detach().clone())
         model.eval()
         try:
-            with torch.no_grad(), torch.random.fork_rng(devices=[]), context or nullcontext():
-                torch.manual_seed(0)
-                return model(*self.args, **self.kwargs)
+            with torch.no_grad(), torch.random.fork_rng(devices=_cuda_devices()), context or nullcontext():
+                torch.manual_seed(0)  # (it seeds every CUDA device too: hence their states forked above)
+                return model(*args, **kwargs)
         finally:
             restore_training(flags)
 
 
+def _cuda_devices() -> list[int]:
+    """CUDA devices whose RNG a seed would touch: all of them once the user's code started CUDA, else none
+    (asking more would start CUDA in a process that never used it)."""
+    import torch
+
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+
+
+def map_tensors(value: Any, fn: Any) -> Any:
+    """``value`` with ``fn`` applied to each tensor inside tuples, lists (types kept) and dicts."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: map_tensors(v, fn) for k, v in value.items()}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
+        return type(value)(*(map_tensors(v, fn) for v in value))
+    if isinstance(value, (tuple, list)):
+        return type(value)(map_tensors(v, fn) for v in value)
+    return value
+
+
 def compare(kind: str, before: Any, after: Any, thresholds: Thresholds = THRESHOLDS) -> NumericsResult:
-    """Relative error of ``after`` against ``before`` (tensors, or tuples/lists/dicts of them)."""
+    """Relative error of ``after`` against ``before``: tensors, or tuples/lists/dicts of them (a Hugging Face
+    ``ModelOutput`` is a dict: its tensors are compared, what is not a tensor, like a KV cache object, is not)."""
     threshold = thresholds.for_kind(kind)
     try:
         pairs = list(_pairs(before, after))
@@ -151,11 +205,13 @@ def compare(kind: str, before: Any, after: Any, thresholds: Thresholds = THRESHO
         threshold = thresholds.for_outputs(kind, pairs[0][0].dtype)
     diff = norm = worst = 0.0
     for b, a in pairs:
-        b, a = b.detach().double().cpu(), a.detach().double().cpu()
-        delta = a - b
-        diff += float(delta.square().sum())
-        norm += float(b.square().sum())
-        worst = max(worst, float(delta.abs().max())) if delta.numel() else worst
+        b, a = b.detach().reshape(-1), a.detach().reshape(-1).to(b.device)
+        for start in range(0, b.numel(), _CHUNK):
+            before_part, delta = b[start:start + _CHUNK].double(), a[start:start + _CHUNK].double()
+            delta -= before_part
+            diff += float(delta.square().sum())
+            norm += float(before_part.square().sum())
+            worst = max(worst, float(delta.abs().max()))
     if not math.isfinite(diff):
         return NumericsResult(kind, math.inf, threshold, math.inf)
     relative = math.sqrt(diff / norm) if norm else (0.0 if diff == 0 else math.inf)

@@ -1,22 +1,33 @@
 """What the model-level optimizations share: the model, its device, and the input its outputs are checked on.
 
 An optimization that changes numerics keeps its change only if the model's
-outputs still agree (guard.py), which needs one real input of the model. The
-input is found, never guessed: ``inputs=`` names it; else the candidates are,
-in order, the tensors the cell passes to the model by name (``model(x)``),
-the batches the cell's loops over the model iterate (a DataLoader or a list
-of batches), the namespace's only DataLoader; the first the model actually
-runs on is used. Where none is found, or none fits, the optimization says so
-and asks for ``inputs=``.
+outputs still agree (guard.py), which needs a real call of the model. The
+call is replayed, never guessed. Tried in order, the first the model actually
+runs on is used:
+
+1. what ``inputs=`` names, where the caller gives it (a value passed wins);
+2. the call the profiler recorded in the latest profiled run that called the
+   model (probes/inputs.py): positional and keyword arguments as the user's
+   code passed them, so ``model(data, hidden)`` or a Hugging Face
+   ``model(input_ids=..., attention_mask=..., labels=...)`` replay as they ran;
+   again on the model's device if it moved since;
+3. single inputs found in the namespace: the tensors the cell passes to the
+   model by name (``model(x)``), the batches the cell's loops over the model
+   iterate (a DataLoader or a list of batches), the namespace's only DataLoader.
+
+Where none is found, or none fits, the optimization says so and what to do:
+profile a cell that calls the model, or pass ``inputs=``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from ..probes.inputs import recorded
 from .base import Context, NotApplicable, find_object, report_names
 from .guard import HeldBatch, NumericsResult, compare
 from .rewrite import calls_method, calls_name, find_nodes, mentions, parse
@@ -28,8 +39,15 @@ if TYPE_CHECKING:
 MODEL_PARAM = ("the namespace variable holding the model (default: the model the report saw called most, else the "
                "only outermost nn.Module with layers)")
 INPUTS_PARAM = ("the namespace variable holding an input to check outputs on: a tensor, a list of batches or a "
-                "DataLoader, or a list of such names tried in order (default: what the cell passes to the model, "
-                "what its loops iterate, the only DataLoader)")
+                "DataLoader, or a list of such names tried in order; or a guard.HeldBatch(args, kwargs) for a model "
+                "taking several (default: the model's call recorded in the profiled run, then what the cell passes "
+                "to the model, what its loops iterate, the only DataLoader)")
+#: What the guard says it ran the model on, for the recorded call.
+RECORDED = "the call recorded in the profiled run"
+#: What to do where the model cannot be run, said with each refusal.
+HOW_TO_GIVE_INPUTS = ("run a cell that calls {model} under %%perfprofile (its first call is recorded and replayed), "
+                      "or pass inputs=<name of a tensor {model} takes alone, a list of batches or a DataLoader> "
+                      "or inputs=HeldBatch(args, kwargs) (jupyter_perf.optimizations.guard)")
 
 
 def pick_model(ctx: Context) -> tuple[str, nn.Module]:
@@ -86,47 +104,69 @@ def require_cuda_model(name: str, model: nn.Module, why: str) -> None:
 
 
 class HeldInputs:
-    """Names that may hold an input of the model, tried in order when the change commits.
+    """Where the guard's input may come from, tried in order when the change commits (module docstring).
 
     The first the model runs on is the guard's input: a name's value can be
     stale (the cell has not run since it was bound; ``--apply`` plans before
     the cell runs), and running the model is the only proof that it fits.
     Nothing is fetched before then, so planning (and ``applicable``) never
-    starts a DataLoader's workers.
+    starts a DataLoader's workers; the recorded call is looked up then too,
+    so it is the latest run's.
     """
 
-    def __init__(self, namespace: dict[str, Any], names: list[str]):
-        self.namespace, self.names = namespace, names
+    def __init__(self, namespace: dict[str, Any], model_name: str, given: list[str | HeldBatch], found: list[str]):
+        self.namespace, self.model_name, self.given, self.found = namespace, model_name, given, found
 
     def check(self, kind: str, model: nn.Module, change: Callable[[], nn.Module],
               context: AbstractContextManager | None = None) -> NumericsResult:
         """The model's outputs on the first input that fits, then ``change()``, then the outputs of the model it
         returns (under ``context``: autocast), compared. None fits: NotApplicable, before anything changed."""
-        for name in self.names:
+        failed = []
+        for label, make in self._candidates(model):
             try:
-                batch = self._batch(name, device_of(model))
+                batch = make()
                 before = batch.run(model)
-            except Exception:  # noqa: BLE001, S112 - any failure means this input does not fit this model
+            except Exception as exc:  # noqa: BLE001 - any failure means this input does not fit this model
+                failed.append(f"{label} ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]})")
                 continue
-            return compare(kind, before, batch.run(change(), context))
-        raise NotApplicable(f"the model could not run on {', '.join(self.names)} to check its outputs: pass "
-                            "inputs=<name of a tensor it takes>")
+            return dataclasses.replace(compare(kind, before, batch.run(change(), context)), checked_on=label)
+        tried = "; ".join(failed) if failed else "nothing was recorded or found"
+        raise NotApplicable(f"{self.model_name} could not run on any input to check its outputs ({tried}): "
+                            + HOW_TO_GIVE_INPUTS.format(model=self.model_name))
+
+    def _candidates(self, model: nn.Module) -> Iterator[tuple[str, Callable[[], HeldBatch]]]:
+        device = device_of(model)
+        for given in self.given:
+            if isinstance(given, HeldBatch):
+                yield "the inputs given", lambda given=given: given
+            else:
+                yield given, lambda given=given: self._batch(given, device)
+        call = recorded(model)
+        if call is not None:
+            batch = HeldBatch.from_call(call)
+            yield RECORDED, lambda: batch
+            if batch.devices() - {device}:
+                yield f"{RECORDED}, moved to {device}", lambda: batch.to(device)
+        for name in self.found:
+            yield name, lambda name=name: self._batch(name, device)
 
     def _batch(self, name: str, device: Any) -> HeldBatch:
         value = self.namespace.get(name)
         batch = HeldBatch.from_loader(value) if _is_loader(value) else HeldBatch((_first_tensor(value),))
-        batch.args = tuple(a.to(device) for a in batch.args)
-        return batch
+        return batch.to(device)
 
 
-def held_inputs(ctx: Context, model_name: str) -> HeldInputs:
-    """The inputs the guard may check outputs on (module docstring: where they come from)."""
-    given = ctx.param("inputs", lambda: _input_names(ctx, model_name))
-    names = [given] if isinstance(given, str) else list(given)
-    if not names:
-        raise NotApplicable(f"no input of {model_name} was found to check its outputs on: pass inputs=<name of a "
-                            "tensor, a list of batches or a DataLoader>")
-    return HeldInputs(ctx.namespace, names)
+def held_inputs(ctx: Context, model_name: str, model: nn.Module) -> HeldInputs:
+    """The inputs the guard may check outputs on (module docstring: where they come from, in which order)."""
+    given = ctx.given("inputs") is not None
+    names = ctx.param("inputs", lambda: _input_names(ctx, model_name))
+    listed = [names] if isinstance(names, (str, HeldBatch)) else list(names)
+    if given:
+        return HeldInputs(ctx.namespace, model_name, given=listed, found=[])
+    if not listed and recorded(model) is None:
+        raise NotApplicable(f"no call of {model_name} was recorded and no input of it was found to check its "
+                            "outputs on: " + HOW_TO_GIVE_INPUTS.format(model=model_name))
+    return HeldInputs(ctx.namespace, model_name, given=[], found=listed)
 
 
 def _input_names(ctx: Context, model_name: str) -> list[str]:

@@ -76,7 +76,7 @@ class Prune(Optimization):
             s, name, statement, imports=["torch.nn.utils.prune"]))
         if not todo and found and not ctx.has_edits():
             return ctx.unchanged(f"every {'/'.join(kinds)} layer of {name} has its {amount:.0%} zeroed")
-        inputs = held_inputs(ctx, name) if todo else None
+        inputs = held_inputs(ctx, name, model) if todo else None
 
         def live(undo: Undo) -> NumericsResult:
             def prune_all() -> Any:

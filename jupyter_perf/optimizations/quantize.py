@@ -65,7 +65,7 @@ class QuantizeDynamic(Optimization):
         if not kinds and found and not ctx.has_edits():
             return ctx.unchanged(f"{name}'s layers are quantized")
         types = {getattr(nn, k) for k in kinds}
-        inputs = held_inputs(ctx, name) if kinds else None
+        inputs = held_inputs(ctx, name, model) if kinds else None
 
         def live(undo: Undo) -> NumericsResult:
             def quantize() -> Any:

@@ -4,6 +4,8 @@ Every helper takes the cell's text and returns the new text, the same text
 when the code already has the change, or None when it does not find its
 pattern (or finds it more than once). None is the signal for the caller to
 show a snippet to add by hand: a rewrite that guesses can lose user code.
+Where a helper finds its pattern but no edit of it is sure to do the same
+thing, it raises ``NoRewrite`` with the reason, which the snippet carries.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from collections.abc import Callable, Sequence
 import libcst as cst
 
 _NO_SPACE = cst.SimpleWhitespace("")
+
+
+class NoRewrite(Exception):  # noqa: N818 - a reason, not an error: the caller shows a snippet with it
+    """The pattern is there, but no edit of it is sure to keep what the code does; the message says why."""
 
 
 def parse(source: str) -> cst.Module | None:
@@ -105,8 +111,8 @@ def replace_nodes(module: cst.Module, changes: dict[cst.CSTNode, Edit]) -> str:
 
 
 # ------------------------------------------------------------- call arguments
-def builder_call(module: cst.Module, name: str, callee: str) -> cst.Call | None:
-    """The one call ``name = ...callee(...)`` in the cell (``callee`` is the last dotted part)."""
+def builder_calls(module: cst.Module, name: str, callee: str) -> list[cst.Call]:
+    """Every call ``name = ...callee(...)`` in the cell (``callee`` is the last dotted part)."""
     def match(n: cst.CSTNode) -> bool:
         if isinstance(n, cst.Assign):
             targets = [t.target for t in n.targets]
@@ -117,8 +123,13 @@ def builder_call(module: cst.Module, name: str, callee: str) -> cst.Call | None:
         return (len(targets) == 1 and isinstance(targets[0], cst.Name) and targets[0].value == name
                 and isinstance(n.value, cst.Call) and (dotted(n.value.func) or "").split(".")[-1] == callee)
 
-    found = find_nodes(module, match)
-    return found[0].value if len(found) == 1 else None
+    return [n.value for n in find_nodes(module, match)]
+
+
+def builder_call(module: cst.Module, name: str, callee: str) -> cst.Call | None:
+    """The one call ``name = ...callee(...)`` in the cell; None where there is none or several."""
+    found = builder_calls(module, name, callee)
+    return found[0] if len(found) == 1 else None
 
 
 def set_call_arguments(source: str, name: str, callee: str, values: dict[str, str],
@@ -128,41 +139,171 @@ def set_call_arguments(source: str, name: str, callee: str, values: dict[str, st
     An argument passed by position (``positional`` lists the parameters in
     order) is replaced where it stands; a keyword is replaced in place or
     appended in the call's own style (one per line stays one per line, a
-    trailing comma stays). A call with ``*args``/``**kwargs`` is not touched:
-    the argument might be inside them.
+    trailing comma stays).
+
+    A call that unpacks ``**kwargs`` (pytorch/examples' ``DataLoader(ds,
+    **train_kwargs)``) may get the argument from the mapping, and
+    ``f(**kw, key=v)`` raises "got multiple values" when it does: so the value
+    goes into the mapping. Into the dict display that defines it, where that
+    is sure to be the mapping the call unpacks and no other (``dict_defining``);
+    else into a merge at the call, ``**{**kwargs, "key": v}``, whose later key
+    overrides whatever ``kwargs`` holds, for this call only. A call that also
+    passes ``*args`` or unpacks several mappings raises NoRewrite.
     """
     module = parse(source)
-    call = builder_call(module, name, callee) if module else None
-    if call is None or any(a.star for a in call.args):
+    calls = builder_calls(module, name, callee) if module else []
+    if len(calls) != 1:
+        if calls:
+            raise NoRewrite(f"the cell assigns {name} = {callee}(...) {len(calls)} times: which one built the live "
+                            "object is not known")
         return None
+    call = calls[0]
+    starred = [a for a in call.args if a.star == "*"]
+    mappings = [i for i, a in enumerate(call.args) if a.star == "**"]
+    if starred:
+        raise NoRewrite(f"the call passes *{code(starred[0].value)}: which parameters its items fill is known only "
+                        "when it runs")
+    if len(mappings) > 1:
+        unpacked = ", ".join("**" + code(call.args[i].value) for i in mappings)
+        raise NoRewrite(f"the call unpacks several mappings ({unpacked}): one of them may hold the argument too")
     args, todo = list(call.args), dict(values)
     for i, arg in enumerate(args):
-        key = arg.keyword.value if arg.keyword else (positional[i] if i < len(positional) else None)
+        key = arg.keyword.value if arg.keyword else (positional[i] if i < len(positional) and not arg.star else None)
         if key in todo:
             args[i] = arg.with_changes(value=cst.parse_expression(todo.pop(key)))
-    if todo:
+    changes: dict[cst.CSTNode, Edit] = {}
+    if todo and mappings:
+        at = mappings[0]
+        unpacked = args[at].value
+        quote = _quote(module)
+        definition = unpacked if isinstance(unpacked, cst.Dict) else dict_defining(module, unpacked, call)
+        edited = _set_items(definition, todo, quote) if definition is not None else None
+        if edited is not None and definition is unpacked:
+            args[at] = args[at].with_changes(value=edited)
+        elif edited is not None:
+            changes[definition] = lambda _updated: edited
+        else:
+            args[at] = args[at].with_changes(value=_merged(unpacked, todo, quote))
+    elif todo:
         args = _append_keywords(call, args, todo)
-    return replace_nodes(module, {call: lambda updated: updated.with_changes(args=args)})
+    changes[call] = lambda updated: updated.with_changes(args=args)
+    return replace_nodes(module, changes)
+
+
+def dict_defining(module: cst.Module, value: cst.BaseExpression, call: cst.Call) -> cst.Dict | None:
+    """The dict display that ``**value`` at ``call`` is sure to unpack, to edit in place; else None.
+
+    Sure means: ``value`` is a name assigned once in this cell, by a top-level
+    ``name = {...}`` statement before the one holding the call, and the cell
+    uses the name nowhere else. Another use could add keys (``kw.update(cuda_kwargs)``,
+    ``kw["num_workers"] = 1``, pytorch/examples' mnist) or share the dict with
+    another loader, whose code would then change without its live object; a
+    conditional (``{...} if use_cuda else {}``) defines it twice: a merge at the
+    call is right in all those cases.
+    """
+    if not isinstance(value, cst.Name) or _uses(module, value.value) != 2:
+        return None
+    statements = list(module.body)
+    holding = next((i for i, stmt in enumerate(statements) if find_nodes(stmt, lambda n: n is call)), None)
+    for stmt in statements[:holding]:
+        if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign):
+            assign = stmt.body[0]
+            targets = [t.target for t in assign.targets]
+            if (len(targets) == 1 and isinstance(targets[0], cst.Name) and targets[0].value == value.value
+                    and isinstance(assign.value, cst.Dict)):
+                return assign.value
+    return None
+
+
+def _uses(module: cst.Module, name: str) -> int:
+    """How many times the cell names the variable ``name`` (not an attribute ``x.name`` or a keyword ``f(name=)``)."""
+    class Count(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.count = 0
+
+        def visit_Attribute(self, node: cst.Attribute) -> bool:
+            node.value.visit(self)
+            return False
+
+        def visit_Arg(self, node: cst.Arg) -> bool:
+            node.value.visit(self)
+            return False
+
+        def visit_Name(self, node: cst.Name) -> None:
+            self.count += node.value == name
+
+    counter = Count()
+    module.visit(counter)
+    return counter.count
+
+
+def _set_items(display: cst.Dict, values: dict[str, str], quote: str) -> cst.Dict | None:
+    """The dict display with each key set to its code: replaced where it stands, else appended in the
+    display's own style (after any ``**other`` in it, so it wins). None where a key stands before a
+    ``**other`` that could override it."""
+    elements, todo = list(display.elements), dict(values)
+    for i, element in enumerate(elements):
+        key = _key(element)
+        if key in todo:
+            if any(isinstance(e, cst.StarredDictElement) for e in elements[i + 1:]):
+                return None
+            elements[i] = element.with_changes(value=cst.parse_expression(todo.pop(key)))
+    new = [cst.DictElement(cst.SimpleString(f"{quote}{k}{quote}"), cst.parse_expression(v)) for k, v in todo.items()]
+    if new:
+        elements = _extend(elements, new, display.lbrace.whitespace_after)
+    return display.with_changes(elements=elements)
+
+
+def _key(element: cst.BaseDictElement) -> str | None:
+    if isinstance(element, cst.DictElement) and isinstance(element.key, cst.SimpleString):
+        return element.key.evaluated_value
+    return None
+
+
+def _merged(mapping: cst.BaseExpression, values: dict[str, str], quote: str) -> cst.BaseExpression:
+    """``{**mapping, "key": value, ...}``: the mapping's items, these keys overriding it."""
+    inner = code(mapping)
+    if not mapping.lpar and not isinstance(mapping, (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.Dict)):
+        inner = f"({inner})"
+    items = ", ".join(f"{quote}{k}{quote}: {v}" for k, v in values.items())
+    return cst.parse_expression(f"{{**{inner}, {items}}}")
+
+
+def _quote(module: cst.Module) -> str:
+    """The cell's own string quote (pytorch/examples write ``'num_workers'``), for the keys written into it."""
+    strings = find_nodes(module, lambda n: isinstance(n, cst.SimpleString))
+    return strings[0].quote if strings and strings[0].quote in ("'", '"') else '"'
 
 
 def _append_keywords(call: cst.Call, args: list[cst.Arg], values: dict[str, str]) -> list[cst.Arg]:
     keyword = next((a for a in args if a.keyword), None)
     equal = keyword.equal if keyword else cst.AssignEqual(whitespace_before=_NO_SPACE, whitespace_after=_NO_SPACE)
     new = [cst.Arg(cst.parse_expression(v), keyword=cst.Name(k), equal=equal) for k, v in values.items()]
-    if not args:
+    return _extend(args, new, call.whitespace_before_args)
+
+
+def _extend(items: list, new: list, opening: cst.BaseParenthesizableWhitespace) -> list:
+    """``items`` (a call's arguments, a dict's elements) followed by ``new``, in the items' own style.
+
+    The separator is the one between the last two items (one per line stays
+    one per line), else the line break after the opening bracket, else ", ";
+    the old last item's trailing comma and closing whitespace move to the new
+    last one. ``opening`` is the whitespace after the opening bracket.
+    """
+    if not items:
         sep = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
         return [a.with_changes(comma=sep) for a in new[:-1]] + new[-1:]
-    if len(args) >= 2 and isinstance(args[-2].comma, cst.Comma):
-        sep = cst.Comma(whitespace_after=_bare(args[-2].comma.whitespace_after))
-    elif isinstance(call.whitespace_before_args, cst.ParenthesizedWhitespace):
-        sep = cst.Comma(whitespace_after=_bare(call.whitespace_before_args))
+    if len(items) >= 2 and isinstance(items[-2].comma, cst.Comma):
+        sep = cst.Comma(whitespace_after=_bare(items[-2].comma.whitespace_after))
+    elif isinstance(opening, cst.ParenthesizedWhitespace):
+        sep = cst.Comma(whitespace_after=_bare(opening))
     else:
         sep = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-    last = args[-1]
-    # The old last argument's trailing comma and closing whitespace move to the new last one.
-    new = [a.with_changes(comma=sep) for a in new[:-1]] + [
-        new[-1].with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg)]
-    return args[:-1] + [last.with_changes(comma=sep, whitespace_after_arg=_NO_SPACE)] + new
+    last = items[-1]
+    closing = {"whitespace_after_arg": last.whitespace_after_arg} if isinstance(last, cst.Arg) else {}
+    new = [a.with_changes(comma=sep) for a in new[:-1]] + [new[-1].with_changes(comma=last.comma, **closing)]
+    cleared = {k: _NO_SPACE for k in closing}
+    return items[:-1] + [last.with_changes(comma=sep, **cleared)] + new
 
 
 def _bare(ws: cst.BaseParenthesizableWhitespace) -> cst.BaseParenthesizableWhitespace:

@@ -47,7 +47,7 @@ class Tf32(Optimization):
         live_done = before[0] in _ALLOWING and before[1]
         if live_done and (found and not ctx.has_edits()):
             return ctx.unchanged(f"float32 matmul precision is {before[0]!r} and cuDNN allows TF32")
-        inputs = None if live_done else held_inputs(ctx, name)
+        inputs = None if live_done else held_inputs(ctx, name, model)
 
         def live(undo: Undo) -> NumericsResult:
             def switch_on() -> Any:

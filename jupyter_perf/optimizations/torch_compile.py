@@ -80,7 +80,7 @@ class TorchCompile(Optimization):
         found = ctx.rewrite(ctx.targets(name), rewrite)
         if live_done and (found and not ctx.has_edits()):
             return ctx.unchanged(f"{name} is compiled")
-        inputs = None if live_done else held_inputs(ctx, name)
+        inputs = None if live_done else held_inputs(ctx, name, model)
 
         def live(undo: Undo) -> NumericsResult:
             if not torch._dynamo.is_dynamo_supported():

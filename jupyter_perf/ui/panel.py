@@ -1,8 +1,12 @@
-"""The optimization panel: under a profiled cell, one card per recommendation, with Apply, Apply & re-run, Undo.
+"""The optimization panel: under a profiled cell, one card per recommendation, with Apply, Apply & re-run, Undo,
+and Tune where the optimization has a value to measure (optimizations/tune.py).
 
 A card shows what the optimization would change, why (the recommendation's
 reason and its numbers), the expected gain and the diff it would apply; the
 diff is the one applied, because the button carries exactly those edits.
+Tune carries no edits: the value is not known until measured, so the kernel
+publishes the tuned change's edits itself (as for a click without the
+extension), and the card then shows the measured curve.
 
 A click travels one of two ways (docs/labextension.md):
 
@@ -54,10 +58,11 @@ from .. import frontend
 from ..optimizations import NotApplicable, applied, get
 from ..optimizations.base import Change, Target
 from ..optimizations.remeasure import remeasure
+from ..optimizations.tune import KNOBS, Tuning, tune
 from ..report import Recommendation, Report
 from .summary import comparison_mimebundle, fmt_speedup
 
-ACTIONS = ("apply", "apply-rerun", "undo")
+ACTIONS = ("apply", "apply-rerun", "undo", "tune")
 #: Panels whose buttons work; older ones let go of their Report, plans and namespace.
 KEEP = 8
 #: The head of the panel's static record, what a saved notebook shows where the widget cannot be drawn.
@@ -104,6 +109,8 @@ class Card:
     handled: int = 0
     #: The before/after of the last re-run, as a mimebundle, for the record.
     comparison: dict[str, str] | None = None
+    #: The curve of the last Tune click: kept here, the Change may be planned again (current value best).
+    tuning: Tuning | None = None
 
 
 # ---------------------------------------------------------------------- the view
@@ -125,13 +132,20 @@ CSS = """
 .jp-perf-panel button{font:inherit;padding:2px 10px;cursor:pointer}
 .jp-perf-panel button:disabled{cursor:default;opacity:.5}
 .jp-perf-panel .jpp-status{font-weight:bold}
-.jp-perf-panel [data-state=applied] .jpp-status,.jp-perf-panel [data-state=remeasured] .jpp-status{color:#22863a}
+.jp-perf-panel table.jpp-curve{border-collapse:collapse;margin:4px 0;font-size:12px}
+.jp-perf-panel .jpp-curve td,.jp-perf-panel .jpp-curve th{padding:1px 8px 1px 0;text-align:right;white-space:nowrap}
+.jp-perf-panel .jpp-curve td.jpp-note,.jp-perf-panel .jpp-curve td.jpp-bars{text-align:left}
+.jp-perf-panel .jpp-curve td.jpp-note{white-space:normal}
+.jp-perf-panel .jpp-curve .jpp-chosen{font-weight:bold}
+.jp-perf-panel .jpp-bar{display:inline-block;height:8px;background:var(--jp-brand-color1,#1976d2);opacity:.6}
+.jp-perf-panel [data-state=applied] .jpp-status,.jp-perf-panel [data-state=remeasured] .jpp-status,
+.jp-perf-panel [data-state=tuned] .jpp-status{color:#22863a}
 .jp-perf-panel [data-state=regression] .jpp-status,.jp-perf-panel [data-state=error] .jpp-status,
 .jp-perf-panel [data-state=refused] .jpp-status,.jp-perf-panel [data-state=reverted] .jpp-status{color:#b31d28}
 """
 
 ESM = r"""
-const LABELS = { apply: "Apply", "apply-rerun": "Apply & re-run", undo: "Undo" };
+const LABELS = { apply: "Apply", "apply-rerun": "Apply & re-run", tune: "Tune", undo: "Undo" };
 const QUEUED = "queued — runs once the kernel is idle";
 
 function h(tag, cls, text) {
@@ -150,6 +164,27 @@ function diffBlock(diff) {
     pre.append(h("span", cls, line + "\n"));
   }
   return pre;
+}
+
+function curveTable(curve) {
+  const table = h("table", "jpp-curve");
+  table.title = curve.how;
+  const head = h("tr");
+  for (const name of [curve.param, "samples/s", "", ""]) head.append(h("th", "", name));
+  table.append(head);
+  const best = Math.max(...curve.rows.map(r => r.samples_per_s || 0)) || 1;
+  for (const row of curve.rows) {
+    const tr = h("tr", row.chosen ? "jpp-chosen" : "");
+    const bar = h("span", "jpp-bar");
+    bar.style.width = Math.round(120 * (row.samples_per_s || 0) / best) + "px";
+    const cell = h("td", "jpp-bars");
+    cell.append(bar);
+    const mark = row.chosen ? "← chosen" : row.current ? "(current)" : "";
+    tr.append(h("td", "", String(row.value)), h("td", "", row.samples_per_s ? row.samples_per_s.toFixed(0) : "—"),
+      cell, h("td", "jpp-note", [mark, row.note].filter(Boolean).join(" · ")));
+    table.append(tr);
+  }
+  return table;
 }
 
 function render({ model, el }) {
@@ -185,7 +220,11 @@ function render({ model, el }) {
       details.append(h("summary", "", "Code change"), diffBlock(card.diff));
       node.append(details);
     }
-    if (card.snippet) node.append(h("div", "", "Code not rewritten; add by hand:"), h("pre", "", card.snippet));
+    if (card.snippet) {
+      const why = card.snippet_reason ? " (" + card.snippet_reason + ")" : "";
+      node.append(h("div", "", "Code not rewritten" + why + "; add by hand:"), h("pre", "", card.snippet));
+    }
+    if (card.curve) node.append(h("div", "jpp-muted", "Measured: " + card.curve.how), curveTable(card.curve));
     if (card.warnings.length) {
       const list = h("ul", "jpp-warnings");
       for (const warning of card.warnings) list.append(h("li", "", "⚠ " + warning));
@@ -193,6 +232,7 @@ function render({ model, el }) {
     }
     const buttons = h("div", "jpp-buttons");
     for (const [action, label] of Object.entries(LABELS)) {
+      if (action === "tune" && !card.actions.tune) continue; // only where there is a value to measure
       const button = h("button", "", label);
       button.dataset.action = action;
       button.disabled = queued || !(card.actions[action] || {}).enabled;
@@ -315,6 +355,9 @@ class OptimizationPanel(anywidget.AnyWidget):
         if refused:  # the code did not change (or only partly): the objects must not either
             self._refuse(card, payload, "; ".join(refused))
             return
+        if action == "tune":
+            self._tune(card)
+            return
         publish = not results  # the browser made no edits: the kernel asks for them (or shows the code)
         pasted = publish and not all(frontend.reaches(edit.target.cell_id) for edit in change.edits)
         if action == "undo":
@@ -336,6 +379,31 @@ class OptimizationPanel(anywidget.AnyWidget):
                           if pasted else "applied: the live objects and the code have it")
         if action == "apply-rerun":
             self._rerun(card)
+
+    def _tune(self, card: Card) -> None:
+        """Measure the knob's values on the profiled cell, apply the best, show the curve (tune.py).
+
+        The kernel publishes the edits (the click carried none: the value was
+        not known); Ctrl-C (interrupting the kernel) stops it with nothing
+        changed, and the card says so.
+        """
+        try:
+            change = tune(card.rec.optimization, self.namespace, self.cell, self.report)
+        except KeyboardInterrupt:
+            self._outcome(card, "refused", "tuning interrupted: the loader and the code are as they were")
+            return
+        tuning = card.tuning = change.tuning
+        card.change = change
+        if change.status != "applied":  # the current value measured fastest
+            self._outcome(card, "tuned", f"tuned: {tuning.param}={tuning.chosen}, the current value, measured "
+                          "fastest: nothing to change")
+            return
+        change.watch(partial(self._taken_back, card))  # the notebook answers the published edits later
+        self._follow(change)
+        gain = f", ×{tuning.gain:.2f} in the trials" if tuning.gain else ""
+        pasted = not all(frontend.reaches(edit.target.cell_id) for edit in change.edits)
+        self._outcome(card, "applied", f"tuned: {tuning.param}={tuning.chosen} applied{gain}" +
+                      ("; paste the new code shown below" if pasted else ""))
 
     def _rerun(self, card: Card) -> None:
         """Profile the profiled cell again as it now is, as IPython would run it (``remeasure``).
@@ -433,12 +501,14 @@ class OptimizationPanel(anywidget.AnyWidget):
     def _edits(self, card: Card, action: str) -> list[dict[str, str]]:
         """The edits a click on ``action`` makes at once in the browser, in the extension's format.
 
-        Empty where the click has no code to change, or where a cell has no
-        id (the kernel then publishes, and frontend.py shows the code).
+        Empty where the click has no code to change, where its code is not
+        known yet (Tune), or where a cell has no id (the kernel then publishes,
+        and frontend.py shows the code).
         """
         change = card.change
         applied = change is not None and change.status == "applied"
-        if change is None or (action == "undo") != applied or any(e.target.cell_id is None for e in change.edits):
+        if change is None or action == "tune" or (action == "undo") != applied or any(
+                e.target.cell_id is None for e in change.edits):
             return []
         pairs = ([(e, e.new_text, e.target.text) for e in reversed(change.edits)] if applied
                  else [(e, e.target.text, e.new_text) for e in change.edits])
@@ -454,6 +524,8 @@ class OptimizationPanel(anywidget.AnyWidget):
         applied = change is not None and change.status == "applied"
         can_apply = change is not None and change.status == "preview" and card.blocked is None
         enabled = {"apply": can_apply, "apply-rerun": can_apply or applied, "undo": applied}
+        if rec.optimization in KNOBS:  # measured values, where the plan stands and nothing is applied yet
+            enabled["tune"] = change is not None and not applied and card.blocked is None
         state, message = card.state, card.message
         if change is not None and change.status == "already applied" and state == "ready":
             state, message = "already applied", change.description
@@ -465,6 +537,8 @@ class OptimizationPanel(anywidget.AnyWidget):
             "description": change.description if change is not None else "",
             "diff": change.diff if change is not None else "",
             "snippet": change.snippet if change is not None else None,
+            "snippet_reason": change.snippet_reason if change is not None else None,
+            "curve": _curve(card.tuning),
             "warnings": list(change.warnings) if change is not None else [],
             "blocked": card.blocked,
             "state": state,
@@ -502,18 +576,50 @@ def record(views: list[dict[str, Any]], compared: dict[str, dict[str, str] | Non
         comparison = compared.get(view["id"]) or {}
         text += [f"* {view['id']} — {view['title']} (expected {view['gain']}): {view['reason']}", f"  {status}"]
         text += [f"  {line}" for line in (view["diff"] + comparison.get("text/plain", "")).splitlines()]
+        if view.get("curve"):
+            curve = view["curve"]
+            text += [f"  measured: {curve['how']}", *(f"  {line}" for line in curve["table"].splitlines())]
         diff = (f"<details><summary>Code change</summary><pre>{html.escape(view['diff'])}</pre></details>"
                 if view["diff"] else "")
         cards.append(
             f'<div class="jpp-card" data-recorded="{html.escape(view["id"])}" data-state="{html.escape(view["state"])}">'
             f'<div><code>{html.escape(view["id"])}</code> <b>{html.escape(view["title"])}</b>'
             f'<span class="jpp-gain">{html.escape(view["gain"])}</span></div><div>{html.escape(view["reason"])}</div>'
-            f'<div class="jpp-status">{html.escape(status)}</div>{diff}{comparison.get("text/html", "")}</div>'
+            f'<div class="jpp-status">{html.escape(status)}</div>{diff}{_curve_html(view.get("curve"))}'
+            f'{comparison.get("text/html", "")}</div>'
         )
     page = (f'<div class="jp-perf-panel jp-perf-panel-record"><style>{CSS}</style><h4>Optimizations</h4>'
             f'<div class="jpp-muted">{html.escape(TEXT.removeprefix("jupyter-perf optimization panel — "))}</div>'
             f'{"".join(cards)}</div>')
     return {"text/html": page, "text/plain": "\n".join(text)}
+
+
+def _curve(tuning: Tuning | None) -> dict[str, Any] | None:
+    """A Tune click's measured curve, for the view and the record."""
+    if tuning is None:
+        return None
+    rows = [{"value": t.value, "samples_per_s": t.samples_per_s, "chosen": t.value == tuning.chosen,
+             "current": t.value == tuning.current,
+             "note": " · ".join(n for n in (f"{t.runs} runs, {t.spread:.0%} apart" if t.spread is not None else "",
+                                            t.note) if n)}
+            for t in tuning.trials]
+    return {"param": tuning.param, "how": tuning.how, "rows": rows, "table": tuning.table()}
+
+
+def _curve_html(curve: dict[str, Any] | None) -> str:
+    """The measured curve as a small table, for the record."""
+    if not curve:
+        return ""
+    rows = []
+    for row in curve["rows"]:
+        rate = "—" if row["samples_per_s"] is None else f"{row['samples_per_s']:.0f}"
+        mark = "← chosen" if row["chosen"] else "(current)" if row["current"] else ""
+        note = " · ".join(part for part in (mark, row["note"]) if part)
+        chosen = ' class="jpp-chosen"' if row["chosen"] else ""
+        rows.append(f"<tr{chosen}><td>{row['value']}</td><td>{rate}</td><td class=\"jpp-note\">{html.escape(note)}</td>"
+                    "</tr>")
+    return (f'<table class="jpp-curve" title="{html.escape(curve["how"])}"><tr><th>{html.escape(curve["param"])}</th>'
+            f'<th>samples/s</th><th></th></tr>{"".join(rows)}</table>')
 
 
 def _status(view: dict[str, Any]) -> str:

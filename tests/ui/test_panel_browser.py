@@ -138,3 +138,26 @@ def test_without_the_extension_a_click_takes_the_widget_comm_and_shows_the_code(
     assert "paste the new code" in card.inner_text()
     assert source(nb, 1) == SETUP  # nobody edited the cell: the user pastes the code
     nb.cell(2).locator(".widget-vbox").screenshot(path=str(ui_artifacts / "panel-no-extension.png"))
+
+
+def test_tune_through_the_extension_shows_the_curve_and_undoes(lab_notebook, notebook_file, ui_artifacts):
+    """Tune carries no edit: the kernel measures, applies the fastest and publishes its edit over the channel."""
+    nb, path, card = open_profiled(lab_notebook, notebook_file, "panel-tune.ipynb", [CHECK])
+    click(card, "tune")
+    settled(nb, "applied", "tuned")
+    curve = card.locator("table.jpp-curve")
+    curve.wait_for(timeout=10_000)
+    rows = curve.locator("tr").all_inner_texts()
+    assert rows[0].split()[:2] == ["num_workers", "samples/s"] and rows[1].split()[0] == "0"
+    assert "← chosen" in curve.inner_text() and "Measured: the profiled cell's loop over loader" in card.inner_text()
+    card.screenshot(path=str(ui_artifacts / "panel-tune.png"))
+    if card.get_attribute("data-state") == "applied":  # (else the current value, none, measured fastest)
+        wait_source(nb, 1, "s.includes('persistent_workers=True')")
+        chosen = card.locator(".jpp-status").inner_text().split("num_workers=")[1].split()[0]
+        run_cell(nb, 3)
+        assert f"workers {chosen}" in output_text(nb, 3)  # the live DataLoader changed with the code
+        click(card, "undo")
+        wait_source(nb, 1, "!s.includes('persistent_workers=True')")
+        settled(nb, "undone")
+        assert source(nb, 1) == SETUP
+        wait_saved(path, 1, SETUP)

@@ -223,5 +223,5 @@ def test_time_blocked_on_a_collective_is_carved_out_of_the_phase_it_blocked(batc
     trace.finish()
     totals = trace.phase_totals
     assert totals["communication"] > 0
-    assert totals["communication"] == pytest.approx(totals["backward"] / 3, rel=1e-6)
+    assert totals["communication"] == pytest.approx(totals["backward"] / 3, abs=1e-9)  # (clock resolution)
     assert sum(totals.values()) == pytest.approx(trace.wall_total)

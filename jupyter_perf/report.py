@@ -14,44 +14,28 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .catalog import CATALOG
+
 #: The phases of one step, in the order a step goes through them (contract). ``communication`` is the
 #: exposed time blocked on collectives, carved out of the phase it blocked (docs/report.md).
 PHASES = ("data_wait", "host_to_device", "forward", "backward", "communication", "optimizer", "other")
 
-#: Every value ``Report.bottleneck`` can take (contract, see DESIGN.md).
-BOTTLENECKS = (
-    "input_pipeline",
-    "host_to_device",
-    "launch_overhead",
-    "host_sync",
-    "compute",
-    "memory_capacity",
-    "memory_leak",
-    "disk_io",
-    "communication",
-    "none",
-)
+#: Every value ``Report.bottleneck`` can take, with what it means in the user's words (contract, DESIGN.md).
+BOTTLENECKS: dict[str, str] = {
+    "input_pipeline": "the device waits on the DataLoader / preprocessing",
+    "host_to_device": "copies from host memory stall the step",
+    "launch_overhead": "many small ops: Python and kernel-launch cost dominate",
+    "host_sync": "frequent device-to-host syncs starve the device",
+    "compute": "busy with the model's math (the healthy case)",
+    "memory_capacity": "peak memory near the device's limit",
+    "memory_leak": "memory grows step over step",
+    "disk_io": "reading input from storage dominates",
+    "communication": "distributed collectives dominate",
+    "none": "too little ran to say",
+}
 
-#: Every optimization id a Recommendation may name (contract).
-OPTIMIZATIONS = (
-    "dataloader.workers",
-    "dataloader.pin_memory",
-    "dataloader.batch_size",
-    "precision.amp",
-    "precision.tf32",
-    "layout.channels_last",
-    "compile.torch_compile",
-    "compile.cuda_graphs",
-    "memory.checkpointing",
-    "memory.grad_accumulation",
-    "memory.release_graph",
-    "inference.inference_mode",
-    "compression.quantize_dynamic",
-    "compression.prune",
-    "optimizer.fused",
-    "cpu.threads",
-    "distributed.ddp",
-)
+#: Every optimization id a Recommendation may name (contract): the catalog's.
+OPTIMIZATIONS = tuple(CATALOG)
 
 SEVERITIES = ("high", "medium", "low", "info")
 

@@ -9,7 +9,8 @@ import pytest
 
 from jupyter_perf.diagnosis import diagnose, thresholds
 from jupyter_perf.diagnosis.memory import fit_growth
-from jupyter_perf.diagnosis.recommend import CERTAINTY, CONFIDENCE, COST, amdahl
+from jupyter_perf.catalog import CATALOG, CERTAINTY, COST
+from jupyter_perf.diagnosis.recommend import amdahl
 from jupyter_perf.report import BOTTLENECKS, OPTIMIZATIONS, PHASES, Report
 
 STEPS = 100
@@ -426,7 +427,7 @@ def test_oom_names_memory_capacity_even_with_two_steps():
     diagnose(report)
     assert report.bottleneck == "memory_capacity"
     assert report.findings[0].id == "memory_capacity" and "out of memory" in report.findings[0].summary
-    # Certain to cut memory at a known cost first; AMP changes numerics (recommend.CONFIDENCE).
+    # Certain to cut memory at a known cost first; AMP changes numerics (catalog.py).
     assert report.recommended()[:3] == ["memory.grad_accumulation", "memory.checkpointing", "precision.amp"]
 
 
@@ -673,9 +674,9 @@ def test_recommendations_are_known_unique_and_ranked(name):
 
 
 def test_every_optimization_has_a_certainty_and_a_cost():
-    assert set(CONFIDENCE) == set(OPTIMIZATIONS)
-    for certainty, cost in CONFIDENCE.values():
-        assert certainty in CERTAINTY and cost in COST
+    assert set(CATALOG) == set(OPTIMIZATIONS)
+    for entry in CATALOG.values():
+        assert entry.certainty in CERTAINTY and entry.cost in COST
 
 
 def test_unestimated_fixes_rank_safe_and_certain_before_speculative():

@@ -4,6 +4,7 @@ import pytest
 import torch
 from optimization_fixtures import ODD, assert_parses, notebook_fixture, release_namespaces, run  # noqa: F401
 
+from jupyter_perf.diagnosis import diagnose
 from jupyter_perf.optimizations import get
 from jupyter_perf.report import Report
 
@@ -68,6 +69,12 @@ def test_dicts_released_in_place_tuples_refused(ns):
     assert all(ns["by_step"][k] is v for k, v in keep.items())
 
 
+def diagnosed(report: Report) -> Report:
+    """The report as the optimization reads it: its diagnosis says which containers grew."""
+    diagnose(report)
+    return report
+
+
 def census(name: str, kind: str, tensors: int, gained: int, steps: int = 4) -> dict:
     return {"name": name, "type": kind, "tensors": tensors, "baseline_tensors": tensors - gained,
             "baseline_step": 0, "gained": gained, "steps": steps, "per_step": gained / steps}
@@ -77,7 +84,7 @@ def test_reasons(ns):
     opt = get("memory.release_graph")
     ns["more"] = [(ns["w"] * 2).sum() for _ in range(2)]
     assert "several containers hold graphs (losses, more)" in opt.applicable(None, ns)
-    report = Report(signals={"retained_graphs": [census("losses", "list", 4, 4), census("more", "list", 2, 0)]})
+    report = diagnosed(Report(signals={"retained_graphs": [census("losses", "list", 4, 4), census("more", "list", 2, 0)]}))
     assert opt.applicable(report, ns) is None  # the report says which grew
     assert "more (list) did not grow during the profiled run" in opt.applicable(report, ns, container="more")
     assert "holds tensors of more than one element" in opt.applicable(
@@ -97,8 +104,8 @@ def test_a_model_output_is_refused_with_a_reason_not_its_library_exception():
     assert opt.applicable(None, ns, container="outputs") == (
         "outputs is a CausalLMOutputWithCrossAttentions, not a list or dict that grows step after step: "
         "nothing to rewrite")
-    report = Report(signals={"retained_graphs": [census("outputs", "CausalLMOutputWithCrossAttentions", 2, 0),
-                                                 census("hidden", "tuple", 2, 0)]})
+    report = diagnosed(Report(signals={"retained_graphs": [
+        census("outputs", "CausalLMOutputWithCrossAttentions", 2, 0), census("hidden", "tuple", 2, 0)]}))
     reason = opt.applicable(report, ns)
     assert "outputs (CausalLMOutputWithCrossAttentions) did not grow" in reason and "hidden (tuple) did not grow" in reason
     assert outputs.loss.grad_fn is not None  # untouched

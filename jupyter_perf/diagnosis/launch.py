@@ -192,10 +192,3 @@ def _finding(share: float, summary: str, evidence: dict) -> Finding:
         bottleneck="launch_overhead",
         share=share,
     )
-
-
-def proposed_batch_size(current: int, trains: bool | None, limit: int | None = None) -> int:
-    """The batch dataloader.batch_size proposes: one rule for the advice and the fix (thresholds.LAUNCH)."""
-    least = LAUNCH.min_inference_batch if trains is False else LAUNCH.min_training_batch
-    size = max(least, LAUNCH.batch_growth * current)
-    return min(size, limit) if limit else size

@@ -6,52 +6,23 @@ where the evidence gives both the share a fix acts on and how much it shrinks
 it; None otherwise, rather than a guess. Ranking: fixes for memory_capacity
 and memory_leak first (a run that dies of memory gains nothing from speed), then by expected
 speedup; fixes whose gain is unknown after those, safe and certain ones before speculative or
-numerics-changing ones (``CONFIDENCE``); one Recommendation per optimization id, the best-ranked one.
+numerics-changing ones (each optimization's certainty and cost, catalog.py); one Recommendation per optimization id, the best-ranked one.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..report import OPTIMIZATIONS, Finding, Recommendation, Report
+from ..catalog import BATCH_SIZE, CATALOG, CERTAINTY, COST
+from ..report import Finding, Recommendation, Report
 from .common import backward_calls, items, named, pct, size, uses_cuda
 from .compute import amp_fact
-from .launch import proposed_batch_size
 from .memory import growing_containers
 from .thresholds import COMPUTE, INPUT_PIPELINE, TRANSFERS
 
 #: Findings whose fixes outrank any speedup. A container merely holding graphs (``retained_graphs``,
 #: no growth seen in this run) is not one of them: it ranks by expected gain like any other.
 _MEMORY_FINDINGS = ("memory_capacity", "memory_leak")
-
-CERTAINTY = ("certain", "likely", "speculative")
-COST = ("free", "tradeoff", "numerics")
-
-#: Optimization id -> (how sure it is to help where its finding fired, what it costs), ranking the fixes
-#: whose gain the Report cannot estimate: certain before likely before speculative, then free before a
-#: trade-off before changed numerics. "certain": it removes the very waste the finding measured;
-#: "speculative": it may gain nothing or fail to apply (seen here: quantization and compile ranked above
-#: inference_mode on an evaluation without no_grad, one refused, the other gained nothing).
-CONFIDENCE: dict[str, tuple[str, str]] = {
-    "inference.inference_mode": ("certain", "free"),  # skips graphs no backward reads; same outputs
-    "memory.release_graph": ("certain", "free"),  # frees graphs nothing reads; same stored values
-    "dataloader.batch_size": ("certain", "tradeoff"),  # spreads a measured fixed cost; memory, and lr in training
-    "dataloader.workers": ("certain", "tradeoff"),  # overlaps a measured wait; cores, memory, a copy per batch
-    "memory.grad_accumulation": ("certain", "tradeoff"),  # halves activation memory; more, smaller steps
-    "memory.checkpointing": ("certain", "tradeoff"),  # frees activations; recomputes them (~1/3 more compute)
-    "cpu.threads": ("likely", "free"),  # one thread per core, if the math scales
-    "layout.channels_last": ("likely", "free"),  # cuDNN's fastest convolutions; little alone in fp32
-    "optimizer.fused": ("likely", "free"),  # one kernel per step instead of one per parameter
-    "dataloader.pin_memory": ("likely", "tradeoff"),  # faster copies; a host copy per batch (x0.71 on an H200)
-    "distributed.ddp": ("likely", "tradeoff"),  # more devices; a launcher and a changed effective batch
-    "precision.tf32": ("likely", "numerics"),  # tensor cores for float32 matmuls, 10-bit mantissa
-    "precision.amp": ("likely", "numerics"),  # 16-bit matmuls; checked against the original outputs
-    "compile.torch_compile": ("speculative", "tradeoff"),  # compile time, graph breaks; may gain nothing
-    "compile.cuda_graphs": ("speculative", "tradeoff"),  # static shapes and memory only
-    "compression.quantize_dynamic": ("speculative", "numerics"),  # int8 Linear/LSTM; CPU kernels vary
-    "compression.prune": ("speculative", "numerics"),  # sparsity rarely speeds up dense kernels
-}
-
 
 def recommend(report: Report) -> list[Recommendation]:
     recs = [r for f in report.findings for r in _BY_FINDING.get(f.id, _none)(report, f)]
@@ -63,10 +34,11 @@ def recommend(report: Report) -> list[Recommendation]:
 
 
 def rank(rec: Recommendation) -> tuple:
-    """Memory fixes first; then estimated gains, highest first; then unestimated ones by ``CONFIDENCE``."""
-    certainty, cost = CONFIDENCE[rec.optimization]
+    """Memory fixes first; then estimated gains, highest first; then unestimated ones by their certainty and
+    cost (catalog.py)."""
+    entry = CATALOG[rec.optimization]
     return (rec.finding not in _MEMORY_FINDINGS, rec.expected_speedup is None, -(rec.expected_speedup or 0),
-            CERTAINTY.index(certainty), COST.index(cost))
+            CERTAINTY.index(entry.certainty), COST.index(entry.cost))
 
 
 def amdahl(fraction: float, factor: float) -> float:
@@ -76,7 +48,7 @@ def amdahl(fraction: float, factor: float) -> float:
 
 def _rec(optimization: str, finding: Finding, reason: str, speedup: float | None = None,
          **params: Any) -> Recommendation:
-    if optimization not in OPTIMIZATIONS:
+    if optimization not in CATALOG:
         raise ValueError(f"unknown optimization id {optimization!r}")
     return Recommendation(optimization, reason, speedup, finding.id, params)
 
@@ -147,7 +119,7 @@ def _launch_overhead(report: Report, f: Finding) -> list[Recommendation]:
     loader = next((d for d in items(report, "dataloaders") if d.get("batch_size")), None)
     if loader:
         batch, calls = loader["batch_size"], backward_calls(report)
-        bigger = proposed_batch_size(batch, None if calls is None else calls > 0, loader.get("dataset_len"))
+        bigger = BATCH_SIZE.propose(batch, None if calls is None else calls > 0, loader.get("dataset_len"))
         if bigger > batch:
             # The fixed per-step cost is spread over bigger/batch times the samples.
             speedup = amdahl(f.share, bigger / batch)
@@ -163,17 +135,6 @@ def _launch_overhead(report: Report, f: Finding) -> list[Recommendation]:
     return recs
 
 
-_LEVER_WHY = {
-    "precision.amp": "autocast runs matmuls and convolutions in 16-bit on tensor cores",
-    "precision.tf32": "TF32 runs float32 matmuls on tensor cores with a 10-bit mantissa",
-    "layout.channels_last": "NHWC lets cuDNN pick its fastest convolution kernels",
-    "optimizer.fused": "a fused step updates every parameter in one kernel",
-    "compile.torch_compile": "torch.compile fuses ops and removes per-op Python overhead",
-    "cpu.threads": "one intra-op thread per physical core uses the CPU without contention",
-    "compression.quantize_dynamic": "dynamic int8 quantization speeds up Linear/LSTM inference on the CPU",
-}
-
-
 #: Measured on an H200 (benchmarks/results/gpu_check_h200.txt): bf16 convolutions in NCHW gained
 #: nothing (cuDNN transposes to NHWC and back), ×2.0 with channels_last; so AMP on a conv net says so.
 _AMP_WITH_NHWC = ("; on convolutions apply it together with layout.channels_last (measured on an H200: ×0.99 alone "
@@ -187,7 +148,7 @@ def _compute(report: Report, f: Finding) -> list[Recommendation]:
         speedup, params = _threads_plan(report, f.share) if opt == "cpu.threads" else (None, {})
         gain = f" (about ×{speedup:.2f} if the math scales)" if speedup else ""
         pairing = _AMP_WITH_NHWC if opt == "precision.amp" and "layout.channels_last" in levers else ""
-        recs.append(_rec(opt, f, f"{fact}; {_LEVER_WHY[opt]}{gain}{pairing}.", speedup, **params))
+        recs.append(_rec(opt, f, f"{fact}; {CATALOG[opt].why}{gain}{pairing}.", speedup, **params))
     return recs
 
 

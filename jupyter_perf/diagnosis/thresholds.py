@@ -114,12 +114,7 @@ class LaunchThresholds:
     #: Share of the step the overhead (or unexplained GPU idle) must reach (TraceML warn).
     share: float = 0.10
     share_high: float = 0.20
-    #: The larger batch to propose: this many times the current one, and at least a floor,
-    #: higher when nothing trains (no activations are kept for backward, so a batch costs
-    #: little memory). Measured here: batch-1 inference of a small MLP gained x18-x64 at 256.
-    batch_growth: int = 4
-    min_training_batch: int = 64
-    min_inference_batch: int = 256
+    #: (The larger batch dataloader.batch_size proposes is catalog.BATCH_SIZE: the fix uses the same rule.)
 
 
 @dataclass(frozen=True)

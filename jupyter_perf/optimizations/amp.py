@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization, Undo, torch_name
 from .model_rewrite import autocast_calls, autocast_training, free_name, scale_gradients
 from .models import (
@@ -38,9 +39,7 @@ DTYPES = ("bfloat16", "float16")
 
 
 class Amp(Optimization):
-    id = "precision.amp"
-    title = "Automatic mixed precision (torch.autocast)"
-    changes_numerics = True
+    entry = CATALOG["precision.amp"]
     params: ClassVar[dict[str, str]] = {
         "model": MODEL_PARAM,
         "inputs": INPUTS_PARAM,

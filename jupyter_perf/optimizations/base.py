@@ -30,6 +30,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from ..catalog import Entry
     from ..report import Report
     from .guard import NumericsResult
     from .tune import Tuning
@@ -388,11 +389,19 @@ class Optimization:
     proposes, then the machine-chosen default.
     """
 
+    #: Its declaration in the catalog (catalog.py), which its id, title and numerics flag come from.
+    entry: ClassVar[Entry]
     id: ClassVar[str]
     title: ClassVar[str]
     #: True where outputs may differ (AMP, TF32, quantization, pruning, compile): commit runs the guard.
     changes_numerics: ClassVar[bool] = False
     params: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        entry = cls.__dict__.get("entry")
+        if entry is not None:
+            cls.id, cls.title, cls.changes_numerics = entry.id, entry.title, entry.changes_numerics
 
     def plan(self, ctx: Context) -> Change:
         """Compute the Change without touching anything; raise NotApplicable with the reason."""

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization, Undo, torch_name
 from .model_rewrite import after_binding, convert_inputs
 from .models import MODEL_PARAM, pick_model
 
 
 class ChannelsLast(Optimization):
-    id = "layout.channels_last"
-    title = "Channels-last (NHWC) memory layout for convolutions"
+    entry = CATALOG["layout.channels_last"]
     params: ClassVar[dict[str, str]] = {"model": MODEL_PARAM}
 
     def plan(self, ctx: Context) -> Change:

@@ -22,14 +22,14 @@ from __future__ import annotations
 import functools
 from typing import Any, ClassVar
 
+from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization, Undo, torch_name
 from .model_rewrite import after_binding
 from .models import MODEL_PARAM, backward_calls, pick_model
 
 
 class Checkpointing(Optimization):
-    id = "memory.checkpointing"
-    title = "Activation checkpointing of the model's repeated blocks"
+    entry = CATALOG["memory.checkpointing"]
     params: ClassVar[dict[str, str]] = {"model": MODEL_PARAM}
 
     def plan(self, ctx: Context) -> Change:

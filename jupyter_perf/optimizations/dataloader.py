@@ -14,8 +14,7 @@ import multiprocessing
 import os
 from typing import Any, ClassVar
 
-from ..diagnosis.launch import proposed_batch_size
-from ..diagnosis.thresholds import LAUNCH
+from ..catalog import BATCH_SIZE, CATALOG
 from .base import Change, Context, NotApplicable, Optimization, Undo, find_object, rebind, report_names
 from .rewrite import add_non_blocking, calls_method, set_call_arguments
 
@@ -107,8 +106,7 @@ class _LoaderOptimization(Optimization):
 
 
 class Workers(_LoaderOptimization):
-    id = "dataloader.workers"
-    title = "Load batches in worker processes"
+    entry = CATALOG["dataloader.workers"]
     params: ClassVar[dict[str, str]] = {
         **_LoaderOptimization.params,
         "num_workers": f"worker processes (default: the cores this process may use, at most {MAX_DEFAULT_WORKERS})",
@@ -153,8 +151,7 @@ def _check_workers_possible(name: str, loader: Any) -> None:
 
 
 class PinMemory(_LoaderOptimization):
-    id = "dataloader.pin_memory"
-    title = "Pin batches in page-locked memory and copy them asynchronously"
+    entry = CATALOG["dataloader.pin_memory"]
     params: ClassVar[dict[str, str]] = {**_LoaderOptimization.params, "pin_memory": "pin the batches (default: True)"}
 
     def settings(self, ctx: Context, name: str, loader: Any) -> dict[str, Any]:
@@ -183,19 +180,18 @@ class PinMemory(_LoaderOptimization):
 
 
 class BatchSize(_LoaderOptimization):
-    id = "dataloader.batch_size"
-    title = "Use larger batches"
+    entry = CATALOG["dataloader.batch_size"]
     params: ClassVar[dict[str, str]] = {
         **_LoaderOptimization.params,
-        "batch_size": f"samples per batch (default: {LAUNCH.batch_growth}× the current one, at least "
-                      f"{LAUNCH.min_training_batch} when the cell may train, {LAUNCH.min_inference_batch} when it "
+        "batch_size": f"samples per batch (default: {BATCH_SIZE.growth}× the current one, at least "
+                      f"{BATCH_SIZE.min_training} when the cell may train, {BATCH_SIZE.min_inference} when it "
                       "only infers, at most the dataset's length)"}
 
     def settings(self, ctx: Context, name: str, loader: Any) -> dict[str, Any]:
         if loader.batch_size is None:
             what = "its own batch_sampler" if loader.batch_sampler is not None else "the dataset (batch_size=None)"
             raise NotApplicable(f"{name}'s batches are made by {what}: change the batch size there")
-        return {"batch_size": ctx.param("batch_size", lambda: proposed_batch_size(
+        return {"batch_size": ctx.param("batch_size", lambda: BATCH_SIZE.propose(
             loader.batch_size, _trains(ctx), _length(loader.dataset)))}
 
     def caveats(self, ctx: Context, name: str, loader: Any) -> list[str]:

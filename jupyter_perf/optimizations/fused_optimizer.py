@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, ClassVar
 
+from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization, Undo, find_object, rebind
 from .rewrite import set_call_arguments
 
@@ -25,8 +26,7 @@ MODES = ("fused", "foreach")
 
 
 class FusedOptimizer(Optimization):
-    id = "optimizer.fused"
-    title = "Fused (CUDA) or multi-tensor (CPU) optimizer step"
+    entry = CATALOG["optimizer.fused"]
     params: ClassVar[dict[str, str]] = {
         "name": "the namespace variable holding the optimizer (default: the only one)",
         "mode": "'fused' or 'foreach' (default: fused where the parameters are on CUDA, foreach on the CPU)",

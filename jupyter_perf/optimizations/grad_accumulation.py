@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization
 from .model_rewrite import micro_batches
 from .models import optimizer_names
@@ -25,8 +26,7 @@ from .rewrite import mentions, parse
 
 
 class GradAccumulation(Optimization):
-    id = "memory.grad_accumulation"
-    title = "Gradient accumulation over micro-batches"
+    entry = CATALOG["memory.grad_accumulation"]
     params: ClassVar[dict[str, str]] = {"steps": "micro-batches per batch, k (default: 2, halving activation memory)"}
 
     def plan(self, ctx: Context) -> Change:

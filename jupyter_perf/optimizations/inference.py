@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization, Undo, find_object, report_names, torch_name
 from .rewrite import calls_method, wrap_calls
 from .surgery import restore_training, training_flags
 
 
 class InferenceMode(Optimization):
-    id = "inference.inference_mode"
-    title = "Run inference under torch.inference_mode()"
+    entry = CATALOG["inference.inference_mode"]
     params: ClassVar[dict[str, str]] = {
         "model": "the namespace variable holding the model (default: the model the report saw called most, "
                  "else the only nn.Module)"}

@@ -18,12 +18,15 @@ the next step frees; and another class (a tuple, a ``ModelOutput`` whose
 from __future__ import annotations
 
 import collections
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..diagnosis.memory import growing_containers
+from ..catalog import CATALOG
 from ..probes.namespace import graph_holders
 from .base import Change, Context, NotApplicable, Optimization, Undo
 from .rewrite import appended_names, release_appends
+
+if TYPE_CHECKING:
+    from ..report import Report
 
 MODES = ("item", "detach")
 
@@ -32,8 +35,7 @@ _FIXABLE = (list, dict, collections.OrderedDict, collections.defaultdict)
 
 
 class ReleaseGraph(Optimization):
-    id = "memory.release_graph"
-    title = "Store loss values instead of autograd graphs"
+    entry = CATALOG["memory.release_graph"]
     params: ClassVar[dict[str, str]] = {
         "container": "the list or dict accumulating tensors (default: the one the report saw grow, else the "
                      "only one holding graphs)",
@@ -43,7 +45,7 @@ class ReleaseGraph(Optimization):
 
     def plan(self, ctx: Context) -> Change:
         census = ctx.report.signals.get("retained_graphs") or [] if ctx.report else []
-        growing = [c["name"] for c in growing_containers(ctx.report)] if ctx.report else []
+        growing = _growing(ctx.report)
         steady = {c["name"]: c for c in census if c["name"] not in growing}
         holding = [n for n in graph_holders(ctx.namespace) if type(ctx.namespace[n]) in _FIXABLE]
         appended = [n for n in appended_names(ctx.cell.source) if isinstance(ctx.namespace.get(n), list)] \
@@ -76,6 +78,15 @@ class ReleaseGraph(Optimization):
                        if tensors else f"{name} holds no graph any more")
         snippet = None if found else _snippet(name, container, mode)
         return ctx.change(description, live if tensors else None, snippet=snippet, expects={name: container})
+
+
+def _growing(report: Report | None) -> list[str]:
+    """The containers the report's diagnosis saw gain graphs step after step (its memory findings' evidence)."""
+    for finding_id in ("memory_leak", "retained_graphs"):
+        finding = report.finding(finding_id) if report else None
+        if finding is not None:
+            return [c["name"] for c in finding.evidence.get("retained_graphs") or []]
+    return []
 
 
 def _choose(growing: list[str], steady: dict[str, dict], holding: list[str], appended: list[str]) -> str:

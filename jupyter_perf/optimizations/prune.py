@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization, Undo, torch_name
 from .model_rewrite import after_binding
 from .models import INPUTS_PARAM, MODEL_PARAM, backward_calls, held_inputs, pick_model
@@ -35,9 +36,7 @@ DEFAULT_AMOUNT = 0.1
 
 
 class Prune(Optimization):
-    id = "compression.prune"
-    title = "Magnitude pruning of Linear and convolution weights"
-    changes_numerics = True
+    entry = CATALOG["compression.prune"]
     params: ClassVar[dict[str, str]] = {
         "model": MODEL_PARAM,
         "inputs": INPUTS_PARAM,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization, Undo, rebind, torch_name
 from .model_rewrite import after_binding
 from .models import INPUTS_PARAM, MODEL_PARAM, backward_calls, device_of, held_inputs, pick_model
@@ -30,9 +31,7 @@ LAYERS = ("Linear", "LSTM", "GRU")
 
 
 class QuantizeDynamic(Optimization):
-    id = "compression.quantize_dynamic"
-    title = "Dynamic int8 quantization of Linear/LSTM layers (CPU inference)"
-    changes_numerics = True
+    entry = CATALOG["compression.quantize_dynamic"]
     params: ClassVar[dict[str, str]] = {"model": MODEL_PARAM, "inputs": INPUTS_PARAM}
 
     def plan(self, ctx: Context) -> Change:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization, Undo, torch_name
 from .model_rewrite import ensure_assignment
 from .models import INPUTS_PARAM, MODEL_PARAM, device_of, held_inputs, pick_model, require_cuda_model
@@ -27,9 +28,7 @@ _ALLOWING = ("high", "medium")
 
 
 class Tf32(Optimization):
-    id = "precision.tf32"
-    title = "TF32 tensor cores for float32 matmuls and convolutions"
-    changes_numerics = True
+    entry = CATALOG["precision.tf32"]
     params: ClassVar[dict[str, str]] = {"model": MODEL_PARAM, "inputs": INPUTS_PARAM}
 
     def plan(self, ctx: Context) -> Change:

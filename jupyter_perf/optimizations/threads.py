@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization, Undo, torch_name
 from .dataloader import available_cpus
 from .rewrite import ensure_call
 
 
 class Threads(Optimization):
-    id = "cpu.threads"
-    title = "Match torch's CPU threads to the available cores"
+    entry = CATALOG["cpu.threads"]
     params: ClassVar[dict[str, str]] = {
         "threads": "intra-op threads (default: the cores this process may use, minus the DataLoader workers in "
                    "the namespace, at least 1)"}

@@ -22,6 +22,7 @@ import shutil
 import sys
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization, Undo, rebind, torch_name
 from .model_rewrite import after_binding
 from .models import INPUTS_PARAM, MODEL_PARAM, device_of, held_inputs, pick_model, require_cuda_model
@@ -34,9 +35,7 @@ DEFAULT_BACKEND = "inductor"
 
 
 class TorchCompile(Optimization):
-    id = "compile.torch_compile"
-    title = "Compile the model with torch.compile"
-    changes_numerics = True
+    entry = CATALOG["compile.torch_compile"]
     params: ClassVar[dict[str, str]] = {
         "model": MODEL_PARAM,
         "inputs": INPUTS_PARAM,
@@ -109,8 +108,7 @@ class TorchCompile(Optimization):
 
 
 class CudaGraphs(TorchCompile):
-    id = "compile.cuda_graphs"
-    title = "Replay the model's kernels as CUDA graphs (torch.compile mode='reduce-overhead')"
+    entry = CATALOG["compile.cuda_graphs"]
     params: ClassVar[dict[str, str]] = {k: v for k, v in TorchCompile.params.items() if k != "mode"}
     default_mode = "reduce-overhead"
 

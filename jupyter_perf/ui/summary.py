@@ -14,24 +14,11 @@ import re
 from html import escape
 from typing import Any
 
-from ..report import PHASES, Comparison, Finding, Report
+from ..report import BOTTLENECKS, PHASES, Comparison, Finding, Report
 from .svg import line_chart
 
 MISSING = "—"
 
-#: What each bottleneck means, in the user's words (DESIGN.md's table).
-BOTTLENECK_MEANING = {
-    "input_pipeline": "the device waits on the DataLoader / preprocessing",
-    "host_to_device": "copies from host memory stall the step",
-    "launch_overhead": "many small ops: Python and kernel-launch cost dominate",
-    "host_sync": "frequent device-to-host syncs starve the device",
-    "compute": "busy with the model's math (the healthy case)",
-    "memory_capacity": "peak memory near the device's limit",
-    "memory_leak": "memory grows step over step",
-    "disk_io": "reading input from storage dominates",
-    "communication": "distributed collectives dominate",
-    "none": "too little ran to say",
-}
 
 STEP_ANCHORS = {"data": "DataLoader batches", "optimizer": "optimizer.step() calls", "forward": "model calls"}
 
@@ -220,7 +207,7 @@ def text_summary(report: Report) -> str:
     out += [f"  {label:<24}{value:>12}" for label, value in _peak_rows(report)]
 
     main, others = _split_findings(report)
-    out.append(f"\nBottleneck: {report.bottleneck} — {BOTTLENECK_MEANING.get(report.bottleneck, '')}")
+    out.append(f"\nBottleneck: {report.bottleneck} — {BOTTLENECKS.get(report.bottleneck, '')}")
     if main:
         out.append(f"  {main.summary}")
         if main.evidence:
@@ -349,7 +336,7 @@ def html_summary(report: Report) -> str:
     h.append("<h4>Peaks</h4>" + _table(_peak_rows(report), numeric=(1,)))
 
     main, others = _split_findings(report)
-    meaning = BOTTLENECK_MEANING.get(report.bottleneck, "")
+    meaning = BOTTLENECKS.get(report.bottleneck, "")
     h.append(f"<h4>Bottleneck: {escape(report.bottleneck)}</h4><div>{escape(meaning)}</div>")
     if main:
         h.append(f"<div>{escape(main.summary)}</div>")

@@ -43,7 +43,7 @@ from fix_scenarios import ALL, INPUT_PIPELINE, FixScenario  # noqa: E402
 
 import jupyter_perf  # noqa: E402
 from jupyter_perf.diagnosis.memory import fit_growth  # noqa: E402
-from jupyter_perf.optimizations.remeasure import apply_and_rerun  # noqa: E402
+from jupyter_perf import apply_and_rerun  # noqa: E402
 
 MiB = 2**20
 

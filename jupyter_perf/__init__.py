@@ -7,15 +7,17 @@ the widgets are imported only when a run needs them.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .optimizations.base import Change, Target
-    from .report import Report
+    from .cells import Target
+    from .optimizations.base import Change
+    from .report import Comparison, Report
 
 __version__ = "0.1.0"
-__all__ = ["profile", "apply", "tune", "panel_action", "load_ipython_extension", "unload_ipython_extension", "__version__"]
+__all__ = ["profile", "apply", "apply_and_rerun", "tune", "panel_action", "load_ipython_extension", "unload_ipython_extension", "__version__"]
 
 
 def profile(
@@ -32,25 +34,17 @@ def profile(
     The code runs unchanged on the calling thread. If it raises, the Report is
     still returned, with ``report.error`` set (and ``report.interrupted`` for
     Ctrl-C); the exception itself is not re-raised, since the report is what
-    the caller asked for.
+    the caller asked for. ``export``: also write it to a ``.json`` or ``.html`` file.
     """
-    from .execution import compile_source, run_compiled
     from .export import check_export_path, export_report
-    from .session import Session
+    from .runs import run
 
     if export is not None:
         check_export_path(export)
     if namespace is None:
         namespace = {"__name__": "__main__"}
-    body, last = compile_source(source)
-    session = Session(namespace, source=source, interval=interval, deep=deep, trace_dir=trace_dir)
-    session.start()
-    error = None
-    try:
-        run_compiled(body, last, namespace)
-    except BaseException as exc:  # KeyboardInterrupt included: the run stops, the report survives
-        error = exc
-    report = session.stop(error)
+    _show_reports_in(_shell())
+    report = run(source, namespace, interval=interval, deep=deep, trace_dir=trace_dir)
     if export is not None:
         export_report(report, export)
     return report
@@ -73,6 +67,24 @@ def apply(
     from .optimizations import get
 
     return get(opt_id).apply(namespace, cell, report, **params)
+
+
+def apply_and_rerun(
+    opt_id: str,
+    namespace: dict[str, Any],
+    cell: str | Target,
+    report: Report,
+    **params: Any,
+) -> tuple[Change, Comparison | None]:
+    """``apply``, then profile ``cell`` again as the change left it and compare with ``report`` (the run before).
+
+    Returns the Change (``.remeasured``: after/before throughput; a slower or failing re-run adds a warning
+    offering ``change.undo()``) and the Comparison, None where nothing was applied.
+    """
+    from .optimizations.remeasure import apply_and_rerun as rerun
+    from .runs import run
+
+    return rerun(opt_id, namespace, cell, report, run, **params)
 
 
 def tune(
@@ -112,20 +124,37 @@ def panel_action(payload: dict[str, Any]) -> None:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from . import cells, frontend
+    """Register the magics, show Reports as summaries, and start the kernel's state (state.py): the cells
+    are tracked and the channel to the JupyterLab extension opens. Imports nothing heavy."""
+    from . import state
     from .magic import PerfMagics
 
     ipython.register_magics(PerfMagics)
-    cells.install(ipython)
-    frontend.CHANNEL.open()
+    _show_reports_in(ipython)
+    state.load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Stop tracking cells and close the frontend channel; magics stay registered, as with IPython's own."""
-    from . import cells, frontend
+    """Drop the kernel's state (cells no longer tracked, channel and panels closed) and the summary renderers;
+    the magics stay registered, as with IPython's own."""
+    from . import state
+    from .ui import formatters
 
-    cells.uninstall()
-    frontend.CHANNEL.close()
+    state.unload()
+    formatters.unregister(ipython)
+
+
+def _shell() -> Any:
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None else None
+
+
+def _show_reports_in(shell: Any) -> None:
+    """Reports and Comparisons display as their summaries in ``shell`` (a no-op outside IPython)."""
+    if shell is not None:
+        from .ui import formatters
+
+        formatters.register(shell)
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:

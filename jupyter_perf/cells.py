@@ -16,17 +16,20 @@ notebook reports changed is refused (optimizations/base.py).
 
 Only records still referenced by a name (plus the running cell) are kept, so
 memory stays proportional to the namespace, not to the session's history.
+
+A rewrite is described here too, below the optimizations that compute it and the
+channel that carries it: a ``Target`` (a cell's code as it was when the rewrite
+was computed from it), an ``Edit`` (its new text, which applies to exactly that
+text) and its unified diff.
 """
 
 from __future__ import annotations
 
 import ast
+import difflib
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .optimizations.base import Target
+from typing import Any
 
 #: Cell magics whose body is plain Python that a rewrite may edit; the magic line is kept verbatim.
 _PYTHON_CELL_MAGICS = ("%%perfprofile",)
@@ -40,8 +43,6 @@ class CellRecord:
     text: str
 
     def target(self) -> Target:
-        from .optimizations.base import Target
-
         prefix, body = split_magic(self.text)
         return Target(body, self.cell_id, prefix)
 
@@ -71,11 +72,25 @@ def python(text: str) -> str:
 
 
 class CellTracker:
+    """Watches one shell's cells (``install``/``uninstall`` register it with IPython's events)."""
+
     def __init__(self, shell: Any):
         self.shell = shell
         self.current: CellRecord | None = None
         self.defined: dict[str, CellRecord] = {}
         self._before: dict[str, int] = {}
+
+    def install(self) -> None:
+        self.shell.events.register("pre_run_cell", self.pre_run_cell)
+        self.shell.events.register("post_run_cell", self.post_run_cell)
+
+    def uninstall(self) -> None:
+        self.shell.events.unregister("pre_run_cell", self.pre_run_cell)
+        self.shell.events.unregister("post_run_cell", self.post_run_cell)
+
+    def defining(self, name: str) -> CellRecord | None:
+        """The cell that last bound ``name``."""
+        return self.defined.get(name)
 
     def pre_run_cell(self, info: Any) -> None:
         self.current = CellRecord(getattr(info, "cell_id", None), info.raw_cell or "")
@@ -128,38 +143,57 @@ class CellTracker:
         return None
 
 
-_tracker: CellTracker | None = None
+# ------------------------------------------------------------------ rewrites
+@dataclass(frozen=True)
+class Target:
+    """A cell's code as it was when a rewrite was computed from it.
+
+    ``source`` is the Python the rewrite works on; ``prefix`` is kept verbatim in
+    front of it (a ``%%perfprofile`` line), so the cell's whole text is
+    ``prefix + source``. ``cell_id`` is the notebook's id for it, when known.
+    """
+
+    source: str
+    cell_id: str | None = None
+    prefix: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.prefix + self.source
+
+    @property
+    def label(self) -> str:
+        return f"cell {self.cell_id}" if self.cell_id else "cell"
+
+    @classmethod
+    def of(cls, cell: str | Target | None, tracker: CellTracker | None = None) -> Target | None:
+        """A Target for a cell given as text: with its id where ``tracker`` has a cell of exactly this text."""
+        if cell is None or isinstance(cell, Target):
+            return cell
+        record = tracker.find(cell) if tracker is not None else None
+        return record.target() if record is not None else cls(cell)
 
 
-def install(shell: Any) -> None:
-    """Start tracking (idempotent: a second ``%load_ext`` does not register twice)."""
-    global _tracker
-    if _tracker is not None and _tracker.shell is shell:
-        return
-    uninstall()
-    _tracker = CellTracker(shell)
-    shell.events.register("pre_run_cell", _tracker.pre_run_cell)
-    shell.events.register("post_run_cell", _tracker.post_run_cell)
+@dataclass(frozen=True)
+class Edit:
+    """One cell's rewrite: applies only to ``target.text``, exactly."""
+
+    target: Target
+    new_source: str
+
+    @property
+    def new_text(self) -> str:
+        return self.target.prefix + self.new_source
+
+    @property
+    def diff(self) -> str:
+        return unified_diff(self.target.source, self.new_source, self.target.label)
 
 
-def uninstall() -> None:
-    global _tracker
-    if _tracker is None:
-        return
-    _tracker.shell.events.unregister("pre_run_cell", _tracker.pre_run_cell)
-    _tracker.shell.events.unregister("post_run_cell", _tracker.post_run_cell)
-    _tracker = None
-
-
-def current() -> CellRecord | None:
-    """The cell running now (or last run), when tracking."""
-    return _tracker.current if _tracker else None
-
-
-def defining(name: str) -> CellRecord | None:
-    """The cell that last bound ``name``, when tracking."""
-    return _tracker.defined.get(name) if _tracker else None
-
-
-def find(source: str) -> CellRecord | None:
-    return _tracker.find(source) if _tracker else None
+def unified_diff(old: str, new: str, label: str) -> str:
+    """A unified diff of one cell, every line ending in a newline; empty when nothing changed."""
+    if old == new:
+        return ""
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{label}",
+                                 f"b/{label}")
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)

@@ -37,6 +37,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from .cells import unified_diff
+
 TARGET = "jupyter_perf"
 PROTOCOL = 1
 
@@ -64,6 +66,8 @@ class Channel:
         self.sources: dict[str, str] = {}
         #: Edit requests not answered yet: the cell, the text asked for, and who waits for the answer.
         self._waiting: dict[int, tuple[str, str, Callable[[dict[str, Any]], None] | None]] = {}
+        #: Whether the user was told once that cells are shown, not edited, without the extension.
+        self.told_no_extension = False
 
     def open(self) -> None:
         if self.comm is not None:
@@ -98,7 +102,7 @@ class Channel:
         self.results[request] = result
         cell_id, new_source, on_result = self._waiting.pop(request, (None, "", None))
         if result["ok"] and cell_id is not None:
-            edited(cell_id, new_source)
+            self.edited(cell_id, new_source)
         if on_result is not None:
             on_result(result)
 
@@ -120,70 +124,57 @@ class Channel:
         if self.ready and self.comm is not None:
             self.comm.send({"type": "notice", "text": text})
 
+    def reaches(self, cell_id: str | None) -> bool:
+        """Whether an edit of this cell goes to the notebook (else its code is shown to copy)."""
+        return bool(cell_id) and self.ready
 
-CHANNEL = Channel()
-_told = False
+    def edited(self, cell_id: str, text: str) -> None:
+        """The notebook now holds ``text`` in cell ``cell_id`` (an edit it confirmed), ahead of its next report."""
+        self.sources[cell_id] = sha256(text)
 
+    def edited_since_run(self, cell_id: str | None, text: str) -> bool:
+        """Whether the notebook reported other text for cell ``cell_id`` than ``text`` (the cell as it ran).
 
-def reaches(cell_id: str | None) -> bool:
-    """Whether an edit of this cell goes to the notebook (else its code is shown to copy)."""
-    return bool(cell_id) and CHANNEL.ready
+        False where nothing was reported (no extension, no id): then only the
+        extension's own hash check, at the edit, can tell.
+        """
+        reported = self.sources.get(cell_id) if cell_id else None
+        return reported is not None and reported != sha256(text)
 
+    def tell(self, text: str) -> None:
+        """Say ``text`` where the user sees it even outside a cell: the notebook's notification and stderr."""
+        self.notify(text)
+        print(text, file=sys.stderr)
 
-def edited(cell_id: str, text: str) -> None:
-    """The notebook now holds ``text`` in cell ``cell_id`` (an edit it confirmed), ahead of its next report."""
-    CHANNEL.sources[cell_id] = sha256(text)
+    def request_edit(self, cell_id: str | None, expected_source: str, new_source: str,
+                     on_result: Callable[[dict[str, Any]], None] | None = None) -> str:
+        """Ask the notebook to replace ``expected_source`` by ``new_source`` in cell ``cell_id``.
 
+        Returns ``"sent"`` when the extension got the request (``on_result`` is
+        called with its answer, once it arrives), ``"shown"`` when the new code
+        was displayed for the user to copy instead.
+        """
+        if self.reaches(cell_id):
+            self.send_edit(cell_id, expected_source, new_source, on_result)
+            return "sent"
+        from IPython.display import display
 
-def edited_since_run(cell_id: str | None, text: str) -> bool:
-    """Whether the notebook reported other text for cell ``cell_id`` than ``text`` (the cell as it ran).
+        display(self.fallback_bundle(cell_id, expected_source, new_source), raw=True)
+        return "shown"
 
-    False where nothing was reported (no extension, no id): then only the
-    extension's own hash check, at the edit, can tell.
-    """
-    reported = CHANNEL.sources.get(cell_id) if cell_id else None
-    return reported is not None and reported != sha256(text)
-
-
-def tell(text: str) -> None:
-    """Say ``text`` where the user sees it even outside a cell: the notebook's notification and stderr."""
-    CHANNEL.notify(text)
-    print(text, file=sys.stderr)
-
-
-def request_edit(cell_id: str | None, expected_source: str, new_source: str,
-                 on_result: Callable[[dict[str, Any]], None] | None = None) -> str:
-    """Ask the notebook to replace ``expected_source`` by ``new_source`` in cell ``cell_id``.
-
-    Returns ``"sent"`` when the extension got the request (``on_result`` is
-    called with its answer, once it arrives), ``"shown"`` when the new code
-    was displayed for the user to copy instead.
-    """
-    if reaches(cell_id):
-        CHANNEL.send_edit(cell_id, expected_source, new_source, on_result)
-        return "sent"
-    from IPython.display import display
-
-    display(fallback_bundle(cell_id, expected_source, new_source), raw=True)
-    return "shown"
-
-
-def fallback_bundle(cell_id: str | None, expected_source: str, new_source: str) -> dict[str, str]:
-    """The diff and the new code (with a copy button), saying once why the cell was not edited."""
-    global _told
-    from .optimizations.rewrite import unified_diff
-
-    first = next((line.strip() for line in expected_source.splitlines() if line.strip()), "")
-    where = f"cell {cell_id}" if cell_id else f"the cell starting {first[:40]!r}" if first else "the cell"
-    note = "" if _told else _NOT_INSTALLED
-    _told = True
-    diff = unified_diff(expected_source, new_source, where)
-    text = "\n".join(filter(None, [note, f"New code for {where}:", diff, new_source]))
-    copy = "navigator.clipboard.writeText(this.parentElement.querySelector('pre.jp-perf-new').textContent)"
-    body = (
-        (f"<p>{html.escape(note)}</p>" if note else "")
-        + f"<details><summary>Diff of {html.escape(where)}</summary><pre>{html.escape(diff)}</pre></details>"
-        + f'<button onclick="{copy}">Copy new code</button>'
-        + f'<pre class="jp-perf-new">{html.escape(new_source)}</pre>'
-    )
-    return {"text/plain": text, "text/html": f'<div class="jp-perf-edit">{body}</div>'}
+    def fallback_bundle(self, cell_id: str | None, expected_source: str, new_source: str) -> dict[str, str]:
+        """The diff and the new code (with a copy button), saying once why the cell was not edited."""
+        first = next((line.strip() for line in expected_source.splitlines() if line.strip()), "")
+        where = f"cell {cell_id}" if cell_id else f"the cell starting {first[:40]!r}" if first else "the cell"
+        note = "" if self.told_no_extension else _NOT_INSTALLED
+        self.told_no_extension = True
+        diff = unified_diff(expected_source, new_source, where)
+        text = "\n".join(filter(None, [note, f"New code for {where}:", diff, new_source]))
+        copy = "navigator.clipboard.writeText(this.parentElement.querySelector('pre.jp-perf-new').textContent)"
+        body = (
+            (f"<p>{html.escape(note)}</p>" if note else "")
+            + f"<details><summary>Diff of {html.escape(where)}</summary><pre>{html.escape(diff)}</pre></details>"
+            + f'<button onclick="{copy}">Copy new code</button>'
+            + f'<pre class="jp-perf-new">{html.escape(new_source)}</pre>'
+        )
+        return {"text/plain": text, "text/html": f'<div class="jp-perf-edit">{body}</div>'}

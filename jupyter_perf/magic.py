@@ -92,6 +92,7 @@ class PerfMagics(Magics):
 
     def _run(self, source: str, args, before):
         from .execution import compile_source, run_compiled
+        from .runs import finish
         from .session import Session
 
         transformed = self.shell.transform_cell(source)
@@ -114,7 +115,7 @@ class PerfMagics(Magics):
             value = run_compiled(body, last, namespace)
         except BaseException as exc:  # the report is built either way; the error is shown after it
             error = exc
-        report = session.stop(error)
+        report = finish(session, error)
         if args.output:
             namespace[args.output] = report
         if args.export:
@@ -138,7 +139,8 @@ class PerfMagics(Magics):
 
     def _panel(self, report, source: str) -> None:
         """The optimization panel under the summary, where widgets show; elsewhere the summary's list is all."""
-        from .ui.frontend_detect import say_once, widgets_unavailable
+        from .state import current
+        from .ui.frontend_detect import widgets_unavailable
 
         if widgets_unavailable(self.shell) is not None:
             return
@@ -147,7 +149,7 @@ class PerfMagics(Magics):
 
             show_panel(report, self.shell.user_ns, source)
         except Exception as exc:  # noqa: BLE001 - the run and its summary stand without the panel
-            say_once("panel-failed", f"the optimization panel failed to open ({type(exc).__name__}: {exc}); "
+            current().say_once("panel-failed", f"the optimization panel failed to open ({type(exc).__name__}: {exc}); "
                      "the recommendations are listed in the summary")
 
     def _fail(self, error: BaseException) -> None:

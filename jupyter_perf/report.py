@@ -143,12 +143,6 @@ class Report:
     def from_json(cls, text: str) -> Report:
         return cls.from_dict(json.loads(text))
 
-    # ----------------------------------------------------------------- display
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        from .ui.summary import mimebundle
-
-        return mimebundle(self)
-
     def __repr__(self) -> str:
         tp = self.throughput.get("steps_per_s")
         rate = f", {tp:.1f} steps/s" if tp else ""
@@ -196,11 +190,6 @@ class Comparison:
             if key.endswith("_bytes"):
                 rows.append((f"peak {key[:-6]}", b.peaks.get(key), a.peaks.get(key), "B"))
         return [r for r in rows if r[1] is not None or r[2] is not None]
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        from .ui.summary import comparison_mimebundle
-
-        return comparison_mimebundle(self)
 
 
 def _json_safe(value: Any) -> Any:

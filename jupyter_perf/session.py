@@ -122,7 +122,7 @@ class Session:
             self._deep_probe.start()
 
     def stop(self, error: BaseException | None = None) -> Report:
-        """Remove every probe, stop sampling, and build and diagnose the Report."""
+        """Remove every probe, stop sampling, and build the Report (runs.py diagnoses it)."""
         late = _wait_for_queued_gpu_work()
         error = error or late
         wall = time.perf_counter() - self._t0
@@ -137,13 +137,13 @@ class Session:
             self.sampler.stop()
         report = self._report(wall, error)
         report.deep = deep
-        from .diagnosis import diagnose
-
-        try:
-            diagnose(report)
-        except Exception as exc:  # a rule's bug must not cost the user the measurements
-            report.notes.append(f"diagnosis failed ({type(exc).__name__}: {exc}); the measurements are complete")
         return report
+
+    def recorded_calls(self) -> list[tuple[Any, Any]]:
+        """(model, RecordedCall) for the first call of each model in this run (probes/inputs.py): the kernel's
+        state keeps them for the numerics guard to replay."""
+        modules = self._probes.get("modules")
+        return list(modules.recorded.values()) if modules is not None else []
 
     # --------------------------------------------------------------- report
     def _report(self, wall: float, error: BaseException | None) -> Report:
@@ -198,8 +198,9 @@ class Session:
             return
         optimizers = list(self._probes["training"].objects.values())
         tokens = self.trace.tokens / report.steps if self.trace.tokens else None
+        call = modules.recorded.get(self.trace.primary, (None, None))[1]
         report.compute, report.memory_breakdown, notes = costs.measure(
-            model, modules.batch_dim(self.trace.primary), modules.models(), optimizers, self._before, report,
+            model, call, modules.batch_dim(self.trace.primary), modules.models(), optimizers, self._before, report,
             tokens, modules.autocast_dtype)
         report.notes.extend(notes)
 

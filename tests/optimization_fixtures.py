@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_perf import frontend
+from jupyter_perf import frontend, state
 from jupyter_perf.optimizations.base import Target
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -51,12 +51,12 @@ class FakeNotebook:
 @contextlib.contextmanager
 def connected(book):
     """The frontend channel talks to ``book`` as if the JupyterLab extension were connected, then is put back."""
-    saved = frontend.CHANNEL.comm, frontend.CHANNEL.ready
-    frontend.CHANNEL.comm, frontend.CHANNEL.ready = book, True
+    saved = state.current().channel.comm, state.current().channel.ready
+    state.current().channel.comm, state.current().channel.ready = book, True
     try:
         yield book
     finally:
-        frontend.CHANNEL.comm, frontend.CHANNEL.ready = saved
+        state.current().channel.comm, state.current().channel.ready = saved
 
 
 @pytest.fixture(name="notebook")

@@ -23,9 +23,9 @@ import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
+from jupyter_perf import state
 from jupyter_perf.report import Report
 from jupyter_perf.ui import dashboard as dashboard_module
-from jupyter_perf.ui import frontend_detect
 from jupyter_perf.ui.dashboard import Dashboard
 from jupyter_perf.ui.panel import TEXT as PANEL_TEXT
 
@@ -237,7 +237,7 @@ def test_plain_ipython_prints_the_text_summary_and_imports_no_widgets():
 @pytest.fixture(autouse=True)
 def fresh_notes(monkeypatch):
     """Each test starts with nothing said yet (notes are said once per process)."""
-    monkeypatch.setattr(frontend_detect, "_said", set())
+    monkeypatch.setattr(state.current(), "said", set())
 
 
 class FakeGpu:

@@ -6,7 +6,7 @@ from optimization_fixtures import ODD, FakeNotebook, connected, notebook_fixture
 from torch import nn
 
 import jupyter_perf
-from jupyter_perf import cells, frontend
+from jupyter_perf import cells, frontend, state
 from jupyter_perf.optimizations import apply_to_cell, catalog, get, ids, parse_ids
 from jupyter_perf.optimizations.base import Context, NotApplicable, Optimization, Target, Undo, applied, find_object
 from jupyter_perf.optimizations.guard import THRESHOLDS, HeldBatch, compare
@@ -174,7 +174,7 @@ class AnsweringNotebook(FakeNotebook):
 
     def answer(self) -> None:
         while self.answers:
-            frontend.CHANNEL.handle({"content": {"data": self.answers.pop(0)}})
+            state.current().channel.handle({"content": {"data": self.answers.pop(0)}})
 
 
 @pytest.fixture()
@@ -182,7 +182,7 @@ def answering(ipython):
     """A connected extension that answers; what it reported of its cells is forgotten after the test."""
     with connected(AnsweringNotebook()) as book:
         yield book
-    frontend.CHANNEL.sources.clear()
+    state.current().channel.sources.clear()
 
 
 def test_an_edit_refused_after_apply_takes_the_live_change_back_and_says_so(ns, answering, capsys):
@@ -226,14 +226,14 @@ def test_a_partly_refused_change_puts_back_the_cells_that_were_rewritten(ns, ans
 def test_a_cell_edited_since_it_ran_is_refused_before_anything_changes(ns, answering):
     """The notebook reports what its cells hold now; a plan from the text as it ran is no plan."""
     target = answering.add("c1", "x = 1\n")
-    frontend.CHANNEL.handle({"content": {"data": {"type": "sources", "cells": {"c1": frontend.sha256("x = 2\n")}}}})
+    state.current().channel.handle({"content": {"data": {"type": "sources", "cells": {"c1": frontend.sha256("x = 2\n")}}}})
     with pytest.raises(NotApplicable, match="cell c1 changed in the notebook since it last ran: run it"):
         Scale().apply(ns, cell=target)
     assert "scaled" not in ns and not answering.answers
 
-    frontend.CHANNEL.handle({"content": {"data": {"type": "sources", "cells": {"c1": frontend.sha256("x = 1\n")}}}})
+    state.current().channel.handle({"content": {"data": {"type": "sources", "cells": {"c1": frontend.sha256("x = 1\n")}}}})
     change = Scale().preview(ns, cell=target)  # as it ran again: fine
-    frontend.CHANNEL.handle({"content": {"data": {"type": "sources", "cells": {"c1": frontend.sha256("x = 3\n")}}}})
+    state.current().channel.handle({"content": {"data": {"type": "sources", "cells": {"c1": frontend.sha256("x = 3\n")}}}})
     with pytest.raises(NotApplicable, match="changed in the notebook"):
         change.commit()  # edited between the plan and the commit
     assert "scaled" not in ns
@@ -245,11 +245,11 @@ def test_an_edit_the_notebook_confirms_is_its_text_now(ns, answering):
     target = answering.add("c1", "x = 1\n")
     change = Scale().apply(ns, cell=target)
     answering.answer()
-    assert frontend.CHANNEL.sources["c1"] == frontend.sha256(change.edits[0].new_text)
-    assert not frontend.edited_since_run("c1", change.edits[0].new_text)
+    assert state.current().channel.sources["c1"] == frontend.sha256(change.edits[0].new_text)
+    assert not state.current().channel.edited_since_run("c1", change.edits[0].new_text)
     change.undo()
     answering.answer()
-    assert frontend.CHANNEL.sources["c1"] == frontend.sha256("x = 1\n")
+    assert state.current().channel.sources["c1"] == frontend.sha256("x = 1\n")
 
 
 def test_a_rerun_runs_the_cell_as_ipython_would(ipython):
@@ -264,9 +264,9 @@ def test_a_rerun_runs_the_cell_as_ipython_would(ipython):
 
 
 def test_fallback_shows_the_new_code_and_says_once_why(monkeypatch):
-    monkeypatch.setattr(frontend, "_told", False)
-    first = frontend.fallback_bundle("c9", "a = 1\n", "a = 2\n")
-    second = frontend.fallback_bundle("c9", "a = 1\n", "a = 2\n")
+    monkeypatch.setattr(state.current().channel, "told_no_extension", False)
+    first = state.current().channel.fallback_bundle("c9", "a = 1\n", "a = 2\n")
+    second = state.current().channel.fallback_bundle("c9", "a = 1\n", "a = 2\n")
     assert "not installed" in first["text/plain"] and "not installed" not in second["text/plain"]
     assert "Copy new code" in first["text/html"] and "-a = 1" in first["text/plain"] and "a = 2" in second["text/html"]
 
@@ -295,26 +295,26 @@ def test_cells_tracks_which_cell_bound_each_name(ipython):
     ipython.run_cell("tracked_a = 1\ndef tracked_f(): pass\n", cell_id="id-a")
     ipython.run_cell("%%perfprofile --no-live\ntracked_b = [1]\n", cell_id="id-b")
     ipython.run_cell("tracked_a = 1\n", cell_id="id-c")  # same object (a cached int): the AST says it was bound
-    assert cells.defining("tracked_a").cell_id == "id-c"
-    assert cells.defining("tracked_f").cell_id == "id-a"
-    record = cells.defining("tracked_b")
+    assert state.current().defining("tracked_a").cell_id == "id-c"
+    assert state.current().defining("tracked_f").cell_id == "id-a"
+    record = state.current().defining("tracked_b")
     assert record.cell_id == "id-b" and record.target().prefix == "%%perfprofile --no-live\n"
     assert record.target().source == "tracked_b = [1]\n"
-    assert cells.find("tracked_b = [1]\n") == record
+    assert state.current().tracker.find("tracked_b = [1]\n") == record
     ipython.run_cell("del tracked_a", cell_id="id-d")
-    assert cells.defining("tracked_a") is None
+    assert state.current().defining("tracked_a") is None
 
 
 def test_unloading_the_extension_stops_tracking(ipython):
     ipython.run_line_magic("unload_ext", "jupyter_perf")
     try:
-        assert cells.current() is None and frontend.CHANNEL.comm is None
+        assert state.current().running_cell() is None and state.current().channel.comm is None
         ipython.run_cell("untracked = 1", cell_id="x")
-        assert cells.defining("untracked") is None
+        assert state.current().defining("untracked") is None
     finally:
         ipython.run_line_magic("load_ext", "jupyter_perf")
     ipython.run_cell("tracked_again = 1", cell_id="y")
-    assert cells.defining("tracked_again").cell_id == "y"
+    assert state.current().defining("tracked_again").cell_id == "y"
 
 
 def test_apply_to_cell_chains_rewrites_and_reports_refusals(ns):

@@ -131,8 +131,9 @@ def test_pin_memory(ns, notebook, monkeypatch):
     loop_cell = notebook.add("loop", loop)
     notebook.add("setup", SETUP)
     with monkeypatch.context() as m:
-        from jupyter_perf import cells
-        m.setattr(cells, "defining", lambda name: cells.CellRecord("setup", SETUP) if name == "loader" else None)
+        from jupyter_perf import cells, state
+        m.setattr(state.current(), "defining",
+                  lambda name: cells.CellRecord("setup", SETUP) if name == "loader" else None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             change = get("dataloader.pin_memory").apply(ns, cell=loop_cell)

@@ -20,7 +20,7 @@ from timing import assert_faster, seconds_per_sample
 import jupyter_perf
 from jupyter_perf.diagnosis.memory import fit_growth
 from jupyter_perf.optimizations import applied
-from jupyter_perf.optimizations.remeasure import apply_and_rerun
+from jupyter_perf import apply_and_rerun
 from jupyter_perf.report import Comparison, Report
 
 MB = 1e6
@@ -120,7 +120,7 @@ def test_a_regression_is_flagged_with_the_undo(monkeypatch):
     ns = run(BATCH_SIZE_ONE.setup, {"__name__": "__main__"})
     before = Report(throughput={"steps_per_s": 100.0, "samples_per_s": 100.0}, wall_time=1.0)
     slower = Report(throughput={"steps_per_s": 10.0, "samples_per_s": 60.0}, wall_time=1.5)
-    monkeypatch.setattr(jupyter_perf, "profile", lambda source, namespace: slower)
+    monkeypatch.setattr(jupyter_perf.runs, "run", lambda source, namespace: slower)
     change, comparison = apply_and_rerun("dataloader.batch_size", ns, BATCH_SIZE_ONE.cell, before)
     assert change.remeasured == pytest.approx(0.6)  # samples/s, not steps/s: the batch size changed
     assert any("×0.60: slower than before" in w and "change.undo()" in w for w in change.warnings)

@@ -18,7 +18,7 @@ import jupyter_perf
 from jupyter_perf.optimizations import NotApplicable, get
 from jupyter_perf.optimizations.guard import HeldBatch, compare
 from jupyter_perf.optimizations.models import RECORDED
-from jupyter_perf.probes.inputs import recorded
+from jupyter_perf import state
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
@@ -60,7 +60,7 @@ def applied_on_the_recorded_call(opt_id: str, namespace: dict, cell: str, report
     rewritten code does when it runs: the RNG is checked where the change itself draws nothing.)
     """
     model = namespace["model"]
-    call = recorded(model)
+    call = state.current().recorded(model)
     assert call is not None
     flags = [m.training for m in model.modules()]
     saved_call = [t.clone() for t in _tensors((call.args, call.kwargs))]
@@ -89,7 +89,7 @@ def _tensors(value):
 # ------------------------------------------------------------ word_language_model: model(data, hidden)
 def test_a_two_input_rnn_is_guarded_on_its_recorded_call():
     namespace, report = profiled(WORD_LM.setup, WORD_LM.cell)
-    call = recorded(namespace["model"])
+    call = state.current().recorded(namespace["model"])
     assert len(call.args) == 2 and isinstance(call.args[1], tuple)  # (data, (h, c)), sequence first
     assert call.args[0].shape == (35, 20)
     for opt_id, params in (("precision.amp", {}), ("compression.prune", {}),
@@ -123,7 +123,7 @@ def test_without_a_recording_one_input_cannot_run_it_and_the_refusal_says_what_t
 # ------------------------------------------------------------ Hugging Face: keyword arguments, ModelOutput
 def test_a_hugging_face_model_is_guarded_on_its_keyword_call():
     namespace, report = profiled(HF_LOOP.setup, HF_LOOP.cell)
-    call = recorded(namespace["model"])
+    call = state.current().recorded(namespace["model"])
     assert not call.args and set(call.kwargs) == {"input_ids", "attention_mask", "labels"}
     for opt_id, params in (("precision.amp", {}), ("compression.prune", {}),
                            ("compile.torch_compile", {"backend": "eager"})):

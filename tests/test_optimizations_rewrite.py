@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from jupyter_perf.cells import unified_diff
 from jupyter_perf.optimizations import rewrite as rw
 
 MULTILINE = """\
@@ -225,6 +226,6 @@ def test_ensure_call():
 
 
 def test_unified_diff():
-    assert rw.unified_diff("a\n", "a\n", "cell") == ""
-    diff = rw.unified_diff("a", "b", "cell 1")
+    assert unified_diff("a\n", "a\n", "cell") == ""
+    diff = unified_diff("a", "b", "cell 1")
     assert diff.startswith("--- a/cell 1\n+++ b/cell 1\n") and diff.endswith("+b\n")

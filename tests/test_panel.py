@@ -23,7 +23,7 @@ from scenarios import INPUT_PIPELINE
 from test_optimizations_base import AnsweringNotebook
 
 import jupyter_perf
-from jupyter_perf import cells, frontend
+from jupyter_perf import cells, frontend, state
 from jupyter_perf.optimizations import applied
 from jupyter_perf.optimizations.base import Target
 from jupyter_perf.optimizations import tune as tune_module
@@ -48,12 +48,12 @@ def profiled(ipython):
     before = set(ipython.user_ns)
     assert ipython.run_cell(INPUT_PIPELINE.setup, cell_id="setup").success
     assert ipython.run_cell(PROFILED, cell_id="loop").success
-    report, loop = ipython.user_ns["rep"], cells.current().target()
+    report, loop = ipython.user_ns["rep"], state.current().running_cell().target()
     assert report.recommended()[0] == WORKERS
     yield report, loop
-    for panel in list(panel_module._panels.values()):
+    for panel in list(state.current().panels.values()):
         panel.retire()
-    panel_module._panels.clear()
+    state.current().panels.clear()
     for name in set(ipython.user_ns) - before:
         del ipython.user_ns[name]
     gc.collect()
@@ -73,7 +73,7 @@ def panel(profiled, ipython):
 def fresh_sources():
     """What the notebook reported of its cells belongs to one test (the fake notebook reports nothing)."""
     yield
-    frontend.CHANNEL.sources.clear()
+    state.current().channel.sources.clear()
 
 
 @pytest.fixture()
@@ -117,7 +117,7 @@ def by_extension(book: FakeNotebook, detail: dict, refuse: str | None = None) ->
 def remeasured_as(ratio: float):
     """A stand-in for ``remeasure`` whose re-run measured ``ratio`` (the comparison itself: the run before, twice)."""
 
-    def remeasure(change, namespace, cell, report):
+    def remeasure(change, namespace, cell, report, profile):
         change.remeasured = ratio
         return Comparison(report, report)
 
@@ -161,10 +161,10 @@ def test_code_it_cannot_rewrite_comes_as_a_snippet(profiled):
 
 # ------------------------------------------------------------------ the widget message (no extension)
 def test_widget_message_applies_publishes_the_edit_and_undo_restores_the_exact_text(panel, book, ipython):
-    original, sent = ipython.user_ns["loader"], frontend.CHANNEL.requests
+    original, sent = ipython.user_ns["loader"], state.current().channel.requests
     by_widget(panel, click(panel, "apply"))
     assert ipython.user_ns["loader"] is not original and ipython.user_ns["loader"].num_workers == 2
-    assert NEW_LOADER in book.cells["setup"] and frontend.CHANNEL.requests == sent + 1  # the kernel published it
+    assert NEW_LOADER in book.cells["setup"] and state.current().channel.requests == sent + 1  # the kernel published it
     assert card(panel)["state"] == "applied" and card(panel)["actions"]["undo"]["enabled"]
 
     by_widget(panel, click(panel, "undo"))
@@ -174,7 +174,7 @@ def test_widget_message_applies_publishes_the_edit_and_undo_restores_the_exact_t
 
 
 def test_without_the_extension_the_code_to_paste_is_shown(panel, ipython, capsys):
-    assert not frontend.CHANNEL.ready
+    assert not state.current().channel.ready
     by_widget(panel, click(panel, "apply"))
     out = capsys.readouterr().out
     assert ipython.user_ns["loader"].num_workers == 2
@@ -184,9 +184,9 @@ def test_without_the_extension_the_code_to_paste_is_shown(panel, ipython, capsys
 def test_applying_twice_does_not_stack(panel, book, ipython):
     detail, count = click(panel, "apply"), len(applied())
     by_widget(panel, detail)
-    loader, sent = ipython.user_ns["loader"], frontend.CHANNEL.requests
+    loader, sent = ipython.user_ns["loader"], state.current().channel.requests
     by_widget(panel, detail)  # the same click again (a second view, a double click)
-    assert ipython.user_ns["loader"] is loader and len(applied()) == count + 1 and frontend.CHANNEL.requests == sent
+    assert ipython.user_ns["loader"] is loader and len(applied()) == count + 1 and state.current().channel.requests == sent
     assert card(panel)["message"].startswith("already applied")
     assert book.cells["setup"].count("num_workers") == 1
 
@@ -196,15 +196,15 @@ def test_applying_twice_does_not_stack(panel, book, ipython):
 
 # ------------------------------------------------------------------ panel_action (the extension took the click)
 def test_panel_action_does_the_live_part_only_and_undo_likewise(panel, book, ipython):
-    original, sent = ipython.user_ns["loader"], frontend.CHANNEL.requests
+    original, sent = ipython.user_ns["loader"], state.current().channel.requests
     assert by_extension(book, click(panel, "apply"))[0]["ok"]
     assert ipython.user_ns["loader"].num_workers == 2 and NEW_LOADER in book.cells["setup"]
-    assert frontend.CHANNEL.requests == sent  # the browser made the edit: the kernel sends it no second time
+    assert state.current().channel.requests == sent  # the browser made the edit: the kernel sends it no second time
     assert card(panel)["state"] == "applied"
 
     by_extension(book, click(panel, "undo"))
     assert ipython.user_ns["loader"] is original and book.cells["setup"] == INPUT_PIPELINE.setup
-    assert frontend.CHANNEL.requests == sent and card(panel)["state"] == "undone"
+    assert state.current().channel.requests == sent and card(panel)["state"] == "undone"
 
 
 def test_a_refused_edit_leaves_the_objects_alone_and_says_why(panel, book, ipython, capsys):
@@ -281,8 +281,8 @@ def test_an_edit_refused_after_a_widget_click_takes_the_change_back(profiled, ip
     """The kernel published the edit (a click on the widget's comm); the notebook refused it once idle."""
     book = AnsweringNotebook()
     book.add("setup", INPUT_PIPELINE.setup.replace("batch_size=8", "batch_size=16"))  # edited, not run
-    saved = frontend.CHANNEL.comm, frontend.CHANNEL.ready
-    frontend.CHANNEL.comm, frontend.CHANNEL.ready = book, True
+    saved = state.current().channel.comm, state.current().channel.ready
+    state.current().channel.comm, state.current().channel.ready = book, True
     try:
         report, loop = profiled
         panel, original = OptimizationPanel(report, ipython.user_ns, loop), ipython.user_ns["loader"]
@@ -290,7 +290,7 @@ def test_an_edit_refused_after_a_widget_click_takes_the_change_back(profiled, ip
         assert card(panel)["state"] == "applied" and ipython.user_ns["loader"] is not original
         book.answer()
     finally:
-        frontend.CHANNEL.comm, frontend.CHANNEL.ready = saved
+        state.current().channel.comm, state.current().channel.ready = saved
     shown = card(panel)
     assert shown["state"] == "refused" and "Taken back" in shown["message"] and "cell setup" in shown["message"]
     assert ipython.user_ns["loader"] is original and not applied() and shown["actions"]["apply"]["enabled"]
@@ -305,14 +305,14 @@ def short_trials(monkeypatch):
 
 def test_tune_by_either_route_measures_applies_the_best_shows_the_curve_and_undoes(panel, book, ipython,
                                                                                    short_trials):
-    original, sent = ipython.user_ns["loader"], frontend.CHANNEL.requests
+    original, sent = ipython.user_ns["loader"], state.current().channel.requests
     assert by_extension(book, click(panel, "tune")) == []  # the browser had nothing to edit
     shown = card(panel)
     chosen = panel._cards[WORKERS].tuning.chosen
     assert shown["state"] == "applied" and shown["message"].startswith(f"tuned: num_workers={chosen} applied")
     assert chosen > 0 and ipython.user_ns["loader"].num_workers == chosen  # sleep-bound data: workers won
     assert f"num_workers={chosen}, persistent_workers=True)" in book.cells["setup"]
-    assert frontend.CHANNEL.requests == sent + 1  # the kernel published the tuned edit
+    assert state.current().channel.requests == sent + 1  # the kernel published the tuned edit
     rows = shown["curve"]["rows"]
     assert [r["value"] for r in rows][:3] == [0, 1, 2] and sum(r["chosen"] for r in rows) == 1
     assert shown["curve"]["how"].startswith("the profiled cell's loop over loader")
@@ -382,7 +382,7 @@ def test_apply_and_rerun_runs_magics_in_the_cell_as_ipython_would(panel, book, m
         ran.append(source)
         return real(source, namespace, **options)
 
-    monkeypatch.setattr(jupyter_perf, "profile", recording)
+    monkeypatch.setattr(panel_module, "run", recording)
     monkeypatch.setattr(panel_module, "display", lambda *args: None)
     panel.cell = Target("%time warmup = 1\n" + panel.cell.source, panel.cell.cell_id, panel.cell.prefix)
     by_extension(book, click(panel, "apply-rerun"))
@@ -398,23 +398,23 @@ def test_old_panels_let_go_and_say_so(panel, profiled, ipython, capsys):
     assert panel.report is None and card(panel)["state"] == "expired" and not card(panel)["actions"]
     jupyter_perf.panel_action({"action": "apply", "optimization": WORKERS, "token": panel.token, "edits": []})
     assert "profile the cell again" in capsys.readouterr().err
-    assert all(p.token in panel_module._panels for p in newer)
+    assert all(p.token in state.current().panels for p in newer)
 
 
 def test_the_magic_shows_the_panel_where_widgets_show_and_survives_its_failure(profiled, ipython, monkeypatch,
                                                                                 capsys):
     ipython.run_cell(PROFILED, cell_id="magic")
-    assert not any(p.cell.cell_id == "magic" for p in panel_module._panels.values())  # plain IPython: text only
+    assert not any(p.cell.cell_id == "magic" for p in state.current().panels.values())  # plain IPython: text only
 
     monkeypatch.setattr(frontend_detect, "widgets_unavailable", lambda shell: None)
     ipython.run_cell(PROFILED, cell_id="magic")
-    assert any(p.cell.cell_id == "magic" for p in panel_module._panels.values())
+    assert any(p.cell.cell_id == "magic" for p in state.current().panels.values())
     assert panel_module.TEXT in capsys.readouterr().out
 
     def broken(*args, **kwargs):
         raise RuntimeError("no widgets today")
 
-    monkeypatch.setattr(frontend_detect, "_said", set())
+    monkeypatch.setattr(state.current(), "said", set())
     monkeypatch.setattr(OptimizationPanel, "__init__", broken)
     del ipython.user_ns["rep"]
     assert ipython.run_cell(PROFILED, cell_id="magic").success
@@ -433,7 +433,7 @@ def test_a_plan_on_code_another_change_rewrote_is_held_back(profiled, book, ipyt
     held = card(panel, "dataloader.batch_size")  # the browser said it rewrote the cell: the plan's text is gone
     assert "cell setup changed in the notebook since it last ran" in held["blocked"]
     assert not held["actions"]["apply"]["enabled"]
-    frontend.CHANNEL.sources.clear()  # as without the extension: the panel knows what it applied
+    state.current().channel.sources.clear()  # as without the extension: the panel knows what it applied
     panel._refresh()
     held = card(panel, "dataloader.batch_size")
     assert "dataloader.workers has rewritten" in held["blocked"] and not held["actions"]["apply"]["enabled"]

@@ -151,12 +151,12 @@ def test_sampling_interval_is_honoured():
 
 
 def test_a_failing_diagnosis_keeps_the_measurements(monkeypatch):
-    import jupyter_perf.diagnosis as diagnosis
+    import jupyter_perf.runs as runs
 
     def broken(report):
         raise RuntimeError("planted rule bug")
 
-    monkeypatch.setattr(diagnosis, "diagnose", broken)
+    monkeypatch.setattr(runs, "diagnose", broken)
     namespace = run_setup(SETUP)
     report = jupyter_perf.profile(TRAIN, namespace)
     assert report.steps == 3 and report.bottleneck == "none"

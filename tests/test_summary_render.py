@@ -204,12 +204,15 @@ def test_html_without_gpu_has_no_gpu_charts():
     assert "GPU utilisation" not in html and "no GPU: GPU columns absent" in html
 
 
-def test_mimebundle_and_report_repr():
+def test_mimebundle_and_report_repr(ipython):
+    """The extension teaches IPython to draw a Report as its summary; the Report itself stays plain data."""
     report = full_report()
     bundle = mimebundle(report)
     assert bundle == {"text/plain": text_summary(report), "text/html": html_summary(report),
                       REPORT_MIME: report_part(report)}
-    assert report._repr_mimebundle_() == bundle
+    shown, _metadata = ipython.display_formatter.format(report)
+    assert shown == bundle
+    assert not hasattr(report, "_repr_mimebundle_") and repr(report).startswith("<Report ")
 
 
 def test_the_report_part_is_the_run_in_brief_for_the_labextension():
@@ -289,7 +292,7 @@ def test_svg_without_data_says_so():
 
 
 # ---------------------------------------------------------------- comparison
-def test_comparison_flags_a_regression():
+def test_comparison_flags_a_regression(ipython):
     before = full_report()
     after = full_report(wall_time=15.0, step_time_total=14.08, peaks={"rss_bytes": 1.5 * GiB},
                         throughput={"steps_per_s": 7.1, "samples_per_s": 227.2})
@@ -305,7 +308,7 @@ def test_comparison_flags_a_regression():
     check_html(html)
     assert "⚠ regression: ×0.71 samples/s" in html
     assert comparison_mimebundle(cmp) == {"text/plain": text, "text/html": html}
-    assert cmp._repr_mimebundle_()["text/plain"] == text
+    assert ipython.display_formatter.format(cmp)[0]["text/plain"] == text
 
 
 def test_comparison_improvement_is_not_flagged():

@@ -11,12 +11,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .. import state
 from ..catalog import CATALOG
+from ..cells import Target
 from .base import NotApplicable, applied  # noqa: F401  (public: cheap, no torch)
 
 if TYPE_CHECKING:
     from ..report import Report
-    from .base import Change, Optimization, Target
+    from .base import Change, Optimization
 
 _instances: dict[str, Optimization] = {}
 
@@ -56,9 +58,7 @@ def apply_to_cell(opt_ids: list[str], namespace: dict[str, Any], cell: str | Tar
 
     Returns the cell's code to run and, per id, its Change or the reason it did not apply.
     """
-    from .base import Target
-
-    target = Target.of(cell)
+    target = state.current().target(cell)
     outcomes: list[Change | str] = []
     for opt_id in opt_ids:
         try:

@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .. import state
+from ..cells import Edit, Target
+
 if TYPE_CHECKING:
     from ..catalog import Entry
     from ..report import Report
     from .guard import NumericsResult
     from .tune import Tuning
-
-_applied: list[Change] = []
 
 
 class NotApplicable(ValueError):
@@ -43,59 +44,8 @@ class NotApplicable(ValueError):
 
 
 def applied() -> list[Change]:
-    """Changes committed in this process and not undone, oldest first (``applied()[-1].undo()``)."""
-    return list(_applied)
-
-
-# ------------------------------------------------------------------ targets
-@dataclass(frozen=True)
-class Target:
-    """A cell's code as it was when a rewrite was computed from it.
-
-    ``source`` is the Python the rewrite works on; ``prefix`` is kept verbatim in
-    front of it (a ``%%perfprofile`` line), so the cell's whole text is
-    ``prefix + source``. ``cell_id`` is the notebook's id for it, when known.
-    """
-
-    source: str
-    cell_id: str | None = None
-    prefix: str = ""
-
-    @property
-    def text(self) -> str:
-        return self.prefix + self.source
-
-    @property
-    def label(self) -> str:
-        return f"cell {self.cell_id}" if self.cell_id else "cell"
-
-    @classmethod
-    def of(cls, cell: str | Target | None) -> Target | None:
-        """A Target for a cell given as text: with its id when a tracked cell has exactly this text."""
-        if cell is None or isinstance(cell, Target):
-            return cell
-        from .. import cells
-
-        record = cells.find(cell)
-        return record.target() if record is not None else cls(cell)
-
-
-@dataclass(frozen=True)
-class Edit:
-    """One cell's rewrite: applies only to ``target.text``, exactly."""
-
-    target: Target
-    new_source: str
-
-    @property
-    def new_text(self) -> str:
-        return self.target.prefix + self.new_source
-
-    @property
-    def diff(self) -> str:
-        from .rewrite import unified_diff
-
-        return unified_diff(self.target.source, self.new_source, self.target.label)
+    """Changes committed in this kernel and not undone, oldest first (``applied()[-1].undo()``)."""
+    return list(state.current().applied)
 
 
 class Undo:
@@ -200,7 +150,7 @@ class Change:
             self.description = f"Reverted: {self.numerics.summary}. Not applied: {self.description}"
             return self
         self.status = "applied"
-        _applied.append(self)
+        state.current().applied.append(self)
         if not publish:
             self._published = True
         elif _in_ipython():
@@ -219,25 +169,24 @@ class Change:
             self._publish(reverse=True)
         self._published = False
         self.status = "undone"
-        if self in _applied:
-            _applied.remove(self)
+        if self in state.current().applied:
+            state.current().applied.remove(self)
 
     def watch(self, listener: Callable[[Change], None]) -> None:
         """Call ``listener(change)`` if the change is taken back after its commit (status ``refused``)."""
         self._listeners.append(listener)
 
     def _publish(self, reverse: bool) -> None:
-        from .. import frontend
-
+        channel = state.current().channel
         self._published = not reverse  # first: an answer may come back while the requests go out
         if reverse:
             for edit in reversed(self.edits):
                 _request_original(edit)
         else:
             self._answers = {}
-            self._asked = sum(frontend.reaches(edit.target.cell_id) for edit in self.edits)
+            self._asked = sum(channel.reaches(edit.target.cell_id) for edit in self.edits)
             for edit in self.edits:
-                frontend.request_edit(edit.target.cell_id, edit.target.text, edit.new_text,
+                channel.request_edit(edit.target.cell_id, edit.target.text, edit.new_text,
                                       partial(self._answered, edit))
 
     def _answered(self, edit: Edit, result: dict[str, Any]) -> None:
@@ -249,18 +198,16 @@ class Change:
 
     def _take_back(self, refused: dict[Edit, dict[str, Any]]) -> None:
         """Put the live objects back, and the cells the notebook did rewrite, so objects and code agree; say so."""
-        from .. import frontend
-
         self._undo.run()
         for edit, result in self._answers.items():
             if result["ok"]:
                 _request_original(edit)
         why = "; ".join(f"{e.target.label}: {r['reason'] or 'refused'}" for e, r in refused.items())
         self.status, self._published = "refused", False
-        if self in _applied:
-            _applied.remove(self)
+        if self in state.current().applied:
+            state.current().applied.remove(self)
         self.description = f"Taken back: the notebook did not rewrite the code ({why}). Not applied: {self.description}"
-        frontend.tell(f"jupyter-perf: {self.optimization} was taken back: the notebook did not rewrite the code "
+        state.current().channel.tell(f"jupyter-perf: {self.optimization} was taken back: the notebook did not rewrite the code "
                       f"({why}), so the live objects were put back to match it. Run the cell as it is now, then "
                       "apply again.")
         for listener in self._listeners:
@@ -331,10 +278,8 @@ class Context:
 
     def targets(self, name: str | None = None) -> list[Target]:
         """Cells to look in: the cell given, then the cell that defined ``name`` (cells.py)."""
-        from .. import cells
-
         found = [self.cell] if self.cell is not None else []
-        record = cells.defining(name) if name else None
+        record = state.current().defining(name) if name else None
         if record is not None and record.target() not in found:
             found.append(record.target())
         return found
@@ -414,7 +359,7 @@ class Optimization:
             valid = ", ".join(self.params) or "none"
             raise TypeError(f"{self.id} takes no parameter {', '.join(unknown)} (valid: {valid})")
         given = {**self._recommended(report), **params}
-        return self.plan(Context(self, namespace, Target.of(cell), report, given))
+        return self.plan(Context(self, namespace, state.current().target(cell), report, given))
 
     def apply(self, namespace: dict[str, Any], cell: str | Target | None = None, report: Report | None = None,
               **params: Any) -> Change:
@@ -436,18 +381,15 @@ class Optimization:
 # ------------------------------------------------------------------ helpers
 def _request_original(edit: Edit) -> None:
     """Ask the notebook to put ``edit``'s cell back to the text the edit was computed from."""
-    from .. import frontend
-
-    frontend.request_edit(edit.target.cell_id, edit.new_text, edit.target.text)
+    state.current().channel.request_edit(edit.target.cell_id, edit.new_text, edit.target.text)
 
 
 def refuse_edited_cells(edits: list[Edit]) -> None:
     """Raise NotApplicable where the notebook reports that a cell to edit no longer holds the text the edit
     was computed from (the user edited it without running it): applying would change the objects for code
     the cell does not hold, and the notebook would refuse the edit anyway."""
-    from .. import frontend
-
-    edited = [e.target.label for e in edits if frontend.edited_since_run(e.target.cell_id, e.target.text)]
+    channel = state.current().channel
+    edited = [e.target.label for e in edits if channel.edited_since_run(e.target.cell_id, e.target.text)]
     if edited:
         raise NotApplicable(f"{', '.join(edited)} changed in the notebook since it last ran: run it as it is now, "
                             "then apply again")

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from ..probes.inputs import recorded
+from .. import state
 from .base import Context, NotApplicable, find_object, report_names
 from .guard import HeldBatch, NumericsResult, compare
 from .rewrite import calls_method, calls_name, find_nodes, mentions, parse
@@ -141,7 +141,7 @@ class HeldInputs:
                 yield "the inputs given", lambda given=given: given
             else:
                 yield given, lambda given=given: self._batch(given, device)
-        call = recorded(model)
+        call = state.current().recorded(model)
         if call is not None:
             batch = HeldBatch.from_call(call)
             yield RECORDED, lambda: batch
@@ -163,7 +163,7 @@ def held_inputs(ctx: Context, model_name: str, model: nn.Module) -> HeldInputs:
     listed = [names] if isinstance(names, (str, HeldBatch)) else list(names)
     if given:
         return HeldInputs(ctx.namespace, model_name, given=listed, found=[])
-    if not listed and recorded(model) is None:
+    if not listed and state.current().recorded(model) is None:
         raise NotApplicable(f"no call of {model_name} was recorded and no input of it was found to check its "
                             "outputs on: " + HOW_TO_GIVE_INPUTS.format(model=model_name))
     return HeldInputs(ctx.namespace, model_name, given=[], found=listed)

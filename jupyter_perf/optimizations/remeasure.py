@@ -8,25 +8,34 @@ regression is said plainly, with the undo, because textbook fixes can lose
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from .. import state
+from ..cells import Target, python
 from ..report import Comparison, Report
-from .base import Change, Target
+from .base import Change
 
 
-def apply_and_rerun(opt_id: str, namespace: dict[str, Any], cell: str | Target, report: Report,
+#: What re-runs the cell: ``(python_source, namespace) -> Report``, profiled and diagnosed (runs.run); the
+#: caller passes it in, since profiling sits above the optimizations.
+Profile = Callable[[str, dict[str, Any]], Report]
+
+
+def apply_and_rerun(opt_id: str, namespace: dict[str, Any], cell: str | Target, report: Report, profile: Profile,
                     **params: Any) -> tuple[Change, Comparison | None]:
     """Apply ``opt_id``, profile the cell again, compare with ``report`` (None when nothing was applied)."""
-    from .. import apply
+    from . import get
 
-    target = Target.of(cell)
-    change = apply(opt_id, namespace, target, report, **params)
+    target = state.current().target(cell)
+    change = get(opt_id).apply(namespace, target, report, **params)
     if change.status != "applied":
         return change, None
-    return change, remeasure(change, namespace, target, report)
+    return change, remeasure(change, namespace, target, report, profile)
 
 
-def remeasure(change: Change, namespace: dict[str, Any], cell: str | Target, report: Report) -> Comparison:
+def remeasure(change: Change, namespace: dict[str, Any], cell: str | Target, report: Report,
+              profile: Profile) -> Comparison:
     """Profile ``cell`` again as the applied ``change`` left it and compare with ``report``, the run before.
 
     Split from ``apply_and_rerun`` for the panel, which commits the Change it
@@ -34,10 +43,7 @@ def remeasure(change: Change, namespace: dict[str, Any], cell: str | Target, rep
     re-run adds a warning to the Change saying so and offering
     ``change.undo()``; ``change.remeasured`` holds the ratio.
     """
-    from .. import profile
-    from ..cells import python
-
-    target = Target.of(cell)
+    target = state.current().target(cell)
     # The cell as IPython runs it: its %%perfprofile line dropped, %timeit / !cmd lines made Python.
     after = profile(python(change.rewritten(target) or target.source), namespace)
     comparison = Comparison(report, after)

@@ -10,7 +10,6 @@ thing, it raises ``NoRewrite`` with the reason, which the snippet carries.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 
 import libcst as cst
@@ -28,15 +27,6 @@ def parse(source: str) -> cst.Module | None:
         return cst.parse_module(source)
     except cst.ParserSyntaxError:
         return None
-
-
-def unified_diff(old: str, new: str, label: str) -> str:
-    """A unified diff of one cell, every line ending in a newline; empty when nothing changed."""
-    if old == new:
-        return ""
-    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{label}",
-                                 f"b/{label}")
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
 def dotted(node: cst.CSTNode) -> str | None:

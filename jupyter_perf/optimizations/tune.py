@@ -29,7 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .base import NotApplicable, Target
+from .. import state
+from ..cells import Target, python
+from .base import NotApplicable
 from .dataloader import available_cpus, rebuild
 from .trial import MIN_BATCHES, MemoryWatch, Meter, Sandbox, run_code, swapped_iteration
 
@@ -180,12 +182,12 @@ def tune(opt_id: str, namespace: dict[str, Any], cell: str | Target | None = Non
         raise NotApplicable(f"tune measures {', '.join(KNOBS)}; {opt_id} has no value to search")
     if knob.param in params:
         raise TypeError(f"tune chooses {knob.param} by measuring: pass values=[...] to say which to try")
-    opt, target = get(opt_id), Target.of(cell)
+    opt, target = get(opt_id), state.current().target(cell)
     plan = opt.preview(namespace, target, report, **params)  # picks the loader; refuses where apply would
     name = plan.params["name"]
     loader = namespace[name]
     current = getattr(loader, knob.param)
-    loop = target or (Target.of(report.source) if report is not None and report.source.strip() else None)
+    loop = target or (state.current().target(report.source) if report is not None and report.source.strip() else None)
     search = _Search(opt, namespace, target, report, params, knob, name, loader, loop, seconds or TRIAL_SECONDS)
     trials = search.run(sorted({current, *(values or knob.values(loader))}), current, memory_budget)
     band = min(MAX_BAND, max([NOISE, *(t.spread for t in trials if t.spread is not None)]))
@@ -312,8 +314,6 @@ class _Search:
     def _code(self, plan: Change) -> str:
         """The loop a trial runs: the cell as the plan would rewrite it (it may build the loader itself), as
         IPython runs it; without a cell, a bare loop over the loader."""
-        from ..cells import python
-
         if self.loop is None:
             return f"for _ in {self.name}:\n    pass\n"
         return python(plan.rewritten(self.loop) or self.loop.source)

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..hardware import gpu_peak
 from . import flops, memory
-from .inputs import recorded
+from .inputs import RecordedCall
 
 #: The FLOP count replays one forward; a model whose forward took longer than this is not replayed (its
 #: cost would be felt), and the report says so. Counting enters a torch dispatch mode, whose first use
@@ -41,23 +41,23 @@ def before(namespace: dict[str, Any], rss: float | None) -> Before:
     return Before(allocated, owned)
 
 
-def measure(primary: Any, batch_dim: int, models: list[Any], optimizers: list[Any], start: Before, report: Any,
-            tokens_per_step: float | None, autocast_dtype: Any) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """(``Report.compute``, ``Report.memory_breakdown``, notes) for a run whose steps' model is ``primary``
-    (whose inputs count samples along ``batch_dim``)."""
+def measure(primary: Any, call: RecordedCall | None, batch_dim: int, models: list[Any], optimizers: list[Any],
+            start: Before, report: Any, tokens_per_step: float | None,
+            autocast_dtype: Any) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """(``Report.compute``, ``Report.memory_breakdown``, notes) for a run whose steps' model is ``primary``,
+    first called with ``call`` (whose inputs count samples along ``batch_dim``)."""
     notes: list[str] = []
     device = _device_type(primary)
     trained = (report.phase_totals.get("backward") or 0) > 0
-    compute = _compute(primary, batch_dim, report, tokens_per_step, trained, device, autocast_dtype, notes)
+    compute = _compute(primary, call, batch_dim, report, tokens_per_step, trained, device, autocast_dtype, notes)
     breakdown = _memory(models, optimizers, start, report, trained, device)
     return compute, breakdown, notes
 
 
-def _compute(model: Any, batch_dim: int, report: Any, tokens_per_step: float | None, trained: bool, device: str,
-             autocast_dtype: Any, notes: list[str]) -> dict[str, Any]:
+def _compute(model: Any, call: RecordedCall | None, batch_dim: int, report: Any, tokens_per_step: float | None,
+             trained: bool, device: str, autocast_dtype: Any, notes: list[str]) -> dict[str, Any]:
     from .modules import samples_of, tokens_of
 
-    call = recorded(model)
     if call is None or not report.steps or not report.step_time_total:
         return {}
     forward_s = (report.signals.get("forward") or {}).get("seconds") or 0.0

@@ -28,7 +28,7 @@ import time
 from threading import get_ident
 from typing import Any
 
-from .inputs import RecordedCall, remember
+from .inputs import RecordedCall
 from .patching import Ledger
 from .steps import StepTrace
 
@@ -46,7 +46,8 @@ class ModuleProbe:
         #: Which dimension of a model's first input counts its samples: 1 for sequence-first recurrent or
         #: attention layers (``batch_first=False``, PyTorch's default for both), else 0.
         self._batch_dims: dict[int, int] = {}
-        self._recorded: set[int] = set()  # models whose call of this run was recorded (inputs.py)
+        #: The first call of each model in this run, by key: (model, its arguments) (inputs.py).
+        self.recorded: dict[int, tuple[Any, RecordedCall]] = {}
         self._leaves: dict[int, int] = {}
         self._calls: dict[int, int] = {}
         self._covered: set[int] = set()
@@ -214,9 +215,8 @@ class ModuleProbe:
             self._trace_end(token, samples_of(args, kwargs, self._batch_dims[key]), tag, tokens_of(args, kwargs))
         self.seconds += self.trace.last_duration
         self._calls[key] += 1
-        if key not in self._recorded and tag != "loss":
-            self._recorded.add(key)
-            remember(module, RecordedCall(args, dict(kwargs)))
+        if key not in self.recorded and tag != "loss":
+            self.recorded[key] = (module, RecordedCall(args, dict(kwargs)))
         if self.trace.may_count and self._batch_dims[key] == 0:
             self.trace.count(key)
 

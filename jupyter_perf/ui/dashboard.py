@@ -33,7 +33,8 @@ import psutil
 from IPython.display import display
 
 from ..report import PHASES
-from .frontend_detect import current_shell, say_once, widgets_unavailable
+from .. import state
+from .frontend_detect import current_shell, widgets_unavailable
 from .timeline_panels import MARK_ROLLOVER, ROLLOVER, build_timeline, plot_row, step_interval
 
 #: Seconds between two pushes at the least. Each message costs the Jupyter server and the browser a
@@ -49,9 +50,6 @@ RATE_WINDOW = 2.0
 #: How long ``finish()`` waits for the updater thread.
 JOIN_TIMEOUT = 10.0
 
-#: The last dashboard's widget, kept open until the next one so its messages can still arrive.
-_previous: Any = None
-
 
 def open_dashboard(session: Any, live: bool) -> Dashboard | None:
     """Show the live dashboard for ``session`` (before it starts), or return None for the static summary."""
@@ -61,7 +59,7 @@ def open_dashboard(session: Any, live: bool) -> Dashboard | None:
     reason = widgets_unavailable(shell)
     if reason is not None:
         if getattr(shell, "kernel", None) is not None:  # a kernel that could have shown it: say why not
-            say_once("no-widgets", f"live dashboard off: {reason}; the summary is shown when the run ends")
+            state.current().say_once("no-widgets", f"live dashboard off: {reason}; the summary is shown when the run ends")
         return None
     dashboard = None
     try:
@@ -70,7 +68,7 @@ def open_dashboard(session: Any, live: bool) -> Dashboard | None:
     except Exception as exc:  # a broken frontend must never cost the user their run
         if dashboard is not None:
             dashboard.close()
-        say_once(
+        state.current().say_once(
             "open-failed", f"live dashboard failed to open ({type(exc).__name__}: {exc}); showing the summary only"
         )
         return None
@@ -79,13 +77,13 @@ def open_dashboard(session: Any, live: bool) -> Dashboard | None:
 
 class Dashboard:
     def __init__(self, session: Any, shell: Any):
-        global _previous
         from .live_widget import LiveDashboard
         from .summary import PHASE_COLORS
 
-        if _previous is not None:
-            _previous.close()
-            _previous = None
+        kernel = state.current()
+        if kernel.dashboard is not None:  # the last dashboard's widget, kept open until now so its messages
+            kernel.dashboard.close()  # could still arrive
+            kernel.dashboard = None
         self.session = session
         self.shell = shell
         devices = list(session.sampler.gpu.devices)
@@ -131,7 +129,6 @@ class Dashboard:
 
     def finish(self, report: Any) -> None:
         """Stop the updates and settle into the summary (in place, or anew if the cell cleared its output)."""
-        global _previous
         self._stop_updates()
         try:
             self.widget.done = True
@@ -140,14 +137,14 @@ class Dashboard:
             else:
                 self._handle.update(report)
         except Exception as exc:
-            say_once("finish-failed", f"the dashboard could not show the summary ({type(exc).__name__}: {exc})")
+            state.current().say_once("finish-failed", f"the dashboard could not show the summary ({type(exc).__name__}: {exc})")
             display(report)
         if self.error is not None:
-            say_once(
+            state.current().say_once(
                 "update-failed",
                 f"the live dashboard stopped updating ({type(self.error).__name__}: {self.error}); the summary is complete",
             )
-        _previous = self  # closed when the next dashboard opens
+        state.current().dashboard = self  # closed when the next dashboard opens
 
     def close(self) -> None:
         """Stop the updates and close the widget (the next dashboard does this to the previous one)."""

@@ -1,4 +1,4 @@
-"""Can this process show widgets, and telling the user once when it cannot.
+"""Can this process show widgets? (What cannot be shown is said once per kernel: ``state.say_once``.)
 
 Widgets need a Jupyter kernel with a comm manager (ipykernel 6 or 7) and
 anywidget installed. Plain IPython, a terminal, or a script have neither: the
@@ -9,18 +9,7 @@ Nothing here imports anything heavy.
 from __future__ import annotations
 
 import importlib.util
-import sys
 from typing import Any
-
-_said: set[str] = set()
-
-
-def say_once(key: str, message: str) -> None:
-    """Tell the user about a degradation once per kernel, on stderr."""
-    if key in _said:
-        return
-    _said.add(key)
-    print(f"jupyter-perf: {message}", file=sys.stderr)
 
 
 def current_shell() -> Any:

@@ -44,7 +44,6 @@ from __future__ import annotations
 import html
 import secrets
 import sys
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -54,10 +53,14 @@ import ipywidgets
 import traitlets
 from IPython.display import display
 
-from .. import frontend
+from .. import state
+from ..frontend import sha256
+from ..catalog import CATALOG
+from ..cells import Target
 from ..optimizations import NotApplicable, applied, get
-from ..optimizations.base import Change, Target
+from ..optimizations.base import Change
 from ..optimizations.remeasure import remeasure
+from ..runs import run
 from ..optimizations.tune import KNOBS, Tuning, tune
 from ..report import Recommendation, Report
 from .summary import comparison_mimebundle, fmt_speedup
@@ -76,12 +79,9 @@ STATE_WORDS = {"ready": "not applied"}
 GONE = ("jupyter-perf: this panel has expired (the cell was profiled again, newer panels replaced it, or the "
         "kernel restarted): profile the cell again for a working one")
 
-_panels: OrderedDict[str, OptimizationPanel] = OrderedDict()
-
-
 def show_panel(report: Report, namespace: dict[str, Any], source: str) -> OptimizationPanel:
     """Display the panel for the cell whose code is ``source`` (the profiled cell), with an Output under it."""
-    panel = OptimizationPanel(report, namespace, Target.of(source))
+    panel = OptimizationPanel(report, namespace, state.current().target(source))
     view = ipywidgets.VBox([panel, panel.output])._repr_mimebundle_()[WIDGET_VIEW]
     display({WIDGET_VIEW: view, MIME: view, **panel.record}, raw=True)
     return panel
@@ -89,7 +89,7 @@ def show_panel(report: Report, namespace: dict[str, Any], source: str) -> Optimi
 
 def panel_action(payload: dict[str, Any]) -> None:
     """A click the JupyterLab extension took and queued until the kernel was idle (``jupyter_perf.panel_action``)."""
-    panel = _panels.get(payload.get("token"))
+    panel = state.current().panels.get(payload.get("token"))
     if panel is None:
         print(GONE, file=sys.stderr)
         return
@@ -359,7 +359,7 @@ class OptimizationPanel(anywidget.AnyWidget):
             self._tune(card)
             return
         publish = not results  # the browser made no edits: the kernel asks for them (or shows the code)
-        pasted = publish and not all(frontend.reaches(edit.target.cell_id) for edit in change.edits)
+        pasted = publish and not all(state.current().channel.reaches(edit.target.cell_id) for edit in change.edits)
         if action == "undo":
             change.undo(publish=publish)
             self._follow(change, undo=True)
@@ -401,7 +401,7 @@ class OptimizationPanel(anywidget.AnyWidget):
         change.watch(partial(self._taken_back, card))  # the notebook answers the published edits later
         self._follow(change)
         gain = f", ×{tuning.gain:.2f} in the trials" if tuning.gain else ""
-        pasted = not all(frontend.reaches(edit.target.cell_id) for edit in change.edits)
+        pasted = not all(state.current().channel.reaches(edit.target.cell_id) for edit in change.edits)
         self._outcome(card, "applied", f"tuned: {tuning.param}={tuning.chosen} applied{gain}" +
                       ("; paste the new code shown below" if pasted else ""))
 
@@ -410,7 +410,7 @@ class OptimizationPanel(anywidget.AnyWidget):
 
         The Comparison is displayed under the panel and kept in the record.
         """
-        comparison = remeasure(card.change, self.namespace, self.cell, self.report)
+        comparison = remeasure(card.change, self.namespace, self.cell, self.report, run)
         card.comparison = comparison_mimebundle(comparison)
         display(comparison)
         ratio = card.change.remeasured
@@ -450,14 +450,14 @@ class OptimizationPanel(anywidget.AnyWidget):
     def _note_edits(self, payload: dict[str, Any]) -> None:
         """Tell frontend.py which cells the browser rewrote for this click, ahead of the notebook's own report."""
         for edit in _rewritten(payload):
-            frontend.edited(edit["cell_id"], edit["new_source"])
+            state.current().channel.edited(edit["cell_id"], edit["new_source"])
 
     def _restore(self, payload: dict[str, Any]) -> None:
         """Put back what the browser rewrote for a click the kernel did not carry out, so code and objects agree."""
         for edit in _rewritten(payload):
             old = self._texts.get(edit.get("expected_source_sha256"))
             if old is not None:
-                frontend.request_edit(edit["cell_id"], edit["new_source"], old)
+                state.current().channel.request_edit(edit["cell_id"], edit["new_source"], old)
 
     # ------------------------------------------------------------ plans and the view
     def _refresh(self) -> None:
@@ -514,7 +514,7 @@ class OptimizationPanel(anywidget.AnyWidget):
                  else [(e, e.target.text, e.new_text) for e in change.edits])
         wire = []
         for edit, old, new in pairs:
-            digest = frontend.sha256(old)
+            digest = sha256(old)
             self._texts[digest] = old
             wire.append({"cell_id": edit.target.cell_id, "expected_source_sha256": digest, "new_source": new})
         return wire
@@ -632,19 +632,17 @@ def _status(view: dict[str, Any]) -> str:
 
 
 def _title(opt_id: str) -> str:
-    try:
-        return get(opt_id).title
-    except KeyError:
-        return opt_id
+    entry = CATALOG.get(opt_id)
+    return entry.title if entry is not None else opt_id
 
 
 def _register(panel: OptimizationPanel) -> None:
     """Keep ``panel`` reachable by its token; retire the one it replaces (same cell) and the oldest beyond KEEP."""
-    cell_id = panel.cell.cell_id
-    for token, old in list(_panels.items()):
+    cell_id, panels = panel.cell.cell_id, state.current().panels
+    for token, old in list(panels.items()):
         if cell_id is not None and old.cell.cell_id == cell_id:
-            del _panels[token]
+            del panels[token]
             old.retire()
-    _panels[panel.token] = panel
-    while len(_panels) > KEEP:
-        _panels.popitem(last=False)[1].retire()
+    panels[panel.token] = panel
+    while len(panels) > KEEP:
+        panels.popitem(last=False)[1].retire()

@@ -40,7 +40,7 @@ for epoch in range(3):
 # rep.recommendations so that a change of ranking does not turn this test into a diagnosis test.
 APPLY = 'import jupyter_perf\nchange = jupyter_perf.apply("dataloader.workers", globals(), report=rep)\nprint(change.status)'
 UNDO = "change.undo()\nprint(change.status, loader.num_workers)"
-RESULTS = "from jupyter_perf import frontend\nprint(frontend.CHANNEL.ready, list(frontend.CHANNEL.results.values()))"
+RESULTS = "from jupyter_perf import state\nprint(state.current().channel.ready, list(state.current().channel.results.values()))"
 
 
 # ------------------------------------------------------------------ helpers
@@ -113,8 +113,8 @@ def record(ui_artifacts, name: str, values: dict) -> None:
 
 # -------------------------------------------------------------------- tests
 def test_extension_loaded_and_channel_survives_a_reload(lab_notebook, notebook_file):
-    ready = "from jupyter_perf import frontend\nprint('ready:', frontend.CHANNEL.ready)"
-    notebook_file("loaded.ipynb", [LOAD, ready, "frontend.CHANNEL.ready = False"])
+    ready = "from jupyter_perf import state\nprint('ready:', state.current().channel.ready)"
+    notebook_file("loaded.ipynb", [LOAD, ready, "state.current().channel.ready = False"])
     nb = lab_notebook("loaded.ipynb").open()
     page = nb.page
     assert page.evaluate("() => window.jupyterapp.isPluginActivated('jupyter-perf:plugin')")

@@ -124,7 +124,7 @@ def reopened_shows_the_record(lab_server, nb, path, ui_artifacts) -> None:
 def test_without_the_extension_a_click_takes_the_widget_comm_and_shows_the_code(
     lab_notebook, notebook_file, ui_artifacts
 ):
-    no_channel = "from jupyter_perf import frontend\nfrontend.CHANNEL.ready = False  # as without the extension"
+    no_channel = "from jupyter_perf import state\nstate.current().channel.ready = False  # as without the extension"
     nb, _, card = open_profiled(lab_notebook, notebook_file, "panel-plain.ipynb", [no_channel])
     run_cell(nb, 3)
     # Hide the clicks from the extension (it listens on document): dispatchEvent then returns true.

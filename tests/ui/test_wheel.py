@@ -104,7 +104,7 @@ def test_installed_wheel_works_without_node(venv, lab_notebook, notebook_file):
 
     notebook_file("wheel.ipynb", [
         "%load_ext jupyter_perf\nimport jupyter_perf\nprint(jupyter_perf.__file__)",
-        "print('ready:', jupyter_perf.frontend.CHANNEL.ready)",
+        "print('ready:', jupyter_perf.state.current().channel.ready)",
     ])  # fmt: skip
     nb = lab_notebook("wheel.ipynb").open()
     page = nb.page

@@ -10,7 +10,7 @@ compilation), applies the optimizations through ``apply_to_cell`` as
 cell the same way, then undoes everything before the next check. A row fails
 when an optimization was refused or reverted, the rewritten cell raised, or
 the speedup fell short of its goal. pin_memory has no goal: on an in-memory
-dataset with 4 workers it lost (×0.71 on an H200, DESIGN.md); in the main
+dataset with 4 workers it lost (×0.71 on an H200, benchmarks/results/gpu_check_h200.txt); in the main
 process, as here, it gained ×1.25–1.45 on an H200; the row says what it did.
 
 ``optimization_checks(quick)`` returns rows ``(name, status, detail)`` like

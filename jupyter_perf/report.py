@@ -20,7 +20,7 @@ from .catalog import CATALOG
 #: exposed time blocked on collectives, carved out of the phase it blocked (docs/report.md).
 PHASES = ("data_wait", "host_to_device", "forward", "backward", "communication", "optimizer", "other")
 
-#: Every value ``Report.bottleneck`` can take, with what it means in the user's words (contract, DESIGN.md).
+#: Every value ``Report.bottleneck`` can take, with what it means in the user's words (contract, docs/report.md).
 BOTTLENECKS: dict[str, str] = {
     "input_pipeline": "the device waits on the DataLoader / preprocessing",
     "host_to_device": "copies from host memory stall the step",

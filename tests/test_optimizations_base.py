@@ -1,4 +1,4 @@
-"""The protocol under every optimization: catalog, Change lifecycle, parameters, guard, surgery, cells, frontend."""
+"""The protocol under every optimization: catalog, Change lifecycle, parameters, guard, cells, frontend."""
 
 import pytest
 import torch
@@ -11,7 +11,6 @@ from jupyter_perf.optimizations import apply_to_cell, catalog, get, ids, parse_i
 from jupyter_perf.optimizations.base import Context, NotApplicable, Optimization, Target, Undo, applied, find_object
 from jupyter_perf.optimizations.guard import THRESHOLDS, HeldBatch, compare
 from jupyter_perf.optimizations.rewrite import ensure_call
-from jupyter_perf.optimizations.surgery import no_effect, optimizers_for, replace_module, signature, stale_parameters
 from jupyter_perf.report import OPTIMIZATIONS, Recommendation, Report
 
 
@@ -359,34 +358,6 @@ def test_held_batch_runs_in_eval_without_grad_and_restores_modes():
     out1, out2 = batch.run(model), batch.run(model)
     assert torch.equal(out1, out2) and not out1.requires_grad
     assert model.training and not model[1].training
-
-
-# ----------------------------------------------------------------- surgery
-def test_replacing_a_module_swaps_it_in_the_optimizer_with_its_state():
-    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    model(torch.ones(1, 4)).sum().backward()
-    opt.step()
-    old_weight = model[0].weight
-    momentum = opt.state[old_weight]["momentum_buffer"]
-    undo = Undo()
-    found = optimizers_for({"opt": opt, "model": model}, model.parameters())
-    new = nn.Linear(4, 4)
-    replaced = replace_module(model, "0", new, found, undo)
-    assert found == [opt] and replaced is not new and model[0] is new
-    assert opt.param_groups[0]["params"][0] is new.weight and opt.state[new.weight]["momentum_buffer"] is momentum
-    assert stale_parameters(model, [opt]) == 0
-    undo.run()
-    assert model[0] is replaced and opt.param_groups[0]["params"][0] is old_weight
-    assert opt.state[old_weight]["momentum_buffer"] is momentum
-
-
-def test_no_effect_is_said():
-    model = nn.Linear(2, 2)
-    before = signature(model)
-    assert no_effect(before, model, "channels_last") == "channels_last had no effect on this model"
-    model.half()
-    assert no_effect(before, model, "x") is None
 
 
 def test_target_label_and_text():

@@ -172,7 +172,7 @@ class PinMemory(_LoaderOptimization):
 
         if not isinstance(loader.dataset, TensorDataset):
             return []
-        # Both measured on an H200 with 38 MB batches (DESIGN.md, benchmarks/results/gpu_check_h200.txt).
+        # Both measured on an H200 with 38 MB batches (benchmarks/results/gpu_check_h200.txt).
         measured = ("with 4 workers it ran ×0.71 on an H200" if loader.num_workers else
                     "in the main process it still gained ×1.25–1.45 on an H200, the pinned copy being faster")
         return [f"{name} serves an in-memory TensorDataset: pinning adds a host copy per batch ({measured}); "

@@ -157,7 +157,7 @@ class HeldBatch:
         and every RNG restored."""
         import torch
 
-        from .surgery import restore_training, training_flags
+        from ..probes.inputs import restore_training, training_flags
 
         flags = training_flags(model)
         args, kwargs = map_tensors((self.args, self.kwargs), lambda t: t.detach().clone())

@@ -17,7 +17,7 @@ from typing import ClassVar
 from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization, Undo, find_object, report_names, torch_name
 from .rewrite import calls_method, wrap_calls
-from .surgery import restore_training, training_flags
+from ..probes.inputs import restore_training, training_flags
 
 
 class InferenceMode(Optimization):

@@ -115,5 +115,5 @@ def _prune(module: Any, method: str, amount: float, extra: dict[str, int], undo:
     undo.push(lambda: setattr(weight, "data", saved))
     getattr(prune, method)(module, "weight", amount=amount, **extra)
     prune.remove(module, "weight")
-    params: ClassVar[dict[str, str]] = module._parameters  # remove() re-adds the weight last: state_dict order would change
+    params = module._parameters  # remove() re-adds the weight last: state_dict order would change
     params.update([(k, params.pop(k)) for k in order])

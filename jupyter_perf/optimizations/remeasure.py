@@ -3,7 +3,7 @@
 The optimization is applied, the profiled cell runs again under the profiler
 (rewritten, where the change edited it), and the two Reports are compared. A
 regression is said plainly, with the undo, because textbook fixes can lose
-(pinned memory plus workers ran ×0.71 on an in-memory dataset, DESIGN.md).
+(pinned memory plus workers ran ×0.71 on an in-memory dataset on an H200, benchmarks/results/gpu_check_h200.txt).
 """
 
 from __future__ import annotations

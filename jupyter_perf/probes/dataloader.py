@@ -1,7 +1,7 @@
 """Time spent blocked on the input pipeline: every ``next()`` on a DataLoader iterator.
 
 Patching ``_BaseDataLoaderIter.__next__`` covers the single-process and the
-worker-process iterators alike; its cost is not measurable (DESIGN.md). The
+worker-process iterators alike; its cost is not measurable (docs/architecture.md, "What things cost"). The
 iterator's creation (``DataLoader.__iter__``) is timed too, because starting
 workers at each epoch is input-pipeline cost, and it is where the loader
 itself is seen, so its settings can be reported.

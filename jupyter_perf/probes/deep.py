@@ -1,6 +1,6 @@
 """``--deep``: torch.profiler around the run, its trace kept, top operators by self time.
 
-torch.profiler costs ×2.2 on a launch-bound CPU loop (DESIGN.md), so it only
+torch.profiler costs ×2.2 on a launch-bound CPU loop (docs/architecture.md, "What things cost"), so it only
 runs when asked. ``key_averages()`` can take 30× the run itself; the top
 operators are computed here from the exported Chrome trace instead, in one
 linear pass per thread.

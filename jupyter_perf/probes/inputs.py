@@ -35,15 +35,25 @@ def replay(model: Any, call: RecordedCall, context: Any = None) -> Any:
 
     import torch
 
-    flags = {module: module.training for module in model.modules()}
+    flags = training_flags(model)
     model.eval()
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=_cuda_devices(call)), context or nullcontext():
             torch.manual_seed(0)
             return model(*call.args, **call.kwargs)
     finally:
-        for module, training in flags.items():
-            module.training = training
+        restore_training(flags)
+
+
+def training_flags(model: Any) -> dict[Any, bool]:
+    """Each submodule's own train/eval flag: ``model.train()`` after a measurement in eval mode would not
+    leave a frozen BatchNorm frozen."""
+    return {module: module.training for module in model.modules()}
+
+
+def restore_training(flags: dict[Any, bool]) -> None:
+    for module, training in flags.items():
+        module.training = training
 
 
 def _cuda_devices(call: RecordedCall) -> list[int]:

@@ -1,7 +1,7 @@
 """Forward time of the outermost models only.
 
 Hooks on every module cost ×1.28 on a 150 µs MLP step; on the top-level
-modules ×1.02–1.12 (DESIGN.md), so only models that are not part of another
+modules ×1.02–1.12 (docs/architecture.md, "What things cost"), so only models that are not part of another
 are timed. Even torch's own hook machinery is skipped: a model's *class*
 gets a ``__call__`` wrapper that times the call when the instance is one of
 the watched models and otherwise passes straight through (measured here,

@@ -7,7 +7,7 @@ counter the probes keep. Taken cache-cold by a thread that wakes every
 ≈ 0.7 ms in a Jupyter kernel (more threads and malloc arenas: ``mallinfo2``
 alone ≈ 0.3 ms there); psutil's readers took twice that. The default 10 Hz
 so costs under 1 % of one core; at 100 Hz the GIL hold starts to show on
-launch-bound loops (DESIGN.md), hence the 0.01 s floor.
+launch-bound loops (docs/architecture.md, "What things cost"), hence the 0.01 s floor.
 """
 
 from __future__ import annotations

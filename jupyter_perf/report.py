@@ -51,6 +51,9 @@ OPTIMIZATIONS = (
     "optimizer.fused",
     "cpu.threads",
     "distributed.ddp",
+    "data.length_grouping",
+    "attention.sdpa",
+    "generation.kv_cache",
 )
 
 SEVERITIES = ("high", "medium", "low", "info")
@@ -80,6 +83,8 @@ class Recommendation:
     #: The finding id that motivated it.
     finding: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    #: Memory fixes: bytes it would free at the peak, estimated from ``Report.memory_breakdown``.
+    expected_freed_bytes: float | None = None
 
 
 @dataclass

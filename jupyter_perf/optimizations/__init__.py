@@ -34,6 +34,9 @@ _CATALOG: dict[str, str] = {
     "compression.quantize_dynamic": "quantize:QuantizeDynamic",
     "compression.prune": "prune:Prune",
     "optimizer.fused": "fused_optimizer:FusedOptimizer",
+    "data.length_grouping": "length_grouping:LengthGrouping",
+    "attention.sdpa": "attention:Sdpa",
+    "generation.kv_cache": "kv_cache:KvCache",
 }
 
 _instances: dict[str, Optimization] = {}

@@ -39,6 +39,8 @@ class Thresholds:
     channels_last: float = 1e-4
     #: Fusion reorders float32 operations (~1e-6); 1e-3 still catches a miscompile.
     compile: float = 1e-3
+    #: Fused attention (scaled_dot_product_attention) for a softmax over q @ kᵀ: the same math reordered, like compile.
+    attention: float = 1e-3
     #: Dynamic int8: 256 levels per tensor; Linear outputs typically move 1-5%.
     quantize: float = 1e-1
     #: Magnitude pruning without fine-tuning: small amounts move outputs a few percent.
@@ -46,7 +48,7 @@ class Thresholds:
 
     #: Kinds whose threshold assumes float32 roundoff (they reorder, not reround): for a model
     #: that already runs in 16 bits, its own rounding is the floor (see ``for_outputs``).
-    reordering = ("channels_last", "compile", "tf32")
+    reordering = ("channels_last", "compile", "tf32", "attention")
 
     def for_outputs(self, kind: str, dtype: Any) -> float:
         """The kind's threshold, raised to the 16-bit format's own where the outputs are 16-bit.

@@ -47,16 +47,19 @@ def hand_written(cls: type) -> bool:
     """Whether ``cls.forward`` takes a softmax over a matmul and never calls the fused kernel (read once per
     class per run, after it: a source read and a parse, about a millisecond)."""
     tree = forward_tree(cls)
-    if tree is None:
-        return False
-    if any(isinstance(n, ast.Attribute) and n.attr == _FUSED or isinstance(n, ast.Name) and n.id == _FUSED
-           for n in ast.walk(tree)):
+    if tree is None or calls_fused(tree):
         return False
     tainted: set[str] = set()  # names holding a matmul's result, or something computed from one
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and _from_matmul(node.value, tainted):
             tainted.update(n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name))
     return any(_is_softmax(n) and any(_from_matmul(a, tainted) for a in _operands(n)) for n in ast.walk(tree))
+
+
+def calls_fused(tree: ast.AST) -> bool:
+    """Whether the code names ``scaled_dot_product_attention`` (``F.scaled_dot_product_attention(...)``)."""
+    return any(isinstance(n, ast.Attribute) and n.attr == _FUSED or isinstance(n, ast.Name) and n.id == _FUSED
+               for n in ast.walk(tree))
 
 
 def forward_tree(cls: type) -> ast.FunctionDef | None:

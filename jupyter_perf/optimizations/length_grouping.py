@@ -22,7 +22,7 @@ import libcst as cst
 from .base import Change, Context, NotApplicable, Optimization, Undo, find_object, rebind, report_names
 from .dataloader import POSITIONAL, rebuild
 from .model_rewrite import _after_imports, free_name
-from .rewrite import _bare, builder_call, code, find_nodes, parse, replace_nodes
+from .rewrite import builder_call, code, find_nodes, parse, replace_nodes
 
 #: What the rewritten code imports.
 IMPORT = "from jupyter_perf.data import LengthGroupedBatchSampler, PadToLongest"
@@ -142,29 +142,42 @@ def group_call(source: str, name: str, namespace: dict[str, Any]) -> str | None:
     sampler = [code(dataset), code(args["batch_size"].value) if "batch_size" in args else "1"]
     sampler += [f"{k}={code(args[k].value)}" for k in ("shuffle", "drop_last") if k in args]
     collate = f"PadToLongest({code(args['collate_fn'].value)})" if "collate_fn" in args else "PadToLongest()"
-    added = cst.parse_expression(
-        f"f(batch_sampler=LengthGroupedBatchSampler({', '.join(sampler)}), collate_fn={collate})").args
-    kept = [_keyword(k, a, dataset) for k, a in args.items() if k not in (*_REPLACED, "collate_fn")]
-    first = call.args[0].comma
-    separator = first.with_changes(whitespace_after=_bare(first.whitespace_after)) \
-        if isinstance(first, cst.Comma) else cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    new = {"batch_sampler": cst.parse_expression(f"LengthGroupedBatchSampler({', '.join(sampler)})"),
+           "collate_fn": cst.parse_expression(collate), "dataset": dataset}
+    out: list[cst.Arg] = []
+    for key, arg in args.items():
+        if key in _REPLACED and "batch_sampler" in new:  # the first of them becomes the batch_sampler, in place
+            out.append(_keyword("batch_sampler", arg).with_changes(value=new.pop("batch_sampler")))
+        elif key in _REPLACED:  # the others go; a comment after one stays, on the argument before it
+            if _commented(arg.comma) and out and not _commented(out[-1].comma):
+                out[-1] = out[-1].with_changes(comma=arg.comma)
+        elif key in new:
+            out.append(arg.with_changes(value=new.pop(key)))
+        else:
+            out.append(_keyword(key, arg))  # an argument by position may follow one that went
+    out += [cst.Arg(value, keyword=cst.Name(key), equal=_EQUAL) for key, value in new.items() if key != "dataset"]
     last = call.args[-1]
-    new_args = [a.with_changes(comma=separator) for a in [*kept, added[0]]] + [
-        added[1].with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg)]
+    separator = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    out = [a if isinstance(a.comma, cst.Comma) else a.with_changes(comma=separator) for a in out[:-1]] + [
+        out[-1].with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg)]
     at = _after_imports(body)
     module = module.with_changes(body=body[:at] + _import(body) + body[at:])
-    return replace_nodes(module, {call: lambda updated: updated.with_changes(args=new_args)})
+    return replace_nodes(module, {call: lambda updated: updated.with_changes(args=out)})
 
 
-def _keyword(key: str, arg: cst.Arg, dataset: cst.BaseExpression) -> cst.Arg:
-    """A kept argument: the dataset (positional where it was) as ``dataset``; the others by keyword, since the
-    ones before them in position are gone."""
-    if key == "dataset":
-        return arg.with_changes(value=dataset)
-    if arg.keyword is not None:
+_EQUAL = cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))
+
+
+def _keyword(key: str, arg: cst.Arg) -> cst.Arg:
+    """The argument by keyword (``key``), however it was passed: the ones before it in position may be gone."""
+    if arg.keyword is not None and arg.keyword.value == key:
         return arg
-    return arg.with_changes(keyword=cst.Name(key), equal=cst.AssignEqual(cst.SimpleWhitespace(""),
-                                                                          cst.SimpleWhitespace("")))
+    return arg.with_changes(keyword=cst.Name(key), equal=arg.equal if arg.keyword is not None else _EQUAL)
+
+
+def _commented(comma: object) -> bool:
+    return isinstance(comma, cst.Comma) and isinstance(comma.whitespace_after, cst.ParenthesizedWhitespace) \
+        and comma.whitespace_after.first_line.comment is not None
 
 
 def _import(body: list[cst.CSTNode]) -> list[cst.CSTNode]:

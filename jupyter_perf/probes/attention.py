@@ -92,10 +92,9 @@ def _is_softmax(node: ast.AST) -> bool:
 
 
 def _operands(call: ast.Call) -> list[ast.AST]:
-    """What a softmax is taken of: its first argument, or the object of ``x.softmax(...)``."""
-    if isinstance(call.func, ast.Attribute) and not call.args:
-        return [call.func.value]
-    return list(call.args[:1]) or ([call.func.value] if isinstance(call.func, ast.Attribute) else [])
+    """What a softmax may be taken of: its first argument (``F.softmax(x, -1)``), or the object it is called on
+    (``x.softmax(-1)``); a module such as ``F`` or ``torch`` never holds a matmul, so both can be looked at."""
+    return list(call.args[:1]) + ([call.func.value] if isinstance(call.func, ast.Attribute) else [])
 
 
 def _from_matmul(node: ast.AST, tainted: set[str]) -> bool:

@@ -74,6 +74,9 @@ def _hugging_face(ctx: Context, name: str, model: Any, implementation: str) -> C
         return ctx.unchanged(f'{name} computes attention with attn_implementation="sdpa"')
     if implementation != "eager":
         raise NotApplicable(f'{name} computes attention with attn_implementation="{implementation}" already')
+    if not hasattr(model, "set_attn_implementation"):
+        raise NotApplicable('this transformers cannot switch a built model\'s attention: build it with '
+                            'attn_implementation="sdpa"')
     if not getattr(model, "_supports_sdpa", False) or not model._can_set_attn_implementation():
         raise NotApplicable(f"{type(model).__name__} does not support switching to sdpa attention")
     statement = f'{name}.set_attn_implementation("sdpa")'

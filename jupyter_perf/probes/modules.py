@@ -215,10 +215,11 @@ class ModuleProbe:
         if tag == "loss":
             self._trace_end(token, None, tag)
         else:
-            tokens = tokens_of(args, kwargs)
+            ids = token_ids(args, kwargs)
+            tokens = None if ids is None else tokens_in(ids, kwargs)
             self._trace_end(token, samples_of(args, kwargs, self._batch_dims[key]), tag, tokens)
-            if tokens is not None:
-                self.decoding.see(key, token_ids(args, kwargs), self.trace.last_duration)
+            if ids is not None:
+                self.decoding.see(key, ids, self.trace.last_duration)
         self.seconds += self.trace.last_duration
         self._calls[key] += 1
         if key not in self._recorded and tag != "loss":
@@ -307,11 +308,14 @@ def samples_of(args: tuple, kwargs: dict, dim: int) -> int | None:
 
 def tokens_of(args: tuple, kwargs: dict) -> tuple[int, Any] | None:
     """(positions, non-padding positions) where the call's input is token ids: an integer tensor passed as
-    ``input_ids`` or first; the attention mask, where given with the same shape, says which are padding.
-    A CUDA mask's sum stays on the device (no sync here); steps.py reads it once the step completed."""
+    ``input_ids`` or first; the attention mask, where given with the same shape, says which are padding."""
     ids = token_ids(args, kwargs)
-    if ids is None:
-        return None
+    return None if ids is None else tokens_in(ids, kwargs)
+
+
+def tokens_in(ids: Any, kwargs: dict) -> tuple[int, Any]:
+    """(positions, non-padding positions) of the token ids ``ids`` of a call with keyword arguments ``kwargs``.
+    A CUDA mask's sum stays on the device (no sync here); steps.py reads it once the step completed."""
     tokens = ids.numel()
     mask = kwargs.get("attention_mask")
     if mask is None or getattr(mask, "shape", None) != ids.shape:

@@ -100,7 +100,8 @@ LM_GPT2 = dict(layers=4, width=256, positions=256)
 LM_PADDED = (lm.IMPORTS + lm.PADDED_TOKENS + lm.gpt2(**LM_GPT2)
              + "loader = DataLoader(PaddedTokens(96, width=256), batch_size=8, shuffle=True)\n"
              + "optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)\n")
-LM_GENERATE = (lm.IMPORTS + lm.gpt2(**{**LM_GPT2, "width": 512}) + "model.eval()\nprompt = torch.randint(1, 256, (1, 16))\n",
+LM_GENERATE = (lm.IMPORTS + lm.gpt2(**{**LM_GPT2, "width": 512})
+               + "model.eval()\nprompt = torch.randint(1, 256, (1, 16))\n",
                "output = model.generate(prompt, max_new_tokens=128, min_new_tokens=128, do_sample=False, "
                "use_cache=False)\n")
 LM_EAGER = (lm.IMPORTS + lm.gpt2(**LM_GPT2, attention="eager")
@@ -108,7 +109,8 @@ LM_EAGER = (lm.IMPORTS + lm.gpt2(**LM_GPT2, attention="eager")
             + "optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)\n", lm.EAGER_GPT2.cell)
 #: nanoGPT's model and loop (tests/real_loops.py) at the same sizes: attention written by hand.
 LM_NANOGPT = (real_loops.NANOGPT.setup.replace("block_size, batch_size = 32, 8", "block_size, batch_size = 256, 8")
-              .replace("time.sleep(0.004)", "pass").replace("model = TinyGPT()", "model = TinyGPT(dim=256, layers=4, heads=4)"),
+              .replace("time.sleep(0.004)", "pass")
+              .replace("model = TinyGPT()", "model = TinyGPT(dim=256, layers=4, heads=4)"),
               real_loops.NANOGPT.cell.replace("range(20)", "range(8)"))
 
 
@@ -146,7 +148,8 @@ def language_models(rounds: int) -> None:
         estimates = [r[1] for r in results if r[1] is not None]
         estimate = statistics.median(estimates) if estimates else None
         if opt_id == "data.length_grouping":
-            goal = f"≥ 0.9 of the estimate: {measured / estimate:.2f} {'✓' if measured >= 0.9 * estimate else '✗'}"
+            ratio = measured / estimate
+            goal = f"≥ 0.9 of the estimate: {ratio:.2f} {'✓' if ratio >= 0.9 else '✗'}"
         elif opt_id == "generation.kv_cache":
             goal = f"≥ ×3: {'✓' if measured >= 3 else '✗'}"
         else:

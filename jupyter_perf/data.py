@@ -70,7 +70,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         if generator is None and self.shuffle:  # as RandomSampler: a new seed from torch's RNG each epoch
             generator = torch.Generator()
             generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
-        order = torch.randperm(len(lengths), generator=generator).tolist() if self.shuffle else list(range(len(lengths)))
+        n = len(lengths)
+        order = torch.randperm(n, generator=generator).tolist() if self.shuffle else list(range(n))
         size = self.batch_size * self.group
         batches = []
         for start in range(0, len(order), size):

@@ -62,14 +62,16 @@ def test_padding_waste_is_named_with_its_measured_share(scenario):
 def test_bert_with_eager_attention_is_named_beside_its_padding():
     report, _ = profiled(lm.BERT_PADDED_EAGER.setup, lm.BERT_PADDED_EAGER.cell)
     finding = report.finding("attention_eager")
-    assert finding.evidence["implementation"] == "eager" and finding.evidence["class"] == "BertForSequenceClassification"
+    assert finding.evidence["implementation"] == "eager"
+    assert finding.evidence["class"] == "BertForSequenceClassification"
     assert "attention.sdpa" in report.recommended()
 
 
 def test_hand_written_attention_is_found_in_the_forward_and_named_with_its_place():
     report, namespace = profiled(real_loops.NANOGPT.setup, real_loops.NANOGPT.cell)
     finding = report.finding("attention_eager")
-    assert finding.evidence["implementation"] == "hand-written" and finding.evidence["modules"] == ["CausalSelfAttention"]
+    assert finding.evidence["implementation"] == "hand-written"
+    assert finding.evidence["modules"] == ["CausalSelfAttention"]
     assert finding.evidence["where"].endswith(":21")  # the line of its forward in the setup cell
     assert report.recommendations[0].optimization == "attention.sdpa"
     # a forward that calls the fused kernel (nanoGPT keeps both paths) is not hand-written

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 import real_loops
 import torch
-from optimization_fixtures import ODD, assert_parses, fix, notebook_fixture  # noqa: F401
+from optimization_fixtures import ODD, assert_parses, notebook_fixture  # noqa: F401  (also puts benchmarks/ on the path)
 from test_optimizations_model import assert_same, snapshot
 
 import jupyter_perf
@@ -247,7 +247,8 @@ def test_hand_written_shapes_become_one_call_computing_the_same(shape):
 
 
 def test_attention_in_a_shape_not_recognised_is_explained_not_rewritten(notebook):
-    cell = ATTENTION.format(body="        att = (q @ k.transpose(-2, -1)).softmax(-1)\n        return att @ v + att.sum()")
+    body = "        att = (q @ k.transpose(-2, -1)).softmax(-1)\n        return att @ v + att.sum()"  # the scores used twice
+    cell = ATTENTION.format(body=body)
     cell += "model = nn.Sequential(Attention())\n"
     change = get("attention.sdpa").apply(fresh(cell), cell=notebook.add("cell", cell), inputs="q")
     assert change.edits == [] and notebook.cells["cell"] == cell

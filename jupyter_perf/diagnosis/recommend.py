@@ -235,7 +235,8 @@ def _memory_capacity(report: Report, f: Finding) -> list[Recommendation]:
     return recs
 
 
-def _freeing(optimization: str, finding: Finding, freed: dict[str, float], reason: str, **params: Any) -> Recommendation:
+def _freeing(optimization: str, finding: Finding, freed: dict[str, float], reason: str,
+             **params: Any) -> Recommendation:
     """A memory fix whose reason ends with the bytes it would free, of the activations the breakdown measured."""
     rec = _rec(optimization, finding, reason, **params)
     rec.expected_freed_bytes = freed.get(optimization)

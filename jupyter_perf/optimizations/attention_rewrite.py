@@ -79,11 +79,11 @@ def rewrite_attention(source: str, class_name: str, is_causal: Callable[[str], b
     first, count = statements.index(scores.statements[0]), len(scores.statements)
     after = statements[first + count]  # it carries the comments that stood above the chain
     after = after.with_changes(leading_lines=[*scores.statements[0].leading_lines, *after.leading_lines])
-    body = [replace_in(s, use, call) for s in [*statements[:first], after, *statements[first + count + 1:]]]
+    body = [_replace_in(s, use, call) for s in [*statements[:first], after, *statements[first + count + 1:]]]
     return replace_nodes(module, {block: lambda updated: updated.with_changes(body=body)})
 
 
-def replace_in(statement: cst.CSTNode, old: cst.CSTNode, new: cst.CSTNode) -> cst.CSTNode:
+def _replace_in(statement: cst.CSTNode, old: cst.CSTNode, new: cst.CSTNode) -> cst.CSTNode:
     """``statement`` with the node ``old`` (by identity) replaced by ``new``."""
 
     class Swap(cst.CSTTransformer):
@@ -123,9 +123,8 @@ def _match(statements: list[cst.BaseStatement], is_causal, is_dropout) -> tuple[
         rest = statements[i + len(scores.statements):]
         uses = [n for s in rest for n in find_nodes(s, lambda n: isinstance(n, cst.Name) and n.value == name)]
         products = [n for s in rest for n in find_nodes(s, lambda n: _value_product(n, name) is not None)]
-        if not scores.softmaxed or len(uses) != 1 or len(products) != 1:
-            return None
-        return scores, products[0], _value_product(products[0], name)
+        if scores.softmaxed and len(uses) == 1 and len(products) == 1:
+            return scores, products[0], _value_product(products[0], name)
     return None
 
 

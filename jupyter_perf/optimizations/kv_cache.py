@@ -15,7 +15,7 @@ after a short prompt, about 64 times fewer positions.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import libcst as cst
 

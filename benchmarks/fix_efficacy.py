@@ -38,12 +38,19 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))  # real_loops: nanoGPT's model and loop
+
+import lm_scenarios as lm  # noqa: E402
+import real_loops  # noqa: E402
 import torch  # noqa: E402
 from fix_scenarios import ALL, INPUT_PIPELINE, FixScenario  # noqa: E402
 
 import jupyter_perf  # noqa: E402
 from jupyter_perf.diagnosis.memory import fit_growth  # noqa: E402
 from jupyter_perf import apply_and_rerun  # noqa: E402
+from jupyter_perf.execution import compile_source, run_compiled  # noqa: E402
+from jupyter_perf.optimizations.remeasure import remeasure  # noqa: E402
+from jupyter_perf.runs import run as profile_run  # noqa: E402
 
 MiB = 2**20
 
@@ -151,6 +158,73 @@ def print_fixes(rounds_wanted: int) -> None:
         print(f"{scenario.name:<26} {rounds[-1][3]:<52.52} {b['samples_per_s']:>16.0f} {t['samples_per_s']:>10.0f} "
               f"{h['samples_per_s']:>10.0f} {t['samples_per_s'] / h['samples_per_s']:>9.2f}  {peaks:>22}  "
               f"{growth:>24}")
+    language_models(args.rounds)
+
+
+# ------------------------------------------------------------------ language models (issue 14)
+#: Sizes where the model's math, not per-call overhead, is the step: a GPT-2 of 4 layers of 256 on sequences of up to
+#: 256 tokens (lengths uniform from 8: about 48% padding); generation of 128 tokens after a 16-token prompt by one of
+#: width 512 (at 256 a cached step is mostly generate()'s own per-token work: x3.1 measured, against x3.7-x6.3 here).
+LM_GPT2 = dict(layers=4, width=256, positions=256)
+LM_PADDED = (lm.IMPORTS + lm.PADDED_TOKENS + lm.gpt2(**LM_GPT2)
+             + "loader = DataLoader(PaddedTokens(96, width=256), batch_size=8, shuffle=True)\n"
+             + "optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)\n")
+LM_GENERATE = (lm.IMPORTS + lm.gpt2(**{**LM_GPT2, "width": 512})
+               + "model.eval()\nprompt = torch.randint(1, 256, (1, 16))\n",
+               "output = model.generate(prompt, max_new_tokens=128, min_new_tokens=128, do_sample=False, "
+               "use_cache=False)\n")
+LM_EAGER = (lm.IMPORTS + lm.gpt2(**LM_GPT2, attention="eager")
+            + "batches = [torch.randint(0, 256, (8, 256)) for _ in range(8)]\n"
+            + "optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)\n", lm.EAGER_GPT2.cell)
+#: nanoGPT's model and loop (tests/real_loops.py) at the same sizes: attention written by hand.
+LM_NANOGPT = (real_loops.NANOGPT.setup.replace("block_size, batch_size = 32, 8", "block_size, batch_size = 256, 8")
+              .replace("time.sleep(0.004)", "pass")
+              .replace("model = TinyGPT()", "model = TinyGPT(dim=256, layers=4, heads=4)"),
+              real_loops.NANOGPT.cell.replace("range(20)", "range(8)"))
+
+
+def lm_round(opt_id: str, setup: str, cell: str) -> tuple[float, float | None, str]:
+    """(after/before throughput, the recommendation's estimate, the guard's verdict) of ``opt_id`` on one fresh run:
+    applied to the cell holding what it rewrites (the loop's generate() call, else the setup: the loader, the
+    config, the attention class), then the loop profiled again."""
+    namespace = {"__name__": "__main__"}
+    run_compiled(*compile_source(setup), namespace)  # as IPython runs a cell: a class's source stays readable
+    before = jupyter_perf.profile(cell, namespace, interval=0.05)
+    rec = next((r for r in before.recommendations if r.optimization == opt_id), None)
+    if rec is None:
+        raise SystemExit(f"{opt_id}: not recommended ({', '.join(f.id for f in before.findings)})")
+    change = jupyter_perf.apply(opt_id, namespace, cell if opt_id == "generation.kv_cache" else setup, before)
+    if change.status != "applied":
+        raise SystemExit(f"{opt_id} not applied: {change.description}")
+    remeasure(change, namespace, cell, before, profile_run)
+    guard = f"guard {change.numerics.relative_error:.1e} ✓" if change.numerics and change.numerics.passed else ""
+    return change.remeasured, rec.expected_speedup, guard
+
+
+def language_models(rounds: int) -> None:
+    """data.length_grouping against its padding-share estimate (goal ≥ 0.9 of it), generation.kv_cache at 128 new
+    tokens (goal ≥ ×3), attention.sdpa on an eager Hugging Face model and hand-written attention (gain printed,
+    guard passed); medians over rounds."""
+    print(f"\n# language models: one-click fix re-measured against the run before it, {rounds} rounds, medians")
+    print(f"{'fix':<22} {'on':<40} {'measured':>9} {'estimate':>9}  goal")
+    rows = [("data.length_grouping", "GPT-2 training, 4×256, ~48% padding", LM_PADDED, lm.TRAIN),
+            ("generation.kv_cache", "GPT-2 generate, 128 new tokens", *LM_GENERATE),
+            ("attention.sdpa", "GPT-2 eager training, T=256", *LM_EAGER),
+            ("attention.sdpa", "nanoGPT hand-written training, T=256", *LM_NANOGPT)]
+    for opt_id, what, setup, cell in rows:
+        results = [lm_round(opt_id, setup, cell) for _ in range(rounds)]
+        measured = statistics.median(r[0] for r in results)
+        estimates = [r[1] for r in results if r[1] is not None]
+        estimate = statistics.median(estimates) if estimates else None
+        if opt_id == "data.length_grouping":
+            ratio = measured / estimate
+            goal = f"≥ 0.9 of the estimate: {ratio:.2f} {'✓' if ratio >= 0.9 else '✗'}"
+        elif opt_id == "generation.kv_cache":
+            goal = f"≥ ×3: {'✓' if measured >= 3 else '✗'}"
+        else:
+            goal = f"gain printed; {results[-1][2] or 'guard not passed ✗'}"
+        shown = f"×{estimate:.2f}" if estimate else "—"
+        print(f"{opt_id:<22} {what:<40} {'×' + format(measured, '.2f'):>9} {shown:>9}  {goal}")
 
 
 if __name__ == "__main__":

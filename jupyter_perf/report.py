@@ -64,6 +64,8 @@ class Recommendation:
     #: The finding id that motivated it.
     finding: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    #: Memory fixes: bytes it would free at the peak, estimated from ``Report.memory_breakdown``.
+    expected_freed_bytes: float | None = None
 
 
 @dataclass

@@ -7,7 +7,8 @@ from layers import check
 
 #: Each layer and the module prefixes in it, lowest first.
 LAYERS = {
-    "vocabulary": ("jupyter_perf.report", "jupyter_perf.units", "jupyter_perf.hardware", "jupyter_perf.catalog"),
+    "vocabulary": ("jupyter_perf.report", "jupyter_perf.units", "jupyter_perf.hardware", "jupyter_perf.catalog",
+                   "jupyter_perf.data"),
     "sampling": ("jupyter_perf.sampling",),
     "probes": ("jupyter_perf.probes",),
     "session": ("jupyter_perf.session", "jupyter_perf.execution", "jupyter_perf.tracebacks"),

@@ -41,3 +41,27 @@ def test_memory_tutorial(tmp_path):
     assert "memory.release_graph [applied]" in text
     assert "val_losses.append(F.cross_entropy(model(x), y).item())" in text  # the new code, shown to copy
     assert "float values in val_losses: 60" in text
+
+
+@pytest.mark.timeout(300)
+def test_llm_finetune_tutorial(tmp_path):
+    text = execute("04_llm_finetune.ipynb", tmp_path)
+    assert "- padding_waste: " in text and "- attention_eager: " in text
+    assert "recommended: data.length_grouping, attention.sdpa" in text
+    assert "FLOPs per step" in text and "(formula: " in text and "MFU" in text
+    assert "optimizer_state" in text and "activations" in text and "peak" in text
+    assert "data.length_grouping [applied]" in text and "real tokens/s measured ×" in text
+    assert "attention.sdpa numerics: outputs differed by" in text and "attention now: sdpa" in text
+    assert "precision.amp [applied]" in text and "allowed for amp_bf16" in text
+
+
+@pytest.mark.timeout(300)
+def test_inference_tutorial(tmp_path):
+    text = execute("05_inference.ipynb", tmp_path)
+    assert "- launch_overhead: " in text and "- inference_with_grad: " in text
+    assert "fix: dataloader.batch_size {'batch_size': 256}" in text and "fix: inference.inference_mode" in text
+    assert "batch size 256; measured ×" in text and "same predictions: True" in text
+    assert "- generation_no_cache: " in text and "top fix: generation.kv_cache" in text
+    assert "generation.kv_cache [applied]" in text and "use_cache=True" in text
+    assert "per token: without cache" in text and "eight prompts" in text
+    assert "compression.quantize_dynamic [applied]" in text and "allowed for quantize" in text

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from ..report import SEVERITIES, Finding, Report
-from . import compute, inference, input_pipeline, launch, memory, sync, transfers
+from . import compute, inference, input_pipeline, language, launch, memory, sync, transfers
 from .common import TIME_BASED
 from .recommend import recommend
 
@@ -29,6 +29,7 @@ RULES: tuple[Rule, ...] = (
     sync.check,
     launch.check,
     inference.check,
+    language.check,
     compute.check,
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from .. import units
 from ..report import Finding, Report
 from .common import items, measured, not_measured, pct, size, uses_cuda
 from .thresholds import MEMORY_CAPACITY, MEMORY_LEAK
@@ -39,12 +40,14 @@ def check_capacity(report: Report, found: Sequence[Finding]) -> list[Finding]:
     parts = [f"The run ran out of memory{': ' + first if first else ''}"] if oom else []
     parts += [f"{p['where']} memory peaked at {size(p['peak_bytes'])} of {size(p['total_bytes'])} ({pct(p['fraction'])})"
               for p in full]
+    held = composition(report)
     return [
         Finding(
             id="memory_capacity",
             severity="high",
-            summary="; ".join(parts) + ".",
+            summary="; ".join(parts) + "." + (f" {held}." if held else ""),
             evidence={"oom": oom, "error": error or None, "memory": pressures,
+                      "memory_breakdown": report.memory_breakdown or None, "savings": savings(report),
                       "threshold": MEMORY_CAPACITY.capacity_fraction},
             bottleneck="memory_capacity",
         )
@@ -74,6 +77,56 @@ def _host_pressure(report: Report) -> list[dict[str, Any]]:
     peak, total = max(used)
     return [{"where": "Host", "peak_bytes": peak, "total_bytes": total, "fraction": peak / total,
              "process_peak_bytes": measured(report.peaks.get("rss_total_bytes"))}]
+
+
+# ------------------------------------------------------------- what is held
+#: How a sentence names each part of the breakdown (the optimizer's class stands in for "optimizer").
+_PART_NAMES = {"activations": "activations", "optimizer_state": "optimizer state", "gradients": "gradients",
+               "parameters": "parameters", "other": "other (allocated before the run)"}
+_HELD = "Of the"
+#: Micro-batches a grad-accumulation recommendation proposes: each holds 1/k of the batch's activations.
+ACCUMULATION_STEPS = 2
+
+
+def composition(report: Report) -> str | None:
+    """What filled the peak, largest first: "Of the 5.10 GiB peak (GPU): activations 2.30 GiB, AdamW state 1.90 GiB
+    (2.0× the parameters), ..."; None without a breakdown (docs/report.md, "FLOPs and MFU")."""
+    parts = report.memory_breakdown or {}
+    peak, params = parts.get("peak"), parts.get("parameters") or 0
+    if not peak:
+        return None
+    optimizer = next((o.get("class") for o in items(report, "optimizers") if o.get("class")), None)
+    pieces = []
+    for part in sorted(_PART_NAMES, key=lambda p: -(parts.get(p) or 0)):
+        held = parts.get(part) or 0
+        if held:
+            name = f"{optimizer} state" if part == "optimizer_state" and optimizer else _PART_NAMES[part]
+            ratio = f" ({held / params:.1f}× the parameters)" if part == "optimizer_state" and params else ""
+            pieces.append(f"{name} {units.size(held)}{ratio}")
+    where = "GPU" if parts.get("device") == "cuda" else "process"
+    return f"{_HELD} {units.size(peak)} peak ({where}): " + ", ".join(pieces)
+
+
+def pressure(finding: Finding) -> str:
+    """A memory_capacity finding's first sentences, without what the peak held: "GPU 0 memory peaked at ..."."""
+    return finding.summary.partition(" " + _HELD)[0].rstrip(".")
+
+
+def savings(report: Report) -> dict[str, float]:
+    """Bytes each memory fix would free at the peak, estimated from the breakdown's activations: checkpointing
+    keeps one input per repeated block of n, so frees about (n-1)/n of them; accumulation over k micro-batches
+    frees (k-1)/k; autocast stores them in 16 bits, about half; inference_mode keeps none. Empty without a
+    breakdown."""
+    activations = (report.memory_breakdown or {}).get("activations")
+    if not activations:
+        return {}
+    k = ACCUMULATION_STEPS
+    out = {"memory.grad_accumulation": activations * (k - 1) / k, "precision.amp": activations / 2,
+           "inference.inference_mode": float(activations)}
+    blocks = max((m.get("repeated_blocks") or 0 for m in items(report, "models")), default=0)
+    if blocks >= 2:
+        out["memory.checkpointing"] = activations * (blocks - 1) / blocks
+    return out
 
 
 # ---------------------------------------------------------------------- leak

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .. import units
 from ..catalog import BATCH_SIZE, CATALOG, CERTAINTY, COST
 from ..report import Finding, Recommendation, Report
 from .common import backward_calls, items, named, pct, size, uses_cuda
 from .compute import amp_fact
-from .memory import growing_containers
+from .memory import ACCUMULATION_STEPS, growing_containers, pressure, savings
 from .thresholds import COMPUTE, INPUT_PIPELINE, TRANSFERS
 
 #: Findings whose fixes outrank any speedup. A container merely holding graphs (``retained_graphs``,
@@ -34,11 +35,13 @@ def recommend(report: Report) -> list[Recommendation]:
 
 
 def rank(rec: Recommendation) -> tuple:
-    """Memory fixes first; then estimated gains, highest first; then unestimated ones by their certainty and
-    cost (catalog.py)."""
+    """Memory fixes first: the free ones, then by the bytes each would free; then estimated gains, highest first;
+    then unestimated ones by their certainty and cost (catalog.py)."""
     entry = CATALOG[rec.optimization]
-    return (rec.finding not in _MEMORY_FINDINGS, rec.expected_speedup is None, -(rec.expected_speedup or 0),
-            CERTAINTY.index(entry.certainty), COST.index(entry.cost))
+    certainty, cost = CERTAINTY.index(entry.certainty), COST.index(entry.cost)
+    if rec.finding in _MEMORY_FINDINGS:
+        return (0, entry.cost != "free", -(rec.expected_freed_bytes or 0), certainty, cost)
+    return (1, rec.expected_speedup is None, -(rec.expected_speedup or 0), certainty, cost)
 
 
 def amdahl(fraction: float, factor: float) -> float:
@@ -164,23 +167,40 @@ def _threads_plan(report: Report, compute_share: float) -> tuple[float | None, d
 
 # ------------------------------------------------------------------- memory
 def _memory_capacity(report: Report, f: Finding) -> list[Recommendation]:
-    full = "The run ran out of memory" if f.evidence["oom"] else f.summary.rstrip(".")
+    """Each fix with what it would free where the breakdown says how much the activations hold (memory.savings)."""
+    full = "The run ran out of memory" if f.evidence["oom"] else pressure(f)
+    freed = savings(report)
     recs = _release_graph(report, f)
     fact = amp_fact(report) if uses_cuda(report) else None
     if fact:
-        recs.append(_rec("precision.amp", f, f"{full}; {fact}, and autocast roughly halves activation memory."))
+        recs.append(_freeing("precision.amp", f, freed, f"{full}; {fact}, and autocast roughly halves activation "
+                             "memory"))
     if backward_calls(report) != 0:  # training, or not known to be inference
+        k = ACCUMULATION_STEPS
         recs += [
-            _rec("memory.grad_accumulation", f, f"{full}; half the batch per step with gradients accumulated over 2 "
-                 "steps keeps the effective batch and halves activation memory.", steps=2),
-            _rec("memory.checkpointing", f, f"{full}; recomputing activations in backward instead of storing them "
-                 "trades about a third more compute for most of their memory."),
+            _freeing("memory.grad_accumulation", f, freed, f"{full}; 1/{k} of the batch per micro-batch with "
+                     f"gradients accumulated over {k} keeps the effective batch and frees {k - 1}/{k} of the "
+                     "activations", steps=k),
+            _freeing("memory.checkpointing", f, freed, f"{full}; recomputing activations in backward instead of "
+                     "storing them trades about a third more compute for most of their memory"),
         ]
         return recs
     if (report.signals.get("forward") or {}).get("grad_enabled_calls"):
-        recs.append(_rec("inference.inference_mode", f, f"{full}; these forwards keep activations for a backward "
-                         "that never runs."))
+        recs.append(_freeing("inference.inference_mode", f, freed, f"{full}; these forwards keep activations for a "
+                             "backward that never runs"))
     return recs
+
+
+def _freeing(optimization: str, finding: Finding, freed: dict[str, float], reason: str,
+             **params: Any) -> Recommendation:
+    """A memory fix whose reason ends with the bytes it would free, of the activations the breakdown measured."""
+    rec = _rec(optimization, finding, reason, **params)
+    rec.expected_freed_bytes = freed.get(optimization)
+    held = (finding.evidence.get("memory_breakdown") or {}).get("activations")
+    if rec.expected_freed_bytes and held:
+        rec.reason += f": about {units.size(rec.expected_freed_bytes)} of the {units.size(held)} of activations"
+    rec.reason += "."
+    return rec
 
 
 def _release_graph(report: Report, f: Finding) -> list[Recommendation]:
@@ -202,6 +222,35 @@ def _inference_with_grad(report: Report, f: Finding) -> list[Recommendation]:
                  "inference_mode skips the recording and frees activations at once.")]
 
 
+# ---------------------------------------------------------- language models
+def _padding_waste(report: Report, f: Finding) -> list[Recommendation]:
+    """Length grouping for the loader that fed the padded batches, expected from the padded share of the model's
+    math (forward and backward work on every position; the optimizer's does not depend on them)."""
+    loader = next((d for d in f.evidence["dataloaders"] if d.get("name")), None)
+    if loader is None:
+        return []  # the Trainer's own loader: the finding's summary says what to set
+    share, model = f.evidence["padding_share"], f.evidence["model_share"]
+    speedup = amdahl(model, 1 / (1 - share)) if model is not None and share < 1 else None
+    gain = f" (about ×{speedup:.2f} if the model's time follows its positions)" if speedup else ""
+    return [_rec("data.length_grouping", f, f"{pct(share)} of the token positions are padding; batches of similar "
+                 f"lengths padded to their longest skip most of them{gain}.", speedup, name=loader["name"])]
+
+
+def _attention_eager(report: Report, f: Finding) -> list[Recommendation]:
+    params = {"model": f.evidence["model"]} if f.evidence["model"] else {}
+    how = "a Hugging Face model switches implementation" if f.evidence["implementation"] == "eager" else \
+        "the hand-written softmax(q @ kᵀ) @ v becomes one call"
+    return [_rec("attention.sdpa", f, f"Attention runs {f.evidence['implementation']}; "
+                 f"scaled_dot_product_attention fuses it into one kernel ({how}).", **params)]
+
+
+def _generation_no_cache(report: Report, f: Finding) -> list[Recommendation]:
+    params = {"model": f.evidence["model"]} if f.evidence["model"] else {}
+    return [_rec("generation.kv_cache", f, f"Each new token recomputes {f.evidence['mean_length']:.0f} positions "
+                 f"on average ({units.duration(f.evidence['per_token_s'])} a token); with a KV cache it computes "
+                 "one.", **params)]
+
+
 _BY_FINDING: dict[str, Callable[[Report, Finding], list[Recommendation]]] = {
     "input_pipeline": _input_pipeline,
     "disk_io": _disk_io,
@@ -212,4 +261,7 @@ _BY_FINDING: dict[str, Callable[[Report, Finding], list[Recommendation]]] = {
     "memory_leak": _release_graph,
     "retained_graphs": _release_graph,
     "inference_with_grad": _inference_with_grad,
+    "padding_waste": _padding_waste,
+    "attention_eager": _attention_eager,
+    "generation_no_cache": _generation_no_cache,
 }

@@ -183,6 +183,32 @@ class ComputeThresholds:
     min_thread_fraction: float = 0.5
 
 
+@dataclass(frozen=True)
+class LanguageThresholds:
+    """Language models: padding, attention, generation (diagnosis/language.py)."""
+
+    #: Same gate as the timing rules: with fewer steps a cold first batch can carry the padding share.
+    min_steps: int = 5
+    #: Share of the token positions that are padding: the model's math on them is wasted, so at a fifth of the
+    #: positions it is at least TraceML's critical share (20%) of the work, and grouping lengths can gain up to
+    #: x1.25; below that a sort and less random batches buy little (Hugging Face's ``group_by_length`` docs
+    #: motivate it by "minimize padding"; measured here: benchmarks/fix_efficacy.py's padding-heavy set).
+    padding_share: float = 0.20
+    #: Half the positions padding: half the step's model math is spent on nothing.
+    padding_share_high: float = 0.50
+    #: Calls of one model each one token longer than the last, with the same prefix, before the run is named
+    #: generation without a cache: a few could be chance (batches of random lengths), eight in a row are a
+    #: decoding loop (and 8 new tokens already cost ~4.5x the tokens a cache would compute, at a 1-token prompt).
+    min_regrown_calls: int = 8
+    #: ... and at least this share of the model's calls on token ids (the prompt's first call never regrows).
+    regrown_share: float = 0.5
+    #: Decoding calls (regrown or single-token) of one sequence at a time before batched generation is advised.
+    #: Measured here (a GPT-2 of 2 layers of width 64, generate() with its cache, 1 thread, CPU): a decoding step
+    #: took 0.94 ms for 1 sequence, 1.11 ms for 8 and 1.59 ms for 32, i.e. 936, 139 and 50 us per token: a step
+    #: reads every weight whatever the batch (launch_overhead's small-batch view).
+    min_decode_calls: int = 8
+
+
 INPUT_PIPELINE = InputPipelineThresholds()
 DISK_IO = DiskIoThresholds()
 TRANSFERS = TransferThresholds()
@@ -193,3 +219,4 @@ MEMORY_CAPACITY = MemoryCapacityThresholds()
 MEMORY_LEAK = MemoryLeakThresholds()
 INFERENCE = InferenceThresholds()
 COMPUTE = ComputeThresholds()
+LANGUAGE = LanguageThresholds()

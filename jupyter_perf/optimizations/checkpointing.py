@@ -15,6 +15,11 @@ would rename every parameter), and running the code again is harmless
 because it always wraps the class's own forward. The undo deletes the
 instance attribute. Same math, and checkpoint restores the RNG state for the
 recomputation (dropout masks match), so no guard runs.
+
+A Hugging Face model checkpoints its own layers: ``model.activation_checkpointing_enable(...)``
+(transformers 5; ``gradient_checkpointing_enable`` before it, a deprecated alias since), non-reentrant,
+written after the line that builds it; the undo calls the matching ``..._disable()``. transformers turns
+``use_cache`` off while such a model trains, as it must.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ class Checkpointing(Optimization):
         name, model = pick_model(ctx)
         if backward_calls(ctx) == 0:
             raise NotApplicable("no backward runs: without one, activations are not kept, and there is nothing to save")
+        if getattr(model, "supports_gradient_checkpointing", False):
+            return _hugging_face(ctx, name, model)
         path, indices = repeated_blocks(model)
         container = model.get_submodule(path)
         blocks = [container[i] for i in indices]
@@ -63,6 +70,27 @@ class Checkpointing(Optimization):
                           "backward instead of keeping them", live if todo else None,
                           ["backward recomputes each block's forward: about a third more compute per step"],
                           snippet, expects={name: model})
+
+
+def _hugging_face(ctx: Context, name: str, model: Any) -> Change:
+    """Hugging Face's own switch, under the name this transformers has (see the module docstring)."""
+    verb = "activation" if hasattr(model, "activation_checkpointing_enable") else "gradient"
+    options = {"activation_checkpointing_kwargs" if verb == "activation" else "gradient_checkpointing_kwargs":
+               {"use_reentrant": False}}
+    statement = f"{name}.{verb}_checkpointing_enable({', '.join(f'{k}={v!r}' for k, v in options.items())})"
+    found = ctx.rewrite(ctx.targets(name), lambda s: after_binding(s, name, statement))
+    on = bool(getattr(model, f"is_{verb}_checkpointing", False))
+    if on and found and not ctx.has_edits():
+        return ctx.unchanged(f"{name}'s layers are checkpointed")
+
+    def live(undo: Undo) -> None:
+        getattr(model, f"{verb}_checkpointing_enable")(**options)
+        undo.push(getattr(model, f"{verb}_checkpointing_disable"))
+
+    return ctx.change(f"{name}'s layers recompute their activations in backward instead of keeping them "
+                      f"({verb}_checkpointing_enable)", None if on else live,
+                      ["backward recomputes each layer's forward: about a third more compute per step"],
+                      None if found else f"{statement}  # after the line that builds {name}", expects={name: model})
 
 
 def checkpoint(block: Any) -> None:

@@ -49,6 +49,8 @@ class Thresholds:
     channels_last: float = 1e-4
     #: Fusion reorders float32 operations (~1e-6); 1e-3 still catches a miscompile.
     compile: float = 1e-3
+    #: Fused attention (scaled_dot_product_attention) for a softmax over q @ kᵀ: the same math reordered, like compile.
+    attention: float = 1e-3
     #: Dynamic int8: 256 levels per tensor; Linear outputs typically move 1-5%.
     quantize: float = 1e-1
     #: Magnitude pruning without fine-tuning: small amounts move outputs a few percent.
@@ -56,7 +58,7 @@ class Thresholds:
 
     #: Kinds whose threshold assumes float32 roundoff (they reorder, not reround): for a model
     #: that already runs in 16 bits, its own rounding is the floor (see ``for_outputs``).
-    reordering = ("channels_last", "compile", "tf32")
+    reordering = ("channels_last", "compile", "tf32", "attention")
 
     def for_outputs(self, kind: str, dtype: Any) -> float:
         """The kind's threshold, raised to the 16-bit format's own where the outputs are 16-bit.
@@ -118,7 +120,9 @@ class HeldBatch:
 
     @classmethod
     def from_call(cls, call: RecordedCall) -> HeldBatch:
-        """The arguments of a real call the profiler recorded (probes/inputs.py), as the user's code passed them."""
+        """The arguments of a real call the profiler recorded (probes/inputs.py), as the user's code passed them,
+        without a KV cache the call carried (it has grown since)."""
+        call = call.without_cache()
         return cls(tuple(call.args), dict(call.kwargs))
 
     @classmethod

@@ -19,12 +19,25 @@ from dataclasses import dataclass
 from typing import Any
 
 
+#: Keyword arguments of a call that go with a generation's KV cache. The cache object itself (a transformers
+#: ``Cache``: ``past_key_values``, or ``cache`` as generate() passes it in transformers 5) fills as the run goes
+#: on: replaying with it would attend to the whole generated text, and grow it at each replay.
+_CACHE_ARGUMENTS = ("past_key_values", "cache_position", "use_cache")
+
+
 @dataclass(frozen=True)
 class RecordedCall:
     """Positional and keyword arguments of one call, as the user's code passed them."""
 
     args: tuple
     kwargs: dict[str, Any]
+
+    def without_cache(self) -> RecordedCall:
+        """The call as a plain forward over the same tokens: no KV cache, nothing that goes with one (what a
+        replay must run: the cache recorded has grown since)."""
+        kwargs = {k: v for k, v in self.kwargs.items()
+                  if k not in _CACHE_ARGUMENTS and not hasattr(v, "get_seq_length")}
+        return RecordedCall(self.args, kwargs) if len(kwargs) < len(self.kwargs) else self
 
 
 def replay(model: Any, call: RecordedCall, context: Any = None) -> Any:

@@ -28,6 +28,8 @@ import time
 from threading import get_ident
 from typing import Any
 
+from .attention import attention_facts
+from .decoding import Decoding
 from .inputs import RecordedCall
 from .patching import Ledger
 from .steps import StepTrace
@@ -59,6 +61,8 @@ class ModuleProbe:
         #: The dtype autocast ran the first autocast call in (what its matmuls ran in: MFU's peak is per dtype).
         self.autocast_dtype: Any = None
         self.seconds = 0.0
+        #: How each model's token-id inputs grow from call to call (generation with or without a KV cache).
+        self.decoding = Decoding()
         self._trace_begin, self._trace_end = trace.begin, trace.end
 
     def install(self, ledger: Ledger) -> None:
@@ -212,7 +216,11 @@ class ModuleProbe:
         if tag == "loss":
             self._trace_end(token, None, tag)
         else:
-            self._trace_end(token, samples_of(args, kwargs, self._batch_dims[key]), tag, tokens_of(args, kwargs))
+            ids = token_ids(args, kwargs)
+            tokens = None if ids is None else tokens_in(ids, kwargs)
+            self._trace_end(token, samples_of(args, kwargs, self._batch_dims[key]), tag, tokens)
+            if ids is not None:
+                self.decoding.see(key, ids, self.trace.last_duration)
         self.seconds += self.trace.last_duration
         self._calls[key] += 1
         if key not in self.recorded and tag != "loss":
@@ -249,11 +257,13 @@ class ModuleProbe:
             "us_per_leaf_call": seconds / leaf_calls * 1e6 if leaf_calls else None,
         }
         models = [
-            _model_facts(module, names.get(key), self._leaves[key], calls_of[key])
+            {**_model_facts(module, names.get(key), self._leaves[key], calls_of[key]),
+             "decoding": self.decoding.facts(key)}
             for key, module in self._modules.items()
             if calls_of[key] and self._tags[key] != "loss"
         ]
         self._modules.clear()
+        self.decoding.clear()
         return forward, models
 
 
@@ -279,6 +289,7 @@ def _model_facts(module: Any, name: str | None, leaves: int, calls: int) -> dict
         "training": module.training,
         "repeated_blocks": _repeated_blocks(members),
         "calls": calls,
+        "attention": attention_facts(module),
     }
 
 
@@ -297,19 +308,30 @@ def samples_of(args: tuple, kwargs: dict, dim: int) -> int | None:
 
 def tokens_of(args: tuple, kwargs: dict) -> tuple[int, Any] | None:
     """(positions, non-padding positions) where the call's input is token ids: an integer tensor passed as
-    ``input_ids`` or first; the attention mask, where given with the same shape, says which are padding.
-    A CUDA mask's sum stays on the device (no sync here); steps.py reads it once the step completed."""
-    import torch
+    ``input_ids`` or first; the attention mask, where given with the same shape, says which are padding."""
+    ids = token_ids(args, kwargs)
+    return None if ids is None else tokens_in(ids, kwargs)
 
-    ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0] if args else None
-    if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32) or not ids.dim():
-        return None
+
+def tokens_in(ids: Any, kwargs: dict) -> tuple[int, Any]:
+    """(positions, non-padding positions) of the token ids ``ids`` of a call with keyword arguments ``kwargs``.
+    A CUDA mask's sum stays on the device (no sync here); steps.py reads it once the step completed."""
     tokens = ids.numel()
     mask = kwargs.get("attention_mask")
     if mask is None or getattr(mask, "shape", None) != ids.shape:
         return tokens, tokens
     real = mask.sum()
     return tokens, int(real) if real.device.type == "cpu" else real
+
+
+def token_ids(args: tuple, kwargs: dict) -> Any:
+    """The call's token ids: an integer tensor with dimensions passed as ``input_ids`` or first; else None."""
+    import torch
+
+    ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0] if args else None
+    if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32) or not ids.dim():
+        return None
+    return ids
 
 
 def _batch_dim(members: list[Any]) -> int:

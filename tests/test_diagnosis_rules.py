@@ -147,7 +147,7 @@ def test_input_pipeline_fires_with_numbers_and_amdahl_estimate():
     assert report.bottleneck == "input_pipeline"
     finding = report.findings[0]
     assert finding.id == "input_pipeline" and finding.severity == "high"
-    assert "62% of each step (41 ms of 66 ms)" in finding.summary
+    assert "62% of each step (41.0 ms of 66.0 ms)" in finding.summary
     assert "num_workers=0" in finding.summary
     assert finding.evidence["threshold"] == thresholds.INPUT_PIPELINE.data_wait_share
     top = report.recommendations[0]
@@ -341,7 +341,7 @@ def test_batch_one_transformer_inference_is_launch_overhead_with_batch_size_firs
     assert finding.evidence["view"] == "per sample" and finding.evidence["samples_per_step"] == 1
     assert finding.evidence["fixed_us_per_leaf_call"] == pytest.approx(8 + 800e3 / 8e9 * 1e6)
     assert finding.evidence["overhead_fraction"] == pytest.approx(108 / 200)
-    assert "1 sample per step" in finding.summary and "800.0 kB of weights" in finding.summary
+    assert "1 sample per step" in finding.summary and "781 KiB of weights" in finding.summary
     top = report.recommendations[0]
     assert top.optimization == "dataloader.batch_size" and top.params == {"batch_size": 256}
     assert top.expected_speedup > 1.5
@@ -436,7 +436,7 @@ def test_peak_gpu_memory_near_limit_outranks_time_findings():
     report.signals["gpu"][0]["peak_mem_used"] = 76e9
     diagnose(report)
     assert report.bottleneck == "memory_capacity"
-    assert "GPU 0 memory peaked at 76.0 GB of 80.0 GB (95%)" in report.finding("memory_capacity").summary
+    assert "GPU 0 memory peaked at 70.8 GiB of 74.5 GiB (95%)" in report.finding("memory_capacity").summary
     assert report.recommendations[0].finding == "memory_capacity"
     assert "input_pipeline" in ids(report)  # still reported, just not named
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..report import Finding, Report
+from ..units import duration, size  # noqa: F401  (the rules' wording)
 
 #: Bottlenecks measured as a share of the step. On a tie the earlier, more specific
 #: one wins: disk_io explains the same wait as input_pipeline, and says more.
@@ -89,23 +90,9 @@ def not_measured(rule: str, what: str, missing: list[str]) -> Finding:
 
 
 # ----------------------------------------------------------------- wording
+# Sizes and durations read as everywhere else (units.py): binary sizes, three significant digits.
 def pct(fraction: float) -> str:
     return f"{fraction * 100:.0f}%"
-
-
-def duration(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.0f} ms" if seconds >= 0.01 else f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.2f} s"
-
-
-def size(nbytes: float) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(nbytes) >= scale:
-            return f"{nbytes / scale:.1f} {unit}"
-    return f"{nbytes:.0f} B"
 
 
 def named(item: dict[str, Any], fallback: str) -> str:

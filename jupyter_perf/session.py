@@ -97,6 +97,12 @@ class Session:
 
             self.trace.cuda_possible = True
             probes["transfers"] = TransferProbe(self.trace)
+        if torch.distributed.is_available():  # after "training": its backward wraps the training probe's
+            from .distributed.collectives import CollectiveProbe
+            from .distributed.launch import LaunchProbe
+
+            probes["distributed"] = CollectiveProbe(self.trace, self.namespace)
+            probes["launch"] = LaunchProbe(self)
         for probe in probes.values():
             probe.install(self._ledger)
         self.trace.on_account = probes["modules"].maybe_rescan
@@ -129,6 +135,8 @@ class Session:
             self.sampler.stop()
         report = self._report(wall, error)
         report.deep = deep
+        if "launch" in self._probes:  # ranks this run launched: their Reports, merged into this one
+            self._probes["launch"].finish(report)
         from .diagnosis import diagnose
 
         try:
@@ -176,7 +184,7 @@ class Session:
         report.signals = self._signals(report)
         if not self._torch:
             report.notes.append("torch was not imported: no step probes ran, timelines and peaks only")
-        elif not steps:
+        elif not steps and not getattr(self._probes.get("launch"), "launches", None):  # (ranks bring theirs)
             report.notes.append(
                 "no steps recognised (no DataLoader batch, optimizer step or model call): timelines and peaks only"
             )
@@ -188,6 +196,7 @@ class Session:
         model = modules.model(self.trace.primary) if modules is not None and report.steps else None
         if model is None:
             return
+        model = _unwrapped(model)
         optimizers = list(self._probes["training"].objects.values())
         tokens = self.trace.tokens / report.steps if self.trace.tokens else None
         report.compute, report.memory_breakdown, notes = costs.measure(
@@ -246,6 +255,8 @@ class Session:
             signals["backward"], signals["optimizers"] = probes["training"].signals()
             if "transfers" in probes:
                 signals.update(probes["transfers"].signals())
+            if "distributed" in probes and (facts := probes["distributed"].signals(report.steps)):
+                signals["distributed"] = facts
             signals["retained_graphs"] = retained_graphs(self.namespace)
         if self.trace.tokens:
             real = self.trace.real_tokens
@@ -296,6 +307,15 @@ def _wait_for_queued_gpu_work() -> BaseException | None:
         except RuntimeError as exc:
             return exc
     return None
+
+
+def _unwrapped(model: Any) -> Any:
+    """The module a DistributedDataParallel / DataParallel wrapper holds: its forward replayed for FLOPs must
+    not run the wrapper's own collectives (a DDP buffer broadcast in one rank only would wait forever)."""
+    import torch
+
+    wrappers = (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)
+    return model.module if isinstance(model, wrappers) else model
 
 
 def _torch_wanted(source: str) -> bool:

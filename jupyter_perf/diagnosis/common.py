@@ -13,7 +13,7 @@ from ..report import Finding, Report
 
 #: Bottlenecks measured as a share of the step. On a tie the earlier, more specific
 #: one wins: disk_io explains the same wait as input_pipeline, and says more.
-TIME_BASED = ("disk_io", "host_to_device", "host_sync", "input_pipeline", "launch_overhead")
+TIME_BASED = ("disk_io", "host_to_device", "host_sync", "input_pipeline", "launch_overhead", "communication")
 
 NOT_MEASURED = "not measured"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..report import OPTIMIZATIONS, Finding, Recommendation, Report
+from . import distributed
 from .common import backward_calls, items, named, pct, size, uses_cuda
 from .compute import amp_fact
 from .launch import proposed_batch_size
@@ -214,4 +215,5 @@ _BY_FINDING: dict[str, Callable[[Report, Finding], list[Recommendation]]] = {
     "memory_leak": _release_graph,
     "retained_graphs": _release_graph,
     "inference_with_grad": _inference_with_grad,
+    **distributed.RECOMMENDERS,  # communication, straggler, idle_gpus, data_parallel
 }

@@ -2,9 +2,9 @@
 
 * ``communication``: the step's exposed communication (time blocked on
   collectives, docs/report.md) over a share of the step. In a merged view the
-  share is the *least* any rank shows: a rank waiting for a slower peer is
-  blocked in a collective too, but that wait is the straggler's cost; the
-  rank that waited least was blocked by the transfer itself.
+  share is the transfers' own (``transfer_s``, merge.py: at each step the least
+  any rank was blocked): a rank waiting for a slower peer is blocked in a
+  collective too, but that wait is the slower rank's cost, not the network's.
 * ``straggler``: one rank's own work per step (its step minus its blocked
   time) above the median rank's by a margin, with the other ranks losing a
   share of their step waiting for it; the evidence names the rank, its host,
@@ -49,10 +49,14 @@ def check(report: Report, found: Sequence[Finding]) -> list[Finding]:
 # ------------------------------------------------------------ communication
 def _communication(report: Report, facts: dict[str, Any], rows: list[dict[str, Any]]) -> Finding | None:
     shares = [row["communication_share"] for row in rows if row.get("communication_share") is not None]
-    share = min(shares) if shares else phase_share(report, "communication")
+    step = step_time(report)
+    transfer = facts.get("transfer_s")
+    if transfer is not None and step:
+        share = transfer / step
+    else:
+        share = min(shares) if shares else phase_share(report, "communication")
     if share is None or share < DISTRIBUTED.communication_share:
         return None
-    step = step_time(report)
     ddp = facts.get("ddp") or {}
     collectives = facts.get("collectives") or {}
     bandwidth = {op: c.get("bus_bandwidth_bytes_per_s") for op, c in collectives.items()}
@@ -73,6 +77,7 @@ def _communication(report: Report, facts: dict[str, Any], rows: list[dict[str, A
         evidence={
             "communication_share": share,
             "mean_communication_share": statistics.fmean(shares) if shares else share,
+            "waiting_for_ranks_s": (statistics.fmean(shares) - share) * step if shares else None,
             "communication_s": share * step,
             "step_time_s": step,
             "bytes_per_step": per_step,

@@ -80,8 +80,9 @@ class LaunchProbe:
             self._store = Store()
         launch = Launch(len(self.launches), nprocs, start_method, user_function(fn, args))
         self.launches.append(launch)
+        elastic = getattr(fn, "__module__", "").startswith("torch.distributed.elastic")
         spec = RankSpec(self._store.address, f"jupyter_perf/{os.getpid()}/{launch.index}", self.session.interval,
-                        launcher=start_method)
+                        launcher=f"torchelastic ({start_method})" if elastic else start_method)
         launch.prefix = spec.prefix
         entry = RankEntry(fn, spec, self._ledger if start_method == "fork" else None)
         launch.context = original(entry, args, nprocs, join=False, daemon=daemon, start_method=start_method)

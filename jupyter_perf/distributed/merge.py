@@ -18,7 +18,9 @@ every rank (stragglers, failed ranks). The figures:
   GPU signals stay the launching process's, whose process tree holds the ranks;
 * ``signals['distributed']``: world size, backend, launcher; one compact row per
   rank (``rank_row``: host, steps, step time, busy/data/compute/communication
-  seconds per step, throughput, peak memory, CPU/GPU use, error); ranks that
+  seconds per step, throughput, peak memory, CPU/GPU use, error); the
+  communication the transfers themselves cost a step (``transfer_s``: at each
+  step the least any rank was blocked, the rest being waits for a slower rank); ranks that
   failed (``failed``: the launcher's ``first_failed`` first) and ranks that sent
   nothing (``missing``); rank 0's collectives and DDP buckets.
 
@@ -98,6 +100,7 @@ def merge(ranks: list[Report], into: Report | None = None, missing: list[dict[st
         "failed": failed,
         "first_failed": failed_first,
         "missing": list(missing),
+        "transfer_s": _transfer(stepped),
         "collectives": facts.get("collectives"),
         "ddp": facts.get("ddp"),
         "function": facts.get("function"),
@@ -110,6 +113,22 @@ def merge(ranks: list[Report], into: Report | None = None, missing: list[dict[st
     if any(r.interrupted for r in ranks):
         report.interrupted = True
     return report
+
+
+def _transfer(stepped: list[Report]) -> float | None:
+    """Seconds per step the communication itself blocked: at each step, the least any rank was blocked.
+
+    Ranks step in lockstep, and each waits in its collectives for the last to arrive: the last one waits for
+    the transfer alone, the others also for it. Where ranks take turns being last (jitter on a busy machine),
+    every rank's *mean* blocked time holds some waiting for the others; the per-step minimum does not.
+    """
+    columns = [r.step_series.get("communication") for r in stepped]
+    if len(columns) < 2 or not all(columns):
+        return None
+    rows = min(len(c) for c in columns)
+    least = [min(v for c in columns if (v := c[i]) is not None) for i in range(rows)
+             if any(c[i] is not None for c in columns)]
+    return statistics.fmean(least) if least else None
 
 
 def _merge_steps(report: Report, stepped: list[Report]) -> None:

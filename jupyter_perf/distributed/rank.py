@@ -69,12 +69,8 @@ class RankEntry:
         if self.parent_ledger is not None:
             self.parent_ledger.restore()
             _fresh_nvml()
-        user = user_function(self.fn, args)
-        try:
-            with rank_session(self.spec, index, user):
-                return self.fn(index, *args)
-        except Terminated:
-            _die_by(signal.SIGTERM)
+        with _ends_by_sigterm(), rank_session(self.spec, index, user_function(self.fn, args)):
+            return self.fn(index, *args)
 
 
 @contextlib.contextmanager
@@ -84,10 +80,26 @@ def rank_profile(out: str | os.PathLike = "perfprofile-ranks", interval: float =
     ``%perfprofile --load out`` (or ``jupyter_perf.distributed.load(out)``)
     then shows every rank's Report, merged, in a notebook.
     """
-    spec = RankSpec(None, "", interval, str(out), "torchrun" if "TORCHELASTIC_RUN_ID" in os.environ else "script")
+    with _ends_by_sigterm(), rank_session(script_spec(out, interval), _env_int("LOCAL_RANK", 0)) as session:
+        yield session
+
+
+def run_as_rank(work: Callable[[], Any], spec: RankSpec, namespace: dict[str, Any], source: str) -> None:
+    """``work()`` (a script's code, run in ``namespace``) as this process's rank (``python -m jupyter_perf.run``)."""
+    with _ends_by_sigterm(), rank_session(spec, _env_int("LOCAL_RANK", 0), namespace=namespace, source=source):
+        work()
+
+
+def script_spec(out: str | os.PathLike, interval: float) -> RankSpec:
+    """A rank started outside the notebook: its Report goes to ``out``."""
+    return RankSpec(None, "", interval, str(out), "torchrun" if "TORCHELASTIC_RUN_ID" in os.environ else "script")
+
+
+@contextlib.contextmanager
+def _ends_by_sigterm() -> Iterator[None]:
+    """A rank stopped by SIGTERM ends by it, once its Report is out (``rank_session``)."""
     try:
-        with rank_session(spec, int(os.environ.get("LOCAL_RANK", 0))) as session:
-            yield session
+        yield
     except Terminated:
         _die_by(signal.SIGTERM)
 

@@ -175,9 +175,14 @@ def test_torchrun_writes_rank_reports_that_load_merges(tmp_path, ipython):
     out = tmp_path / "ranks"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                    f"--master-port={cases.free_port()}", "-m", "jupyter_perf.run", "--out", str(out),
-                    str(script), "straggler"], check=True, env=env, cwd=tmp_path, timeout=100)
+    torchrun = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                                 f"--master-port={cases.free_port()}", "-m", "jupyter_perf.run", "--out", str(out),
+                                 str(script), "straggler"], env=env, cwd=tmp_path, start_new_session=True)
+    try:
+        assert torchrun.wait(timeout=100) == 0
+    finally:  # its ranks too, whatever happened
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(torchrun.pid, signal.SIGKILL)
     assert sorted(p.name for p in out.iterdir()) == ["rank-00000.json", "rank-00001.json"]
     loaded = jupyter_perf.distributed.load(out)
     assert [r.steps for r in loaded.ranks] == [8, 8]

@@ -174,8 +174,10 @@ def load(directory: str | Path) -> Report:
     if isinstance(world, int) and len(seen) < world:
         report.notes.append(f"{world - len(seen)} of {world} ranks left no report in {path}: "
                             f"{', '.join(str(r) for r in sorted(set(range(world)) - seen)[:20])}")
+    # No process watched the machine for this view: the ranks' own timeline (rank 0's) and their largest peaks.
     report.wall_time = max((r.wall_time for r in ranks), default=0.0)
     report.started_at = min((r.started_at for r in ranks if r.started_at), default="")
-    report.environment = ranks[0].environment
+    report.environment, report.timeline = report.ranks[0].environment, report.ranks[0].timeline
+    report.peaks = {key: max(r.peaks[key] for r in ranks if key in r.peaks) for key in {k for r in ranks for k in r.peaks}}
     diagnose(report)
     return report

@@ -40,6 +40,8 @@ from .channel import Link, RankSpec
 
 #: Seconds between two live summaries.
 LIVE_PERIOD = 0.5
+#: After SIGTERM, how long a rank may take to send its Report before it ends without it (``_Sigterm``).
+GRACE_S = 5.0
 #: A rank's Report travels with at most this many timeline rows and step rows (its peaks and totals are
 #: exact): a thousand ranks' Reports must load in seconds, and a per-rank view needs no more.
 TIMELINE_ROWS = 512
@@ -120,7 +122,7 @@ def rank_session(spec: RankSpec, index: int, fn: Callable | None = None,
     link = Link(spec, index) if spec.address else None
     session.start()
     on_main = threading.current_thread() is threading.main_thread()  # (signal handlers live there only)
-    previous = signal.signal(signal.SIGTERM, _terminate) if on_main else None
+    sigterm = _Sigterm() if on_main else None
     live = _LiveSummaries(session, link, index) if link else None
     error: BaseException | None = None
     try:
@@ -139,7 +141,41 @@ def rank_session(spec: RankSpec, index: int, fn: Callable | None = None,
         finally:
             if on_main:
                 signal.signal(signal.SIGINT, interrupt)
-                signal.signal(signal.SIGTERM, previous)
+                sigterm.close()
+
+
+class _Sigterm:
+    """SIGTERM while a rank is profiled: its Report first, then the death it asked for.
+
+    The handler raises ``Terminated`` in the main thread at its next bytecode, and the rank's Report is built on
+    the way out. But a main thread stuck in a C++ call (a collective waiting for a dead peer, a rendezvous) runs
+    no handler; the C-level handler still writes the signal's number to the wakeup fd at once, so a thread
+    watching it kills the process if the Report is not out ``GRACE_S`` later.
+    (The process's wakeup fd, asyncio's if it set one, is put back when the rank ends.)
+    """
+
+    def __init__(self) -> None:
+        self._read, write = os.pipe()
+        os.set_blocking(write, False)
+        self._write = write
+        self._wakeup = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        self._previous = signal.signal(signal.SIGTERM, _terminate)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="jupyter-perf-rank-sigterm", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while data := os.read(self._read, 64):
+            if signal.SIGTERM in data and not self._done.wait(GRACE_S):
+                os.kill(os.getpid(), signal.SIGKILL)  # (only the main thread may restore SIGTERM's default)
+
+    def close(self) -> None:
+        self._done.set()
+        signal.set_wakeup_fd(self._wakeup)
+        signal.signal(signal.SIGTERM, self._previous)
+        os.close(self._write)  # the watcher reads the end of the pipe and returns
+        self._thread.join()
+        os.close(self._read)
 
 
 def identify(report: Any, spec: RankSpec, index: int, fn: Callable | None) -> None:

@@ -8,7 +8,7 @@ with the planted problems as cases:
   even on a loaded machine;
 * ``straggler``: the same net on a third of the batch (~1 GFLOP a step), rank 1's dataset sleeping 60 ms a
   batch (its data path);
-* ``communication``: a 4 M-parameter model on a batch of 2: a 16 MiB all-reduce a step for ~3 ms of math;
+* ``communication``: a 4 M-parameter model on a batch of 8: a 16 MiB all-reduce a step for a few ms of math;
 * ``crash``: rank 1 raises at its 4th step.
 
 Each rank uses one intra-op thread: two ranks on two cores, as torchrun's OMP_NUM_THREADS=1 would.
@@ -45,7 +45,7 @@ class Batches(Dataset):
 def build(case):
     """(model, batch, input shape): a convolution net, ~3 GFLOP a step for a 12 kB all-reduce, or a wide MLP."""
     if case == "communication":
-        return nn.Sequential(nn.Linear(2048, 2048), nn.ReLU(), nn.Linear(2048, 10)), 2, (2048,)
+        return nn.Sequential(nn.Linear(2048, 2048), nn.ReLU(), nn.Linear(2048, 10)), 8, (2048,)
     net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
     return net, 16 if case == "straggler" else 48, (3, 64, 64)

@@ -200,7 +200,8 @@ class BucketProbe:
         sample = {"elements": grads.numel(), "norm": norm}
         for dtype in (torch.bfloat16, torch.float16):
             cast = grads.to(dtype)
-            sample[str(dtype).removeprefix("torch.")] = ((cast.double() - grads).norm() / norm, (~cast.isfinite()).sum())
+            error = cast.double() - grads
+            sample[str(dtype).removeprefix("torch.")] = (error.norm() / norm, error.abs().max(), (~cast.isfinite()).sum())
         return sample
 
     # ---------------------------------------------------------------- results
@@ -265,8 +266,9 @@ def _read_sample(sample: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     read = {"elements": sample["elements"]}
     for dtype in ("bfloat16", "float16"):
-        error, nonfinite = sample[dtype]
+        error, largest, nonfinite = sample[dtype]
         read[dtype] = float(error) if float(sample["norm"]) > 0 else 0.0
+        read[f"{dtype}_max_abs"] = float(largest)
         read[f"{dtype}_nonfinite"] = int(nonfinite)
     return read
 

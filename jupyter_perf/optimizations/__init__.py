@@ -34,6 +34,10 @@ _CATALOG: dict[str, str] = {
     "compression.quantize_dynamic": "quantize:QuantizeDynamic",
     "compression.prune": "prune:Prune",
     "optimizer.fused": "fused_optimizer:FusedOptimizer",
+    "distributed.bucket_cap": "bucket_cap:BucketCap",
+    "distributed.comm_hook": "comm_hook:CommHook",
+    "distributed.no_sync": "no_sync:NoSync",
+    "distributed.ddp": "ddp:Ddp",
 }
 
 _instances: dict[str, Optimization] = {}

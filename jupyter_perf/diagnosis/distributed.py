@@ -225,29 +225,38 @@ def _recommend_communication(report: Report, f: Finding) -> list[Recommendation]
                          f"(about ×{amdahl(share, 4):.2f} samples/s; the effective batch grows ×4: revisit the "
                          "learning rate).", amdahl(share, 4), steps=4))
     if ddp is not None and not ddp.get("comm_hook"):
-        dtype = "bfloat16" if e.get("backend") == "nccl" else "float16"
+        nccl = e.get("backend") == "nccl"
+        dtype = "bfloat16" if nccl else "float16"
         error = (e.get("compression_error") or {}).get(dtype)
         measured = f" (measured on this run's gradients: {error:.2%} relative error)" if error is not None else ""
+        gain = (f"about ×{amdahl(share, 2):.2f} where the transfer is bandwidth-bound" if nccl else
+                "but over gloo the cast and the float16 sums run on the CPU: 2 CPU ranks measured ×0.74 here, so "
+                "re-measure")
         recs.append(_rec("distributed.comm_hook", f, f"{size(e['bytes_per_step'])} of gradients are all-reduced per "
-                         f"step; sending them in {dtype} halves the bytes{measured} (about ×{amdahl(share, 2):.2f} "
-                         "where the transfer is bandwidth-bound).", amdahl(share, 2), dtype=dtype))
+                         f"step; sending them in {dtype} halves the bytes{measured} ({gain}).",
+                         amdahl(share, 2) if nccl else None, dtype=dtype))
     plan = bucket_plan(ddp, e.get("buckets_per_backward")) if ddp is not None else {}
     if plan:
         what = ", ".join(f"{k}={v}" for k, v in plan.items())
+        cpu = "" if e.get("backend") == "nccl" else (" (on CPU ranks the all-reduce needs the cores backward uses: "
+                                                     "2 CPU ranks measured ×0.84 here)")
         recs.append(_rec("distributed.bucket_cap", f, f"DDP hands over {e.get('buckets_per_backward') or 0:.0f} "
                          f"bucket(s) per backward for {size(ddp['gradient_bytes'])} of gradients "
                          f"({pct(e.get('overlap') or 0)} of the bucket time overlapped backward); {what} lets "
-                         "all-reduce start while backward still runs.", None, **plan))
+                         f"all-reduce start while backward still runs{cpu}.", None, **plan))
     return recs
 
 
 def bucket_plan(ddp: dict[str, Any], buckets_per_backward: float | None) -> dict[str, Any]:
     """The DDP arguments worth changing, from the measured buckets: a cap that splits the gradients into
     ``DISTRIBUTED.target_buckets`` where they went out in fewer, bucket views where they were copied, a static
-    graph where DDP searches for unused parameters every step."""
+    graph where DDP searches for unused parameters every step. A bucket holds whole parameters and closes once
+    past its cap, so where one parameter holds half the gradients or more no cap splits them."""
     plan: dict[str, Any] = {}
     gradient_bytes = ddp.get("gradient_bytes") or 0
-    if (buckets_per_backward or 0) < DISTRIBUTED.target_buckets and gradient_bytes >= DISTRIBUTED.min_split_bytes:
+    splittable = (ddp.get("largest_parameter_bytes") or gradient_bytes) <= gradient_bytes / 2
+    if ((buckets_per_backward or 0) < DISTRIBUTED.target_buckets and gradient_bytes >= DISTRIBUTED.min_split_bytes
+            and splittable):
         cap = max(1, math.ceil(gradient_bytes / DISTRIBUTED.target_buckets / _MIB))
         if cap * _MIB < (ddp.get("bucket_cap_bytes") or 0):
             plan["bucket_cap_mb"] = cap

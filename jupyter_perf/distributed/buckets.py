@@ -244,6 +244,7 @@ def _facts(ddp: Any, state: HookState) -> dict[str, Any]:
         "class": type(ddp.module).__name__,
         "parameters": sum(p.numel() for p in params),
         "gradient_bytes": sum(p.numel() * p.element_size() for p in params),
+        "largest_parameter_bytes": max((p.numel() * p.element_size() for p in params), default=0),
         "bucket_cap_bytes": getattr(ddp, "bucket_bytes_cap", None),
         "gradient_as_bucket_view": getattr(ddp, "gradient_as_bucket_view", None),
         "static_graph": getattr(ddp, "static_graph", None),

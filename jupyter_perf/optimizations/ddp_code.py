@@ -188,3 +188,14 @@ def swapped(node: cst.CSTNode, old: cst.CSTNode, new: cst.CSTNode) -> cst.CSTNod
             return new if original is old else updated
 
     return node.visit(Swap())
+
+
+def bound_optimizers(node: cst.CSTNode) -> set[str]:
+    """Names the code binds to a torch.optim class's instance (``optimizer = optim.SGD(...)``): a training
+    function's optimizer is its local, not a namespace name."""
+    import torch.optim
+
+    classes = {n for n in dir(torch.optim) if isinstance(getattr(torch.optim, n), type)}
+    return {a.targets[0].target.value for a in find_nodes(node, lambda n: isinstance(n, cst.Assign)
+            and len(n.targets) == 1 and isinstance(n.targets[0].target, cst.Name) and isinstance(n.value, cst.Call))
+            if (dotted(a.value.func) or "").split(".")[-1] in classes}

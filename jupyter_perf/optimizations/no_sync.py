@@ -32,6 +32,7 @@ import libcst as cst
 from .base import Change, Context, NotApplicable, Optimization
 from .ddp_code import (
     FUNCTION_PARAM,
+    bound_optimizers,
     construction,
     ddp_aliases,
     in_function,
@@ -70,14 +71,14 @@ class NoSync(Optimization):
             found = construction(function, aliases)
             if found is None:
                 return None
+            if find_nodes(function, lambda n: isinstance(n, cst.Call) and code(n.func) == f"{found[0]}.no_sync"):
+                return function  # (the backward is then inside a with: _Loop would not find it)
             loop = _Loop.find(cst.Module([function]))
             if loop is None or not find_nodes(loop.loop, lambda n: isinstance(n, cst.Call) and code(n.func) == found[0]):
                 return None
             chunks = outcome["micro"] = _chunks(loop.loop)
-            if _under_no_sync(loop):
-                return function
             new = _micro_batches(loop, found[0], chunks, function) if chunks else _across_batches(
-                loop, found[0], k, optimizers | _local_optimizers(function), function)
+                loop, found[0], k, optimizers | bound_optimizers(function), function)
             return None if new is None else with_imports(swapped(function, loop.loop, new), ["import contextlib"])
 
         rewrite = in_function(name, transform)
@@ -136,11 +137,6 @@ def _divided(backward: cst.Call, k: int) -> cst.Call:
     return backward.with_changes(func=backward.func.with_changes(value=divided))
 
 
-def _under_no_sync(loop: _Loop) -> bool:
-    return bool(find_nodes(loop.loop, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute)
-                           and n.func.attr.value == "no_sync"))
-
-
 def _enumerated(loop: cst.For, scope: str) -> tuple[str, cst.CSTNode, cst.CSTNode]:
     """(index name, target, iterable) of the loop with an index: its own where it enumerates, else ``enumerate``
     added with an index named ``micro`` (or ``micro_2``..., a name ``scope``'s code does not use)."""
@@ -157,13 +153,3 @@ def _with(context: str, lines: list[cst.BaseStatement]) -> cst.With:
     return cst.With(items=[cst.WithItem(cst.parse_expression(context))],
                     body=cst.IndentedBlock(body=[lines[0].with_changes(leading_lines=[]), *lines[1:]]),
                     leading_lines=lines[0].leading_lines)
-
-
-def _local_optimizers(function: cst.FunctionDef) -> set[str]:
-    """Names the function binds to ``...optim.<Class>(...)`` / ``<Class>(...)`` calls of torch.optim's classes."""
-    import torch.optim
-
-    classes = {n for n in dir(torch.optim) if isinstance(getattr(torch.optim, n), type)}
-    return {a.targets[0].target.value for a in find_nodes(function, lambda n: isinstance(n, cst.Assign)
-            and len(n.targets) == 1 and isinstance(n.targets[0].target, cst.Name) and isinstance(n.value, cst.Call))
-            if code(a.value.func).split(".")[-1] in classes}

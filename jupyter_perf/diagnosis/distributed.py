@@ -84,7 +84,8 @@ def _communication(report: Report, facts: dict[str, Any], rows: list[dict[str, A
             "bus_bandwidth_bytes_per_s": bandwidth,
             "buckets_per_backward": ddp.get("buckets_per_backward"),
             "buckets_per_step": ddp.get("buckets_per_step"),
-            "backwards_per_step": ddp["backwards"] / report.steps if ddp.get("backwards") else None,
+            "all_reduce_rounds_per_step": ddp["backwards"] / report.steps if ddp.get("backwards") else None,
+            "backwards_per_step": ((report.signals.get("backward") or {}).get("calls") or 0) / report.steps,
             "overlap": ddp.get("overlap"),
             "ddp_models": ddp.get("models") or [],
             "compression_error": ddp.get("compression_error"),
@@ -212,14 +213,14 @@ def _recommend_communication(report: Report, f: Finding) -> list[Recommendation]
     recs, share, e = [], f.share, f.evidence
     models = e["ddp_models"]
     ddp = models[0] if models else None
-    per_backward = e.get("backwards_per_step")
-    if ddp is not None and per_backward and per_backward >= 1.5:
-        k = round(per_backward)
+    rounds, backwards = e.get("all_reduce_rounds_per_step") or 0, e.get("backwards_per_step") or 0
+    if ddp is not None and rounds >= 1.5:
+        k = round(rounds)
         gain = 1 / (1 - share * (k - 1) / k)
         recs.append(_rec("distributed.no_sync", f, f"Each optimizer step runs {k} backward passes and DDP all-reduces "
                          f"after every one; under model.no_sync() the first {k - 1} accumulate locally and one "
                          f"all-reduce remains (about ×{gain:.2f}).", gain, steps=k))
-    elif ddp is not None:
+    elif ddp is not None and backwards < 1.5:  # (more backward passes than all-reduces: no_sync is in use already)
         recs.append(_rec("distributed.no_sync", f, f"Communication blocks {pct(share)} of each step; accumulating "
                          "gradients locally over 4 batches under model.no_sync() all-reduces once per 4 batches "
                          f"(about ×{amdahl(share, 4):.2f} samples/s; the effective batch grows ×4: revisit the "

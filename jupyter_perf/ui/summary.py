@@ -132,7 +132,8 @@ def _peak_rows(report: Report) -> list[tuple[str, str]]:
     peaks = report.peaks
     rows = [
         ("kernel RSS", fmt_bytes(peaks.get("rss_bytes"))),
-        ("DataLoader workers RSS", fmt_bytes(peaks.get("rss_children_bytes"))),
+        # (a distributed run's ranks are the launching process's children too)
+        ("ranks' RSS" if report.ranks else "DataLoader workers RSS", fmt_bytes(peaks.get("rss_children_bytes"))),
         ("total RSS", fmt_bytes(peaks.get("rss_total_bytes"))),
     ]
     gpus = sorted({int(m.group(1)) for k in peaks if (m := re.match(r"gpu(\d+)_", k))})

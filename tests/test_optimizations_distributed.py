@@ -217,5 +217,5 @@ def test_the_rewrites_find_accelerates_ddp_arguments(notebook):
     before = report.ranks[0].signals["distributed"]["ddp"]
     after = comparison.after.ranks[0].signals["distributed"]["ddp"]
     assert after["models"][0]["bucket_cap_bytes"] == 2**20  # four 1 MiB layers: one bucket each, not one in all
-    assert before["buckets_per_backward"] < 2 and after["buckets_per_backward"] > 3
+    assert after["buckets_per_backward"] >= 4 > before["buckets_per_backward"]  # DDP: a 1 MiB first bucket, then 25
 

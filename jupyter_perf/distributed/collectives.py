@@ -7,14 +7,15 @@ all_gather_into_tensor(...)``), and the c10d functions that call each other
 so both module attributes are patched for the run; code that bound a
 function before the run (``from torch.distributed import all_reduce`` at import)
 is not seen. Only the outermost call is a collective: the ones it makes
-itself (and those a DDP comm hook makes, buckets.py) add their bytes to it.
+itself add their bytes to it.
 
 A synchronous call blocks the step: it is its own ``communication`` interval,
 or, inside another phase (a ZeRO optimizer's broadcasts, an all_gather in a
 model's forward), carved out of that phase (``StepTrace.carve``). An
-asynchronous one (``async_op=True``) is counted when issued, and the time
-``work.wait()`` blocks is communication too (``Work.wait`` is patched; DDP's
-own waits happen in C++ and are the bucket probe's). On a GPU each call also
+asynchronous one (``async_op=True``, as a DDP comm hook issues its bucket's) is
+counted when issued and blocks nothing; the time ``work.wait()`` blocks is
+communication (``Work.wait`` is patched; DDP's own waits happen in C++, and
+what they block is the bucket probe's). On a GPU each call also
 records two CUDA events, resolved after the run: with NCCL the host returns
 as soon as the work is queued, so only the device's clock says how long it
 took, and nothing here synchronizes.
@@ -83,7 +84,7 @@ class CollectiveProbe:
         #: Operation → [calls, bytes, host seconds]; CUDA-timed calls keep their events in ``_events``.
         self.ops: dict[str, list] = {}
         self._events: list[tuple[str, Any, Any]] = []
-        #: Nesting depth: collectives inside a collective (or a comm hook) add their bytes to the outer one.
+        #: Nesting depth: collectives inside a collective add their bytes to the outer one.
         self.depth = 0
         self._nested_bytes = 0
         #: ``backend``, ``rank``, ``world_size`` of the default process group, once seen.
@@ -109,14 +110,15 @@ class CollectiveProbe:
         probe, trace = self, self.trace
 
         def collective(*args: Any, **kwargs: Any) -> Any:
-            if probe.depth:  # made by an outer collective or a comm hook: its bytes are the outer one's
+            if probe.depth:  # made by an outer collective: its bytes are the outer one's
                 if position is not None:
                     probe._nested_bytes += nbytes(args[position] if len(args) > position else kwargs.get(keyword))
                 return original(*args, **kwargs)
             probe.depth, probe._nested_bytes = 1, 0
-            enclosing = trace.active
-            token = trace.begin("communication")
-            start = _event() if trace.cuda_possible and _cuda_ready() else None
+            blocking = not kwargs.get("async_op")  # an asynchronous call blocks nothing: its wait() does
+            enclosing = trace.active if blocking else None
+            token = trace.begin("communication") if blocking else None
+            start = _event() if blocking and trace.cuda_possible and _cuda_ready() else None
             t0 = perf_counter()
             try:
                 return original(*args, **kwargs)

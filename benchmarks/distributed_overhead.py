@@ -2,8 +2,8 @@
 
 1. The loop: ``mp.start_processes(train, ..., start_method="fork")``, 2 CPU ranks over gloo, DDP on an MLP,
    run plain and under ``jupyter_perf.profile`` in interleaved rounds (plain, profiled, plain, ...), as
-   overhead.py does. Each rank times its own training loop (first step to last: what the probes, the DDP
-   stand-in hook and the sampler slow down) and rank 0 writes it to a file; the whole launch's wall time
+   overhead.py does. Each rank times its own training loop (first step to last: what the probes and the
+   sampler slow down) and rank 0 writes it to a file; the whole launch's wall time
    (process start, rendezvous, each rank's Report built and sent, the merge) is printed beside it. Ratios:
    of the fastest rounds, of the medians, and the median of each profiled round against the plain rounds
    on either side (pairing.py). Goal (issue 15): ≤ 1.03 for the loop.

@@ -145,6 +145,11 @@ class Session:
             report.notes.append(f"diagnosis failed ({type(exc).__name__}: {exc}); the measurements are complete")
         return report
 
+    def ranks_live(self) -> list[dict[str, Any]]:
+        """The latest live summary of each rank this run launched (distributed/launch.py), for the dashboard."""
+        launch = self._probes.get("launch")
+        return launch.live() if launch is not None else []
+
     # --------------------------------------------------------------- report
     def _report(self, wall: float, error: BaseException | None) -> Report:
         trace = self.trace

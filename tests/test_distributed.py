@@ -26,7 +26,9 @@ from conftest import ROOT
 import distributed_cases as cases
 import jupyter_perf
 import jupyter_perf.distributed
-from jupyter_perf.report import PHASES, Report
+from jupyter_perf.report import Report
+from jupyter_perf.session import Session
+from jupyter_perf.ui.ranks import live_rows
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -65,8 +67,28 @@ def assert_phases_sum(report: Report) -> None:
 
 # ------------------------------------------------------------------ planted
 def test_healthy_ddp_loop_every_rank_reports_and_nothing_fires():
+    """Also the dashboard's live rows, read from the ranks' summaries while they run (as its thread does)."""
+    namespace = {"__name__": "__main__"}
+    exec(cases.SETUP, namespace)
+    cell = cases.launch("healthy")
+    seen, stop = [], threading.Event()
     with nothing_left_behind():
-        report = profiled("healthy")
+        session = Session(namespace, source=cell)
+
+        def poll():
+            while not stop.wait(0.2):
+                seen.append(live_rows(session.ranks_live()))
+
+        poller = threading.Thread(target=poll)
+        session.start()
+        poller.start()
+        try:
+            exec(cell, namespace)
+        finally:
+            stop.set()
+            poller.join()
+            report = session.stop()
+    assert any([r["label"] for r in rows] == ["rank 0", "rank 1"] and all(r["steps"] for r in rows) for rows in seen)
     assert report.error is None, report.error
     assert [r.signals["distributed"]["rank"] for r in report.ranks] == [0, 1]
     for rank in report.ranks:

@@ -93,11 +93,16 @@ class LaunchProbe:
 
     # ---------------------------------------------------------------- results
     def live(self) -> list[dict[str, Any]]:
-        """The latest summary of each rank of the current launch (the dashboard's rows), rank order."""
-        if not self.launches or self._store is None:
+        """The latest summary of each rank of the current launch, rank order. Called from the dashboard's thread:
+        the store may close meanwhile, and then there is nothing to show."""
+        store, launches = self._store, self.launches
+        if not launches or store is None:
             return []
-        launch = self.launches[-1]
-        return [v for _i, v in sorted(self._store.get(launch.prefix, "live", range(launch.nprocs)).items())]
+        launch = launches[-1]
+        try:
+            return [v for _i, v in sorted(store.get(launch.prefix, "live", range(launch.nprocs)).items())]
+        except Exception:  # noqa: BLE001 - closed under us at the run's end
+            return []
 
     def finish(self, report: Any) -> None:
         """The last launch's rank Reports, merged into ``report`` (the cell's); then the store closes."""

@@ -6,6 +6,10 @@ figure's distribution over the ranks (min, median, p90, max) and then the
 measure), plus every rank that failed. The rows are
 ``signals['distributed']['ranks']`` (distributed/merge.py), so the table costs
 nothing per rank Report. Text and HTML are built from the same rows.
+
+While ranks run, ``live_rows`` turns their live summaries (distributed/rank.py)
+into the dashboard's compact rows: step rate, the last step's phases, CPU,
+memory, GPU; for many ranks only the median, the slowest and the fastest.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from .summary import MISSING, fmt_bytes, fmt_number, fmt_seconds
 
 ALL_RANKS = 16
 WORST = 5
+#: Live, the dashboard shows up to this many ranks a row each; beyond, the median, the slowest and the fastest.
+LIVE_RANKS = 8
 
 #: (header, row key, format): seconds are per step.
 COLUMNS = (
@@ -95,3 +101,23 @@ def html(report: Report) -> str:
         parts.append(f"<h4>{escape(title)}</h4><table><tr>{head}</tr>{body}</table>")
     return "".join(parts)
 
+
+
+def live_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The dashboard's per-rank rows: one per rank up to ``LIVE_RANKS``, else the median, slowest and fastest
+    rank by their last step's time (ranks without a step yet are left out of the three)."""
+    rows = [_live_row(f"rank {s.get('index')}", s) for s in summaries]
+    if len(rows) <= LIVE_RANKS:
+        return rows
+    timed = sorted((r for r in rows if r["step_s"]), key=lambda r: r["step_s"])
+    if not timed:
+        return []
+    picks = (("slowest", timed[-1]), ("median", timed[(len(timed) - 1) // 2]), ("fastest", timed[0]))
+    return [{**row, "label": f"{label} · {row['label']} of {len(rows)}"} for label, row in picks]
+
+
+def _live_row(label: str, summary: dict[str, Any]) -> dict[str, Any]:
+    step = summary.get("step_s")
+    return {"label": label, "steps": summary.get("steps"), "step_s": step,
+            "steps_per_s": 1 / step if step else None, "phases": summary.get("phases") or {},
+            "cpu": summary.get("cpu"), "rss": summary.get("rss"), "gpu": summary.get("gpu_util")}

@@ -361,6 +361,46 @@ function render({ model, el }) {
     legendItems[phase] = legendItem(phaseLegend, color, phase);
   }
 
+  // ------------------------------------------- ranks (a cell that launched them)
+  const ranksBox = node("div", "jpp-ranks", root);
+  ranksBox.dataset.jpp = "ranks";
+  const rankLines = [];
+  let latestRanks = null;
+
+  function showRanks(ranks) {
+    while (rankLines.length < ranks.length) {
+      const line = node("div", "jpp-rank", ranksBox);
+      rankLines.push({ line, label: node("span", "jpp-rank-label", line), bar: node("span", "jpp-rank-bar", line),
+                       text: node("span", "jpp-caption", line) });
+    }
+    rankLines.forEach((view, i) => {
+      const r = ranks[i];
+      setStyle(view.line, "display", r ? "" : "none");
+      if (!r) return;
+      setText(view.label, r.label);
+      setStyle(view.bar, "background", phaseGradient(r.phases));
+      setText(view.text, `${(r.steps || 0).toLocaleString("en-US")} steps · ` +
+        `${missing(r.steps_per_s) ? "—" : fmtNum(r.steps_per_s)} steps/s · ` +
+        `CPU ${missing(r.cpu) ? "—" : r.cpu.toFixed(0) + "%"} · ${fmtBytes(r.rss)}` +
+        (missing(r.gpu) ? "" : ` · GPU ${r.gpu.toFixed(0)}%`));
+    });
+  }
+
+  // A rank's last step as one bar: each phase's share, in the phase colours.
+  function phaseGradient(phases) {
+    const total = Object.values(phases).reduce((a, b) => a + (b || 0), 0);
+    if (!(total > 0)) return "";
+    const stops = [];
+    let left = 0;
+    for (const [phase, color] of Object.entries(meta.phase_colors)) {
+      const width = (100 * (phases[phase] || 0)) / total;
+      if (width <= 0) continue;
+      stops.push(`${color} ${left.toFixed(1)}% ${(left + width).toFixed(1)}%`);
+      left += width;
+    }
+    return `linear-gradient(to right, ${stops.join(", ")})`;
+  }
+
   // -------------------------------------------------------------- timeline
   const timeline = node("div", "jpp-timeline", root);
   timeline.dataset.jpp = "timeline";
@@ -437,6 +477,7 @@ function render({ model, el }) {
           (missing(n) ? "" : ` · ${fmtNum(n)} samples/s`)
       );
     }
+    if (latestRanks) showRanks(latestRanks);
     if (r.step) {
       const step = r.step;
       setText(stepText, `step ${step.n.toLocaleString("en-US")}: ${fmtSeconds(step.wall)}`);
@@ -493,6 +534,7 @@ function render({ model, el }) {
     while (due < queue.length && queue[due].t + bestLag + meta.delay <= t) due++;
     if (!due) return;
     const rows = queue.splice(0, due);
+    for (const row of rows) if (row.ranks) latestRanks = row.ranks;
     plot(rows);
     if (!visible) {
       stale = true; // nothing to see: no redraw

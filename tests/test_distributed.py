@@ -179,8 +179,8 @@ def test_accelerate_notebook_launcher_ranks_report_too():
                 accelerator.backward(loss)
                 optimizer.step()
     """), namespace)
-    report = jupyter_perf.profile(f'notebook_launcher(training_function, num_processes=2, use_port="{cases.free_port()}")',
-                                  namespace)
+    cell = f'notebook_launcher(training_function, num_processes=2, use_port="{cases.free_port()}")'
+    report = jupyter_perf.profile(cell, namespace)
     assert report.error is None, report.error
     assert [r.steps for r in report.ranks] == [8, 8]  # 256 samples, batch 16, sharded over 2 ranks
     assert report.ranks[0].signals["distributed"]["ddp"]["buckets"] >= 8
@@ -220,7 +220,8 @@ import json, sys
 sys.path.insert(0, {tests!r})
 import psutil, jupyter_perf, distributed_cases as cases
 ns = {{"__name__": "__main__"}}
-exec(cases.SETUP.replace("optimizer.step()", "optimizer.step()\\n        if step == 2: print('running', flush=True)"), ns)
+running = "optimizer.step()\\n        if step == 2: print('running', flush=True)"
+exec(cases.SETUP.replace("optimizer.step()", running), ns)
 report = jupyter_perf.profile(cases.launch("healthy", 100000), ns)
 print(json.dumps({{"interrupted": report.interrupted, "ranks": [[r.interrupted, r.steps] for r in report.ranks],
                   "pids": [r.signals["distributed"]["pid"] for r in report.ranks],

@@ -119,7 +119,8 @@ def test_bucket_cap_sets_the_measured_bucket_size_on_the_ddp_call(notebook, tuto
     # net1's weight is 8 of the 8.1 MiB of gradients: no cap splits one parameter, so only the bucket views
     assert rec.params == {"gradient_as_bucket_view": True}
     change, comparison = applied_and_rerun(notebook, "distributed.bucket_cap", cell, namespace, report, "demo_basic")
-    assert "+    ddp_model = DDP(model, gradient_as_bucket_view=True)  # ünïcode ✓, and a comment to keep" in change.diff
+    kept = "  # ünïcode ✓, and a comment to keep"
+    assert f"+    ddp_model = DDP(model, gradient_as_bucket_view=True){kept}" in change.diff
     after = comparison.after.ranks[0].signals["distributed"]["ddp"]
     assert after["models"][0]["gradient_as_bucket_view"] is True
 

@@ -65,7 +65,8 @@ def _communication(report: Report, facts: dict[str, Any], rows: list[dict[str, A
     per_step = (ddp.get("bytes_per_step") or 0) + sum(c.get("bytes_per_step") or 0 for c in collectives.values())
     world, backend = facts.get("world_size"), facts.get("backend")
     summary = (f"The step is blocked on communication {pct(share)} of the time ({duration(share * step)} of "
-               f"{duration(step)}), {size(per_step)} exchanged per step by {world} ranks over {backend or 'an unknown backend'}")
+               f"{duration(step)}), {size(per_step)} exchanged per step by {world} ranks over "
+               f"{backend or 'an unknown backend'}")
     if ddp.get("overlap") is not None:
         summary += f"; {pct(ddp['overlap'])} of DDP's bucket time was hidden behind backward"
     if ddp.get("buckets_per_backward"):
@@ -113,7 +114,8 @@ def _straggler(rows: list[dict[str, Any]], facts: dict[str, Any]) -> Finding | N
         return None
     worst = max(slow, key=lambda row: row["busy_s"])
     others = [row for row in rows if row is not worst]
-    lost = max(0.0, statistics.median(row["communication_s"] or 0.0 for row in others) - (worst["communication_s"] or 0.0))
+    waited = statistics.median(row["communication_s"] or 0.0 for row in others)
+    lost = max(0.0, waited - (worst["communication_s"] or 0.0))
     step = statistics.median(row["step_s"] for row in others)
     lost_share = lost / step if step else 0.0
     if lost_share < DISTRIBUTED.straggler_lost_share:
@@ -161,7 +163,8 @@ def _failed(facts: dict[str, Any]) -> list[Finding]:
     if failed:
         first = failed[0]
         rank, error = first["rank"], first["error"]
-        summary = f"Rank {rank}{_on(first)} failed with {error['type']}: {error['message'].strip().splitlines()[-1][:200]}"
+        last_line = (error["message"].strip().splitlines() or [""])[-1][:200]
+        summary = f"Rank {rank}{_on(first)} failed with {error['type']}: {last_line}"
     else:
         first = missing[0]
         rank, error = first["index"], {"type": "no report", "message": f"exit code {first.get('exitcode')}"}

@@ -160,7 +160,8 @@ class BucketProbe:
         for dtype in (torch.bfloat16, torch.float16):
             cast = values.to(dtype)
             error = cast.double() - values
-            sample[str(dtype).removeprefix("torch.")] = (error.norm() / norm, error.abs().max(), (~cast.isfinite()).sum())
+            name = str(dtype).removeprefix("torch.")
+            sample[name] = (error.norm() / norm, error.abs().max(), (~cast.isfinite()).sum())
         return sample
 
     # ---------------------------------------------------------------- results

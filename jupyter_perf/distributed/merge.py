@@ -178,6 +178,7 @@ def load(directory: str | Path) -> Report:
     report.wall_time = max((r.wall_time for r in ranks), default=0.0)
     report.started_at = min((r.started_at for r in ranks if r.started_at), default="")
     report.environment, report.timeline = report.ranks[0].environment, report.ranks[0].timeline
-    report.peaks = {key: max(r.peaks[key] for r in ranks if key in r.peaks) for key in {k for r in ranks for k in r.peaks}}
+    keys = {k for r in ranks for k in r.peaks}
+    report.peaks = {key: max(r.peaks[key] for r in ranks if key in r.peaks) for key in keys}
     diagnose(report)
     return report

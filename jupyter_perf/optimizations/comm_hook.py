@@ -43,7 +43,9 @@ from .ddp_code import (
 from .guard import THRESHOLDS, NumericsResult
 from .rewrite import code, find_nodes
 
-DTYPES = {"bfloat16": ("bf16_compress_hook", "BF16", "comm_bf16"), "float16": ("fp16_compress_hook", "FP16", "comm_fp16")}
+#: dtype → (torch's hook, accelerate's DDPCommunicationHookType member, the guard's kind)
+DTYPES = {"bfloat16": ("bf16_compress_hook", "BF16", "comm_bf16"),
+          "float16": ("fp16_compress_hook", "FP16", "comm_fp16")}
 HOOKS = "from torch.distributed.algorithms.ddp_comm_hooks import default_hooks, powerSGD_hook"
 #: PowerSGD's exact iterations before compressing (its paper's warm-up; torch's example uses 10).
 START_ITER = 10

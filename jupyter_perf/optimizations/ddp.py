@@ -78,7 +78,8 @@ class Ddp(Optimization):
                             "shard it with a DistributedSampler")
         if cuda and torch.cuda.is_initialized():
             warnings.append("CUDA is initialised in this kernel, so it cannot fork ranks that use it: restart the "
-                            "kernel and run this cell before anything touches CUDA (or run it as a script with torchrun)")
+                            "kernel and run this cell before anything touches CUDA (or run it as a script with "
+                            "torchrun)")
         return ctx.change(f"the cell runs as {world} DDP ranks ({'nccl, one GPU each' if cuda else 'gloo on the CPU'}) "
                           f"launched from the notebook; re-run it to measure", warnings=warnings)
 
@@ -97,13 +98,14 @@ def _rewritten(module: cst.Module, worker: str, model: str, inner: str, loaders:
     device = "rank" if cuda else None
     setup = [f"{tname}.distributed.init_process_group({'nccl' if cuda else 'gloo'!r}, "
              f"init_method='tcp://127.0.0.1:{port}', rank=rank, world_size=world_size)"]
-    setup.append(f"{tname}.cuda.set_device(rank)" if cuda else
-                 f"{tname}.set_num_threads(max(1, {tname}.get_num_threads() // world_size))  # the ranks share the cores")
+    shared = f"{tname}.set_num_threads(max(1, {tname}.get_num_threads() // world_size))  # the ranks share the cores"
+    setup.append(f"{tname}.cuda.set_device(rank)" if cuda else shared)
     wrap = {model: f"{model} = {tname}.nn.parallel.{DDP_CLASS}({inner}" + (f".to({device}), device_ids=[{device}])"
                                                                             if cuda else ")")}
     for loader in loaders:
+        sampler = f"{tname}.utils.data.distributed.DistributedSampler({loader}.dataset, world_size, rank)"
         wrap[loader] = (f"{loader} = {tname}.utils.data.DataLoader({loader}.dataset, batch_size={loader}.batch_size, "
-                        f"sampler={tname}.utils.data.distributed.DistributedSampler({loader}.dataset, world_size, rank), "
+                        f"sampler={sampler}, "
                         f"num_workers={loader}.num_workers, collate_fn={loader}.collate_fn, "
                         f"pin_memory={loader}.pin_memory, drop_last={loader}.drop_last)")
     statements = [cst.parse_statement(s + "\n") for s in setup]
@@ -120,7 +122,8 @@ def _rewritten(module: cst.Module, worker: str, model: str, inner: str, loaders:
         body=[function.body.body[0], *statements, *lines, teardown]),
         leading_lines=code_lines[0].leading_lines if code_lines else [])
     launch = cst.parse_statement(f"{tname}.multiprocessing.start_processes({worker}, args=({world},), nprocs={world}, "
-                                 'start_method="fork")\n').with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
+                                 'start_method="fork")\n')
+    launch = launch.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
     return module.with_changes(body=[*imports, function, launch]).code
 
 

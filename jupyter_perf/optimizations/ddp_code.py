@@ -57,14 +57,16 @@ def _launched(ctx: Context) -> str:
     calls = find_nodes(module, lambda n: isinstance(n, cst.Call) and (dotted(n.func) or "").split(".")[-1] in LAUNCHERS
                        and bool(n.args) and isinstance(n.args[0].value, cst.Name)) if module else []
     names = list(dict.fromkeys(c.args[0].value.value for c in calls))
-    if len(names) != 1:
+    if not names:
         raise NotApplicable("the cell launches no training function by name (mp.start_processes(train, ...), "
-                            "mp.spawn(train, ...), notebook_launcher(train, ...)): pass function=<its name>"
-                            if not names else f"the cell launches several functions ({', '.join(names)}): pass function=")
+                            "mp.spawn(train, ...), notebook_launcher(train, ...)): pass function=<its name>")
+    if len(names) > 1:
+        raise NotApplicable(f"the cell launches several functions ({', '.join(names)}): pass function=")
     return names[0]
 
 
-def in_function(name: str, transform: Callable[[cst.FunctionDef], cst.FunctionDef | None]) -> Callable[[str], str | None]:
+def in_function(name: str,
+                transform: Callable[[cst.FunctionDef], cst.FunctionDef | None]) -> Callable[[str], str | None]:
     """A cell transform for ``ctx.rewrite``: ``transform`` applied to the cell's top-level ``def name``."""
 
     def rewrite(source: str) -> str | None:
@@ -125,7 +127,7 @@ def ddp_aliases(namespace: dict[str, Any]) -> set[str]:
 
 
 def construction(function: cst.FunctionDef, callees: set[str]) -> tuple[str, cst.Call] | None:
-    """``(X, the call)`` for the one ``X = <callee>(...)`` in the function whose callee's last name is in ``callees``."""
+    """``(X, the call)`` for the one ``X = <callee>(...)`` in the function, the callee's last name in ``callees``."""
     found = []
     for assign in find_nodes(function, lambda n: isinstance(n, cst.Assign) and len(n.targets) == 1
                              and isinstance(n.targets[0].target, cst.Name) and isinstance(n.value, cst.Call)):

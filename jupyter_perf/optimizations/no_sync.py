@@ -47,7 +47,8 @@ from .rewrite import code, find_nodes
 
 ACCELERATE = ("accelerator = Accelerator(gradient_accumulation_steps={k})\n...\nfor batch in loader:\n"
               "    with accelerator.accumulate(model):  # no_sync() on all but every {k}th batch\n"
-              "        loss = ...\n        accelerator.backward(loss)\n        optimizer.step()\n        optimizer.zero_grad()")
+              "        loss = ...\n        accelerator.backward(loss)\n"
+              "        optimizer.step()\n        optimizer.zero_grad()")
 
 
 class NoSync(Optimization):
@@ -74,7 +75,9 @@ class NoSync(Optimization):
             if find_nodes(function, lambda n: isinstance(n, cst.Call) and code(n.func) == f"{found[0]}.no_sync"):
                 return function  # (the backward is then inside a with: _Loop would not find it)
             loop = _Loop.find(cst.Module([function]))
-            if loop is None or not find_nodes(loop.loop, lambda n: isinstance(n, cst.Call) and code(n.func) == found[0]):
+            calls_model = loop is not None and find_nodes(
+                loop.loop, lambda n: isinstance(n, cst.Call) and code(n.func) == found[0])
+            if not calls_model:
                 return None
             chunks = outcome["micro"] = _chunks(loop.loop)
             new = _micro_batches(loop, found[0], chunks, function) if chunks else _across_batches(
@@ -89,8 +92,8 @@ class NoSync(Optimization):
                               snippet=ACCELERATE.format(k=k))
         if outcome.get("micro"):
             k = ctx.params["steps"] = outcome["micro"]
-            described = f"the first {k - 1} of each step's {k} micro-batches accumulate under no_sync(): one all-reduce " \
-                        f"per optimizer step instead of {k}, the same gradients"
+            described = (f"the first {k - 1} of each step's {k} micro-batches accumulate under no_sync(): one "
+                         f"all-reduce per optimizer step instead of {k}, the same gradients")
             warnings = []
         else:
             described = (f"gradients accumulate over {k} batches under no_sync(), all-reduced and stepped on every "

@@ -199,7 +199,8 @@ class StepTrace:
         if seconds <= 0 or get_ident() != self._thread:
             return
         t = perf_counter()
-        interval = ("communication", t - seconds, t, start_event, end_event, None, ("carve", from_phase), None)
+        # (the seconds ride in the tag: t - (t - seconds) would lose them to rounding at perf_counter's magnitude)
+        interval = ("communication", t - seconds, t, start_event, end_event, None, ("carve", from_phase, seconds), None)
         if self.active is not None:
             self._deferred.append(interval)
         elif self.anchor is None:
@@ -625,11 +626,14 @@ def _row(intervals: list[tuple], end: float, end_event: Any, primary: Any) -> tu
     data_samples = model_samples = other_samples = tokens = None
     data_unknown = model_unknown = False
     for phase, t0, t1, e0, e1, samples, tag, step_tokens in intervals:
-        spent = t1 - t0 if end_event is None or e0 is None else e0.elapsed_time(e1) / 1e3
-        phases[_INDEX[phase]] += spent
+        host = end_event is None or e0 is None
         if type(tag) is tuple:  # time carved out of the phase it blocked (StepTrace.carve)
+            spent = tag[2] if host else e0.elapsed_time(e1) / 1e3
+            phases[_INDEX[phase]] += spent
             phases[_INDEX[tag[1]]] -= spent
             continue
+        spent = t1 - t0 if host else e0.elapsed_time(e1) / 1e3
+        phases[_INDEX[phase]] += spent
         if phase == "data_wait":
             if tag == "iter":
                 continue

@@ -12,7 +12,7 @@
    planted straggler), merged in memory (``Report.merge``: merge and diagnosis), and written as rank files
    and loaded (``jupyter_perf.distributed.load``: JSON, merge, diagnosis). Goal: ≤ 2 s.
 
-    python benchmarks/distributed_overhead.py [--rounds 7] [--steps 300] [--ranks 1000]
+    python benchmarks/distributed_overhead.py [--rounds 7] [--steps 200] [--batch 256] [--ranks 1000]
 """
 
 from __future__ import annotations
@@ -42,13 +42,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 
+BATCH = {batch}
+
+
 def train(rank, world_size, port, steps, out):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
     torch.manual_seed(0)
     model = DDP(nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    batches = [(torch.randn(64, 256), torch.randint(0, 10, (64,))) for _ in range(8)]
+    batches = [(torch.randn(BATCH, 256), torch.randint(0, 10, (BATCH,))) for _ in range(8)]
     dist.barrier()
     start, thread, process = time.perf_counter(), time.thread_time(), time.process_time()
     for step in range(steps):
@@ -90,9 +93,9 @@ def launch(namespace: dict, steps: int, out: str, profiled: bool) -> tuple[dict[
     return {"loop wall": loop, "loop thread CPU": thread, "loop process CPU": process, "launch wall": wall}, report
 
 
-def loop_overhead(rounds: int, steps: int) -> Report:
+def loop_overhead(rounds: int, steps: int, batch: int) -> Report:
     namespace: dict = {"__name__": "__main__"}
-    exec(SETUP, namespace)
+    exec(SETUP.replace("{batch}", str(batch)), namespace)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "loop_s")
         launch(namespace, steps, out, profiled=False)  # warm-up: first fork, first gloo rendezvous
@@ -104,13 +107,17 @@ def loop_overhead(rounds: int, steps: int) -> Report:
                 for key, seconds in measured.items():
                     times[kind, key].append(seconds)
                 report = got or report
-    print(f"\n2 gloo ranks, DDP MLP (0.4 M parameters), {steps} steps of batch 64, {rounds} interleaved rounds")
+    step_ms = statistics.median(times["plain", "loop thread CPU"]) / steps * 1e3
+    print(f"\n2 gloo ranks, DDP MLP (0.4 M parameters), {steps} steps of batch {batch} ({step_ms:.1f} ms of CPU "
+          f"a step), {rounds} interleaved rounds")
     print(f"{'measured':32} {'plain s':>8} {'spread':>7} {'profiled':>10} {'(median)':>9} {'(paired)':>9}")
     for key, label in MEASURES:
         plain, profiled = times["plain", key], times["profiled", key]
         best, median = min(plain), statistics.median(plain)
         print(f"{label:32} {best:8.3f} {max(plain) / best:6.2f}× {min(profiled) / best:9.3f}× "
               f"{statistics.median(profiled) / median:8.3f}× {bracketed_ratio(profiled, plain):8.3f}×")
+    cost = (statistics.median(times["profiled", "loop thread CPU"]) - statistics.median(times["plain", "loop thread CPU"]))
+    print(f"the profiler's cost on the training thread: {cost / steps * 1e6:.0f} µs a step (medians)")
     loop_ratio = min(times["profiled", "loop wall"]) / min(times["plain", "loop wall"])
     print(f"ratios of the fastest rounds (medians, and each profiled round against the plain ones on either side, in "
           f"brackets); spread: the slowest plain round / the fastest")
@@ -168,13 +175,14 @@ def merge_time(template: Report, count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--ranks", type=int, default=1000)
     args = parser.parse_args()
     import torch
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
-    report = loop_overhead(args.rounds, args.steps)
+    report = loop_overhead(args.rounds, args.steps, args.batch)
     merge_time(report, args.ranks)
 
 

@@ -68,12 +68,10 @@ class BucketProbe:
 
     # ---------------------------------------------------------------- install
     def install(self, ledger: Ledger) -> None:
-        import torch
         from torch.nn.parallel import DistributedDataParallel
 
         self._ledger = ledger
         ledger.patch(DistributedDataParallel, "__init__", self._wrap_init)
-        ledger.patch(torch.autograd, "backward", self._wrap_backward)
         for value in list(self.namespace.values()):
             if isinstance(value, DistributedDataParallel):
                 self._attach(value)
@@ -89,6 +87,10 @@ class BucketProbe:
         """Hooks on every trainable parameter of ``ddp`` until its first backward shows which gradient is last."""
         if any(w.ddp is ddp for w in self._watched):
             return
+        if not self._watched:  # backward is wrapped once a DDP model exists: a run without one pays nothing
+            import torch
+
+            self._ledger.patch(torch.autograd, "backward", self._wrap_backward)
         watched = _Watched(ddp)
         for index, param in enumerate(watched.params):
             handle = param.register_post_accumulate_grad_hook(self._make_hook(watched, index))

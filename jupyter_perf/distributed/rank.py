@@ -42,10 +42,11 @@ from .channel import Link, RankSpec
 LIVE_PERIOD = 0.5
 #: After SIGTERM, how long a rank may take to send its Report before it ends without it (``_Sigterm``).
 GRACE_S = 5.0
-#: A rank's Report travels with at most this many timeline rows and step rows (its peaks and totals are
-#: exact): a thousand ranks' Reports must load in seconds, and a per-rank view needs no more.
-TIMELINE_ROWS = 512
-SERIES_ROWS = 1024
+#: A rank's Report travels with at most this many timeline rows and step rows, their values to 6 significant
+#: digits (its peaks and totals are exact): a thousand ranks' Reports must load in about a second, and a per-rank
+#: view needs no more.
+TIMELINE_ROWS = 128
+SERIES_ROWS = 256
 
 
 class Terminated(BaseException):
@@ -204,7 +205,7 @@ def deliver(report: Any, spec: RankSpec, link: Link | None) -> None:
 
 def thin(data: dict[str, Any]) -> dict[str, Any]:
     """The rank Report as it travels: per-core CPU columns dropped (the parent samples the machine), timeline
-    and step rows thinned to ``TIMELINE_ROWS`` / ``SERIES_ROWS``."""
+    and step rows thinned to ``TIMELINE_ROWS`` / ``SERIES_ROWS``, their floats to 6 significant digits."""
     timeline = {k: v for k, v in data.get("timeline", {}).items() if not (k.startswith("cpu") and k[3:].isdigit())}
     data["timeline"] = _every_nth(timeline, TIMELINE_ROWS)
     data["step_series"] = _every_nth(data.get("step_series", {}), SERIES_ROWS)
@@ -213,10 +214,8 @@ def thin(data: dict[str, Any]) -> dict[str, Any]:
 
 def _every_nth(columns: dict[str, list], rows: int) -> dict[str, list]:
     length = max((len(v) for v in columns.values()), default=0)
-    if length <= rows:
-        return columns
-    step = -(-length // rows)
-    return {k: v[::step] for k, v in columns.items()}
+    step = max(1, -(-length // rows))
+    return {k: [float(f"{x:.6g}") if isinstance(x, float) else x for x in v[::step]] for k, v in columns.items()}
 
 
 class _LiveSummaries:

@@ -10,6 +10,7 @@ loaded machine cannot flip them; no timing is asserted.
 import contextlib
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -235,24 +236,48 @@ def test_ctrl_c_stops_every_rank_and_keeps_their_reports(group):
     the parent, which then stops the ranks itself."""
     code = CTRL_C.format(tests=str(ROOT / "tests"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env,
-                               start_new_session=True)
+    errors = tempfile.TemporaryFile("w+")  # (a pipe nobody reads could fill and stop the script)
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=errors, text=True,
+                               env=env, start_new_session=True)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
+    reader.start()
     try:
-        running = 0
+        running, deadline = 0, time.monotonic() + 60
         while running < 2:
-            line = process.stdout.readline()
-            assert line, "the script ended before both ranks ran"
-            running += line.strip() == "running"
+            try:
+                running += lines.get(timeout=max(0.0, deadline - time.monotonic())).strip() == "running"
+            except queue.Empty:
+                pytest.fail(f"{running} of 2 ranks started their loop within 60 s: {_stderr(process, errors)}")
         if group:
             os.killpg(process.pid, signal.SIGINT)
         else:
             os.kill(process.pid, signal.SIGINT)
-        out, _ = process.communicate(timeout=60)
+        process.wait(timeout=60)
+        reader.join(timeout=10)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-    result = json.loads(out.strip().splitlines()[-1])
+    out = _drain(lines)
+    assert out, _stderr(process, errors)
+    result = json.loads(out[-1])
     assert result["interrupted"] and result["children"] == []
     assert [interrupted for interrupted, _steps in result["ranks"]] == [True, True]
     assert all(steps >= 2 for _interrupted, steps in result["ranks"])
     assert not any(psutil.pid_exists(pid) for pid in result["pids"])
+
+
+def _drain(lines: queue.Queue) -> list[str]:
+    """The lines the reader queued, non-empty ones."""
+    out = []
+    while not lines.empty():
+        out.append(lines.get_nowait().strip())
+    return [line for line in out if line]
+
+
+def _stderr(process: subprocess.Popen, errors) -> str:
+    """The script's stderr so far (it is killed first where still running), for a failure's message."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    errors.seek(0)
+    return errors.read()[-3000:]

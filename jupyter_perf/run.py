@@ -2,9 +2,10 @@
 
 Meant to be started by ``torchrun`` (``torchrun --nproc-per-node 8 -m jupyter_perf.run train.py ...``), once
 per rank, on every machine: the script runs as ``python script.py args`` would (``__name__ == "__main__"``,
-``sys.argv``, its directory first on ``sys.path``) under ``jupyter_perf.distributed.rank_profile``, and each
-rank writes ``DIR/rank-<rank>.json`` (default ``perfprofile-ranks``, or ``$JUPYTER_PERF_OUT``) when it ends,
-whether the script returned, raised or was stopped. ``%perfprofile --load DIR`` then shows them merged.
+``sys.argv``, its directory first on ``sys.path``) as one profiled rank, as ``jupyter_perf.rank_profile`` makes
+one, and each rank writes ``DIR/rank-<rank>.json`` (default ``perfprofile-ranks``, or ``$JUPYTER_PERF_OUT``)
+when it ends, whether the script returned, raised or was stopped. ``%perfprofile --load DIR`` then shows them
+merged.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 * ``launch.py``: in the notebook, the ranks a profiled cell launches
   (``mp.start_processes``, ``mp.spawn``, accelerate's ``notebook_launcher``);
 * ``rank.py``: in each rank, its Session, and its Report sent back (``channel.py``)
-  or written for ``torchrun`` (``rank_profile``);
+  or written for ``torchrun`` (``jupyter_perf.rank_profile``);
 * ``merge.py``: the ranks' Reports as one (``merge``, ``load``).
 
 Importing this package imports nothing heavy; torch comes with the modules.
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..report import Report
 
-__all__ = ["load", "merge", "rank_profile"]
+__all__ = ["load", "merge"]
 
 
 def load(directory: Any) -> "Report":
@@ -35,9 +35,3 @@ def merge(ranks: list["Report"]) -> "Report":
 
     return Report.merge(ranks)
 
-
-def rank_profile(out: Any = "perfprofile-ranks", interval: float = 0.1) -> Any:
-    """Context manager: profile this rank of a script and write its Report to ``out/rank-<rank>.json``."""
-    from .rank import rank_profile as profile_rank
-
-    return profile_rank(out, interval)

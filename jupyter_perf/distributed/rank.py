@@ -81,7 +81,7 @@ def rank_profile(out: str | os.PathLike = "perfprofile-ranks", interval: float =
     """Profile this rank of a script (``torchrun ... train.py``) and write its Report to ``out/rank-<rank>.json``.
 
     ``%perfprofile --load out`` (or ``jupyter_perf.distributed.load(out)``)
-    then shows every rank's Report, merged, in a notebook.
+    then shows every rank's Report, merged, in a notebook. Public as ``jupyter_perf.rank_profile``.
     """
     with _ends_by_sigterm(), rank_session(script_spec(out, interval), _env_int("LOCAL_RANK", 0)) as session:
         yield session

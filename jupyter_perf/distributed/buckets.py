@@ -21,9 +21,9 @@ of it overlapped backward's compute (``_get_ddp_logging_data``). Steps under
 ``no_sync()`` all-reduce nothing and are not counted as rounds.
 
 Once per run, after the second synchronised backward, the largest gradient's
-first MiB (divided by the world size, as the compression hooks do) is cast to
-bfloat16 and float16 and back: the relative errors are what
-``distributed.comm_hook``'s guard reads.
+first 64 Ki values (divided by the world size, as the compression hooks do) are
+copied; after the run they are cast to bfloat16 and float16 and back: the
+relative errors are what ``distributed.comm_hook``'s guard reads.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ from ..probes.steps import StepTrace, _cuda_ready
 if TYPE_CHECKING:
     from .collectives import CollectiveProbe
 
-#: Elements of a gradient sampled for the compression errors: 8 MiB of float64, a cast that costs ≈ 1 ms.
-_SAMPLE = 1 << 20
+#: Elements of a gradient kept for the compression errors: a copy of 256 KiB on the hot path once per run, the
+#: casts after the run (a relative error in norm needs no more values than this to be read to two digits).
+_SAMPLE = 1 << 16
 
 
 class _Watched:
@@ -64,7 +65,7 @@ class BucketProbe:
         self.exposed_s = 0.0
         self._exposed_events: list[tuple[Any, Any]] = []
         self._last: tuple[float, Any] | None = None  # when (and CUDA event) this backward's last gradient came
-        self._sample: dict[str, Any] | None = None
+        self._sample: Any = None  # gradient values kept for the compression errors (``_read_sample``)
 
     # ---------------------------------------------------------------- install
     def install(self, ledger: Ledger) -> None:
@@ -148,23 +149,14 @@ class BucketProbe:
         else:
             self._exposed_events.append((start, end))
 
-    def _compression_sample(self, watched: _Watched) -> dict[str, Any] | None:
-        """The relative error of sending the largest gradient in 16 bits (tensors; read after the run)."""
-        import torch
-
+    def _compression_sample(self, watched: _Watched) -> Any:
+        """The first ``_SAMPLE`` values of the largest gradient, divided by the world size as the compression
+        hooks do, copied (the next step overwrites them); their 16-bit errors are computed after the run."""
         grads = [p.grad for p in watched.params if p.grad is not None]
         if not grads:
             return None
         world = self.collectives.group.get("world_size") or 1
-        values = max(grads, key=lambda g: g.numel()).detach().reshape(-1)[:_SAMPLE].double() / world
-        norm = values.norm()
-        sample = {"elements": values.numel(), "norm": norm}
-        for dtype in (torch.bfloat16, torch.float16):
-            cast = values.to(dtype)
-            error = cast.double() - values
-            name = str(dtype).removeprefix("torch.")
-            sample[name] = (error.norm() / norm, error.abs().max(), (~cast.isfinite()).sum())
-        return sample
+        return max(grads, key=lambda g: g.numel()).detach().reshape(-1)[:_SAMPLE] / world
 
     # ---------------------------------------------------------------- results
     def signals(self, steps: int) -> dict[str, Any] | None:
@@ -233,15 +225,23 @@ def _ddp_measured(ddp: Any) -> dict[str, Any]:
     }
 
 
-def _read_sample(sample: dict[str, Any] | None) -> dict[str, Any] | None:
+def _read_sample(sample: Any) -> dict[str, Any] | None:
+    """The relative error (in norm), the largest absolute error and the values 16 bits cannot hold, of sending
+    the sampled gradients in bfloat16 and in float16."""
     if sample is None:
         return None
-    read = {"elements": sample["elements"]}
-    for dtype in ("bfloat16", "float16"):
-        error, largest, nonfinite = sample[dtype]
-        read[dtype] = float(error) if float(sample["norm"]) > 0 else 0.0
-        read[f"{dtype}_max_abs"] = float(largest)
-        read[f"{dtype}_nonfinite"] = int(nonfinite)
+    import torch
+
+    values = sample.double()
+    norm = float(values.norm())
+    read: dict[str, Any] = {"elements": values.numel()}
+    for dtype in (torch.bfloat16, torch.float16):
+        cast = values.to(dtype)
+        error = cast.double() - values
+        name = str(dtype).removeprefix("torch.")
+        read[name] = float(error.norm()) / norm if norm > 0 else 0.0
+        read[f"{name}_max_abs"] = float(error.abs().max())
+        read[f"{name}_nonfinite"] = int((~cast.isfinite()).sum())
     return read
 
 

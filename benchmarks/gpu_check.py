@@ -12,8 +12,9 @@ wall-time ratio on a conv-net training loop (goal ≤ 1.01).
 
 Then the optimizations' GPU measurements (benchmarks/gpu_optimizations.py: AMP bf16,
 TF32, channels_last, CUDA graphs, pin_memory, with the numerics guard's errors),
-and the live dashboard run headless by nbclient, its GPU gauges carrying NVML
-values (benchmarks/gpu_dashboard.py). A check that raises becomes a FAIL row
+the live dashboard run headless by nbclient, its GPU gauges carrying NVML
+values (benchmarks/gpu_dashboard.py), and distributed profiling over NCCL: world
+size 1 in this process, 2 ranks where the machine has 2 GPUs (benchmarks/gpu_distributed.py). A check that raises becomes a FAIL row
 with the exception; the others still run.
 
 Without a GPU it says so and exits 0: CI never has one. tests/test_gpu.py runs
@@ -187,11 +188,13 @@ def main() -> int:
         return 0
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}")
     from gpu_dashboard import dashboard_checks  # issue 3's dashboard, headless
+    from gpu_distributed import distributed_checks  # issue 15's NCCL paths: world size 1, 2 ranks with 2 GPUs
     from gpu_optimizations import optimization_checks  # issue 4's fixes, measured in the same call
 
     rows = run_checks(quick=args.quick)
     guarded(rows, "optimizations", lambda r: r.extend(optimization_checks(quick=args.quick)))
     guarded(rows, "dashboard", lambda r: r.extend(dashboard_checks(quick=args.quick)))
+    guarded(rows, "distributed", lambda r: r.extend(distributed_checks(quick=args.quick)))
     width = max(len(r[0]) for r in rows)
     for name, status, detail in rows:
         print(f"{name:{width}}  {status:4}  {detail}")

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from .report import Comparison, Report
 
 __version__ = "0.1.0"
-__all__ = ["profile", "apply", "apply_and_rerun", "tune", "panel_action", "load_ipython_extension", "unload_ipython_extension", "__version__"]
+__all__ = ["profile", "apply", "apply_and_rerun", "tune", "rank_profile", "panel_action", "load_ipython_extension",
+           "unload_ipython_extension", "__version__"]
 
 
 def profile(
@@ -108,6 +109,14 @@ def tune(
     from .optimizations.tune import tune as run
 
     return run(opt_id, namespace, cell, report, **params)
+
+
+def rank_profile(out: str | Path = "perfprofile-ranks", interval: float = 0.1) -> Any:
+    """Context manager for one rank of a script (``torchrun ... train.py``): its Report goes to
+    ``out/rank-<rank>.json``, for ``%perfprofile --load out`` (docs/distributed.md)."""
+    from .distributed.rank import rank_profile as profile_rank
+
+    return profile_rank(out, interval)
 
 
 def panel_action(payload: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 #: Options that take a value, for splitting ``%perfprofile [options] statement``.
-_VALUED = {"-o", "--output", "--interval", "--export", "--compare", "--apply"}
+_VALUED = {"-o", "--output", "--interval", "--export", "--compare", "--apply", "--load"}
 
 
 @magics_class
@@ -33,6 +33,8 @@ class PerfMagics(Magics):
     @argument("--compare", metavar="NAME", help="show a before/after against the Report stored as NAME")
     @argument("--apply", metavar="ID[,ID]", help="apply these optimizations to the live objects and the code "
               "(docs/optimizations.md), then run the rewritten code")
+    @argument("--load", metavar="DIR", help="run nothing: show the rank Reports a distributed run wrote to DIR "
+              "(torchrun ... -m jupyter_perf.run), merged and diagnosed (docs/distributed.md)")
     @line_cell_magic
     def perfprofile(self, line: str, cell: str | None = None):
         """Profile a cell (``%%perfprofile``) or a statement (``%perfprofile stmt``) while it runs.
@@ -43,12 +45,6 @@ class PerfMagics(Magics):
         """
         options, statement = _split_line(line) if cell is None else (line, "")
         args = parse_argstring(self.perfprofile, options)
-        source = cell if cell is not None else statement
-        if not source.strip():
-            raise UsageError("nothing to profile: %perfprofile needs a statement, %%perfprofile a cell body")
-        before = self._before(args.compare)
-        if not args.interval >= 0.01:
-            raise UsageError(f"--interval must be at least 0.01 s, got {args.interval}")
         if args.export:
             from .export import check_export_path
 
@@ -56,6 +52,14 @@ class PerfMagics(Magics):
                 check_export_path(args.export)
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
+        if args.load:
+            return self._load(args, (cell if cell is not None else statement).strip())
+        source = cell if cell is not None else statement
+        if not source.strip():
+            raise UsageError("nothing to profile: %perfprofile needs a statement, %%perfprofile a cell body")
+        before = self._before(args.compare)
+        if not args.interval >= 0.01:
+            raise UsageError(f"--interval must be at least 0.01 s, got {args.interval}")
         if args.apply:
             source = self._apply(args.apply, source, before)
         return self._run(source, args, before)
@@ -79,6 +83,27 @@ class PerfMagics(Magics):
                 print(outcome.summary(diff=False))
         return source
 
+    def _load(self, args, code: str):
+        """``--load DIR``: the merged rank Reports, shown (and stored, exported) as a run's would be."""
+        if code:
+            raise UsageError("--load runs nothing: give it no code")
+        from .distributed import load
+
+        try:
+            report = load(args.load)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--load {args.load}: {exc}") from None
+        if args.output:
+            self.shell.user_ns[args.output] = report
+        if args.export:
+            from .export import export_report
+
+            export_report(report, args.export)
+        display(report)
+        if report.recommendations:
+            self._panel(report, "")
+        return None
+
     def _before(self, name: str | None):
         if name is None:
             return None
@@ -93,7 +118,7 @@ class PerfMagics(Magics):
     def _run(self, source: str, args, before):
         from .execution import compile_source, run_compiled
         from .runs import finish
-        from .session import Session
+        from .runs import session as new_session
 
         transformed = self.shell.transform_cell(source)
         # Cached under the running cell's number, so its frames read "Cell In[N]" as the plain cell's would.
@@ -107,7 +132,7 @@ class PerfMagics(Magics):
         from .ui.dashboard import open_dashboard
 
         namespace = self.shell.user_ns
-        session = Session(namespace, source=source, interval=args.interval, deep=args.deep)
+        session = new_session(namespace, source, interval=args.interval, deep=args.deep)
         dashboard = open_dashboard(session, live=not args.no_live)
         session.start()
         value = error = None

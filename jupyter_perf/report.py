@@ -113,6 +113,9 @@ class Report:
     interrupted: bool = False
     #: ``--deep``: ``trace_path`` and ``top_ops`` (name, self seconds, calls).
     deep: dict[str, Any] | None = None
+    #: A distributed run: each rank's Report, rank order (empty for one process); this Report is then their
+    #: merged view (docs/distributed.md).
+    ranks: list[Report] = field(default_factory=list)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -136,6 +139,7 @@ class Report:
         values = {k: v for k, v in data.items() if k in known}
         values["findings"] = [Finding(**f) for f in data.get("findings", [])]
         values["recommendations"] = [Recommendation(**r) for r in data.get("recommendations", [])]
+        values["ranks"] = [cls.from_dict(r) for r in data.get("ranks") or []]
         return cls(**values)
 
     def to_json(self, **kwargs: Any) -> str:
@@ -148,7 +152,8 @@ class Report:
     def __repr__(self) -> str:
         tp = self.throughput.get("steps_per_s")
         rate = f", {tp:.1f} steps/s" if tp else ""
-        return f"<Report {self.wall_time:.2f}s, {self.steps} steps{rate}, bottleneck={self.bottleneck}>"
+        ranks = f", {len(self.ranks)} ranks" if self.ranks else ""
+        return f"<Report {self.wall_time:.2f}s, {self.steps} steps{rate}{ranks}, bottleneck={self.bottleneck}>"
 
 
 @dataclass

@@ -16,6 +16,15 @@ from .report import Report
 from .session import Session
 
 
+def session(namespace: dict[str, Any], source: str, *, interval: float = 0.1, deep: bool = False,
+            trace_dir: str | Path | None = None) -> Session:
+    """A Session for a cell's code that also follows the ranks it launches (distributed/launch.py)."""
+    from .distributed.launch import LaunchProbe
+
+    return Session(namespace, source=source, interval=interval, deep=deep, trace_dir=trace_dir,
+                   extensions=[LaunchProbe])
+
+
 def finish(session: Session, error: BaseException | None) -> Report:
     """Stop ``session`` and diagnose its Report (a rule's bug costs a note, never the measurements)."""
     report = session.stop(error)
@@ -36,11 +45,11 @@ def run(source: str, namespace: dict[str, Any], *, interval: float = 0.1, deep: 
     report is what the caller asked for.
     """
     body, last = compile_source(source)
-    session = Session(namespace, source=source, interval=interval, deep=deep, trace_dir=trace_dir)
-    session.start()
+    running = session(namespace, source, interval=interval, deep=deep, trace_dir=trace_dir)
+    running.start()
     error = None
     try:
         run_compiled(body, last, namespace)
     except BaseException as exc:  # KeyboardInterrupt included: the run stops, the report survives
         error = exc
-    return finish(session, error)
+    return finish(running, error)

@@ -16,7 +16,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import psutil
 
@@ -33,6 +34,19 @@ from .sampling.timeline import Timeline
 _OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")
 
 
+class Extension(Protocol):
+    """Something a caller adds to a run (``Session(extensions=...)``): installed with the probes, told the Report
+    when the run ends. The layer above the session supplies it, so the session imports none of it."""
+
+    def install(self, ledger: Ledger) -> None: ...
+
+    def finish(self, report: Report) -> None: ...
+
+    def live(self) -> list[dict[str, Any]]: ...
+
+    def launched(self) -> bool: ...
+
+
 class Session:
     """One profiled run. ``start()``, run the code, ``stop(error)`` → Report.
 
@@ -47,6 +61,7 @@ class Session:
         interval: float = 0.1,
         deep: bool = False,
         trace_dir: str | Path | None = None,
+        extensions: Sequence[Callable[[Session], Extension]] = (),
     ):
         self.namespace = namespace if namespace is not None else {}
         self.source = source
@@ -64,6 +79,8 @@ class Session:
         self.started_at = ""
         self._t0 = 0.0
         self.running = False
+        #: What the caller adds to this run beyond the probes (distributed/launch.py: the ranks a launcher starts).
+        self._extensions = [make(self) for make in extensions]
 
     # ------------------------------------------------------------------ run
     def start(self) -> None:
@@ -105,7 +122,11 @@ class Session:
 
             self.trace.cuda_possible = True
             probes["transfers"] = TransferProbe(self.trace)
-        for probe in probes.values():
+        if torch.distributed.is_available():  # after "training": its backward wraps the training probe's
+            from .probes.collectives import CollectiveProbe
+
+            probes["distributed"] = CollectiveProbe(self.trace, self.namespace)
+        for probe in [*probes.values(), *self._extensions]:
             probe.install(self._ledger)
         self.trace.on_account = probes["modules"].maybe_rescan
         self._ledger.call(lambda: setattr(self.trace, "on_account", None))
@@ -137,6 +158,8 @@ class Session:
             self.sampler.stop()
         report = self._report(wall, error)
         report.deep = deep
+        for extension in self._extensions:  # (ranks this run launched: their Reports, merged into this one)
+            extension.finish(report)
         return report
 
     def recorded_calls(self) -> list[tuple[Any, Any]]:
@@ -144,6 +167,10 @@ class Session:
         state keeps them for the numerics guard to replay."""
         modules = self._probes.get("modules")
         return list(modules.recorded.values()) if modules is not None else []
+
+    def ranks_live(self) -> list[dict[str, Any]]:
+        """The latest live summary of each rank this run launched (distributed/launch.py), for the dashboard."""
+        return [row for extension in self._extensions for row in extension.live()]
 
     # --------------------------------------------------------------- report
     def _report(self, wall: float, error: BaseException | None) -> Report:
@@ -184,7 +211,7 @@ class Session:
         report.signals = self._signals(report)
         if not self._torch:
             report.notes.append("torch was not imported: no step probes ran, timelines and peaks only")
-        elif not steps:
+        elif not steps and not any(extension.launched() for extension in self._extensions):  # (ranks bring theirs)
             report.notes.append(
                 "no steps recognised (no DataLoader batch, optimizer step or model call): timelines and peaks only"
             )
@@ -196,6 +223,7 @@ class Session:
         model = modules.model(self.trace.primary) if modules is not None and report.steps else None
         if model is None:
             return
+        model = _unwrapped(model)
         optimizers = list(self._probes["training"].objects.values())
         tokens = self.trace.tokens / report.steps if self.trace.tokens else None
         call = modules.recorded.get(self.trace.primary, (None, None))[1]
@@ -255,6 +283,8 @@ class Session:
             signals["backward"], signals["optimizers"] = probes["training"].signals()
             if "transfers" in probes:
                 signals.update(probes["transfers"].signals())
+            if "distributed" in probes and (facts := probes["distributed"].signals(report.steps)):
+                signals["distributed"] = facts
             signals["retained_graphs"] = self._census.finish(steps=report.steps)
         if self.trace.tokens:
             real = self.trace.real_tokens
@@ -308,6 +338,15 @@ def _wait_for_queued_gpu_work() -> BaseException | None:
         except RuntimeError as exc:
             return exc
     return None
+
+
+def _unwrapped(model: Any) -> Any:
+    """The module a DistributedDataParallel / DataParallel wrapper holds: its forward replayed for FLOPs must
+    not run the wrapper's own collectives (a DDP buffer broadcast in one rank only would wait forever)."""
+    import torch
+
+    wrappers = (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)
+    return model.module if isinstance(model, wrappers) else model
 
 
 def _torch_wanted(source: str) -> bool:

@@ -49,12 +49,13 @@ def ns():
     return {"model": nn.Linear(4, 3), "torch": torch}
 
 
-def test_catalog_lists_every_id_except_ddp_it_implements():
+def test_catalog_lists_every_id_it_implements():
     assert ids() == OPTIMIZATIONS
+    assert {"distributed.ddp", "distributed.comm_hook", "distributed.bucket_cap", "distributed.no_sync"} <= set(ids())
     for opt_id, opt in catalog().items():
         assert opt.id == opt_id and opt.title and isinstance(opt.params, dict)
     with pytest.raises(KeyError, match="valid ids: dataloader.workers"):
-        get("distributed.ddp")
+        get("distributed.fsdp")
     assert parse_ids(" dataloader.workers, cpu.threads ") == ["dataloader.workers", "cpu.threads"]
     with pytest.raises(ValueError, match="unknown optimization bogus; valid ids"):
         parse_ids("dataloader.workers,bogus")

@@ -16,8 +16,10 @@ import torch
 from optimization_fixtures import ODD, assert_parses, notebook_fixture  # noqa: F401  (also puts benchmarks/ on the path)
 from test_optimizations_model import assert_same, snapshot
 
+import distributed_cases
 import jupyter_perf
 import lm_scenarios as lm
+from test_optimizations_distributed import TUTORIAL
 from jupyter_perf.execution import compile_source, run_compiled
 from jupyter_perf.optimizations import get, ids
 
@@ -110,6 +112,14 @@ EXAMPLES: dict[str, Example] = {
                                    "out = model.generate(prompt, max_new_tokens=8, do_sample=False, use_cache=False,"
                                    " pad_token_id=0)\n"),
 }
+
+#: The PyTorch DDP tutorial's cell, its training function launched on 2 gloo ranks (communication-bound).
+_DDP_SETUP, _DDP_LAUNCH = TUTORIAL.format(port=distributed_cases.free_port()).rsplit("\n\n\n", 1)
+for _opt_id in ("distributed.bucket_cap", "distributed.comm_hook", "distributed.no_sync"):
+    EXAMPLES[_opt_id] = Example(_DDP_SETUP + "\n", _DDP_LAUNCH + "\n")
+EXAMPLES["distributed.ddp"] = Example(_IMPORTS + _MLP + "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+                                      "loader = DataLoader(TensorDataset(torch.randn(256, 16), torch.randint(0, 4, (256,))),"
+                                      " batch_size=32)\n", _TRAIN, {"port": distributed_cases.free_port()})
 
 #: Where there is no GPU, these can only say why not.
 CUDA_ONLY = {"dataloader.pin_memory", "precision.tf32", "compile.cuda_graphs"}

@@ -1,6 +1,8 @@
 """StepTrace on its own: what delimits a step in the shapes real loops take, steps counted live from the
 first ones, accounted in batches, and exact at the end."""
 
+import time
+
 import pytest
 
 from jupyter_perf.probes import steps as steps_module
@@ -224,4 +226,26 @@ def test_time_blocked_on_a_collective_is_carved_out_of_the_phase_it_blocked(batc
     totals = trace.phase_totals
     assert totals["communication"] > 0
     assert totals["communication"] == pytest.approx(totals["backward"] / 3, abs=1e-9)  # (clock resolution)
+    assert sum(totals.values()) == pytest.approx(trace.wall_total)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_collective_inside_an_open_phase_is_carved_once_that_phase_ends(batched, training):
+    """A collective inside an optimizer step (ZeRO's broadcasts) or a model call (an all_gather in forward) is
+    carved from that phase, in the step that phase belongs to."""
+    inner = "optimizer" if training else "forward"
+    trace = StepTrace()
+    for _ in range(8):
+        if training:
+            timed(trace, "forward", samples=8, tag=MODEL)
+            timed(trace, "backward")
+        token = trace.begin(inner)
+        time.sleep(0.001)
+        trace.carve(inner, 0.0005)  # still inside the phase: booked when it ends
+        trace.end(token, samples=8, tag="step" if training else MODEL)
+    trace.finish()
+    totals = trace.phase_totals
+    assert trace.steps == 8
+    assert totals["communication"] == pytest.approx(8 * 0.0005, rel=1e-6)
+    assert min(trace.series.columns()[inner]) > 0
     assert sum(totals.values()) == pytest.approx(trace.wall_total)

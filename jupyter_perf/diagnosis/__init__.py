@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from ..report import SEVERITIES, Finding, Report
-from . import compute, inference, input_pipeline, language, launch, memory, sync, transfers
+from . import compute, distributed, inference, input_pipeline, language, launch, memory, sync, transfers
 from .common import TIME_BASED
 from .recommend import recommend
 
@@ -20,7 +20,7 @@ __all__ = ["diagnose", "pick_bottleneck"]
 Rule = Callable[[Report, Sequence[Finding]], list[Finding]]
 
 #: Order matters: launch_overhead asks whether data, copies or syncs already explain
-#: an idle GPU, and compute is what is left when no time-based rule fired.
+#: an idle GPU, and compute is what is left when no time-based rule fired (communication included).
 RULES: tuple[Rule, ...] = (
     memory.check_capacity,
     memory.check_leak,
@@ -30,6 +30,7 @@ RULES: tuple[Rule, ...] = (
     launch.check,
     inference.check,
     language.check,
+    distributed.check,
     compute.check,
 )
 

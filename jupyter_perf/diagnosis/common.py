@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..report import Finding, Report
+from ..catalog import CATALOG
+from ..report import Finding, Recommendation, Report
 from ..units import duration, size  # noqa: F401  (the rules' wording)
 
 #: Bottlenecks measured as a share of the step. On a tie the earlier, more specific
 #: one wins: disk_io explains the same wait as input_pipeline, and says more.
-TIME_BASED = ("disk_io", "host_to_device", "host_sync", "input_pipeline", "launch_overhead")
+TIME_BASED = ("disk_io", "host_to_device", "host_sync", "input_pipeline", "launch_overhead", "communication")
 
 NOT_MEASURED = "not measured"
 
@@ -99,3 +100,17 @@ def named(item: dict[str, Any], fallback: str) -> str:
     """How to call a model or loader in a sentence: its namespace name, else its class."""
     name = item.get("name")
     return f"`{name}`" if name else f"the {item.get('class') or fallback}"
+
+
+# ----------------------------------------------------------- recommendations
+def amdahl(fraction: float, factor: float) -> float:
+    """Whole-step speedup when ``fraction`` of the step runs ``factor`` times faster."""
+    return 1.0 / ((1.0 - fraction) + fraction / factor)
+
+
+def recommendation(optimization: str, finding: Finding, reason: str, speedup: float | None = None,
+                   **params: Any) -> Recommendation:
+    """A Recommendation of a catalogued optimization for ``finding`` (an unknown id is a bug: it raises)."""
+    if optimization not in CATALOG:
+        raise ValueError(f"unknown optimization id {optimization!r}")
+    return Recommendation(optimization, reason, speedup, finding.id, params)

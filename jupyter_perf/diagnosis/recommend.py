@@ -16,7 +16,8 @@ from typing import Any, Callable
 from .. import units
 from ..catalog import BATCH_SIZE, CATALOG, CERTAINTY, COST
 from ..report import Finding, Recommendation, Report
-from .common import backward_calls, items, named, pct, size, uses_cuda
+from . import distributed
+from .common import amdahl, backward_calls, items, named, pct, recommendation, size, uses_cuda
 from .compute import amp_fact
 from .memory import ACCUMULATION_STEPS, growing_containers, pressure, savings
 from .thresholds import COMPUTE, INPUT_PIPELINE, TRANSFERS
@@ -42,18 +43,6 @@ def rank(rec: Recommendation) -> tuple:
     if rec.finding in _MEMORY_FINDINGS:
         return (0, entry.cost != "free", -(rec.expected_freed_bytes or 0), certainty, cost)
     return (1, rec.expected_speedup is None, -(rec.expected_speedup or 0), certainty, cost)
-
-
-def amdahl(fraction: float, factor: float) -> float:
-    """Whole-step speedup when ``fraction`` of the step runs ``factor`` times faster."""
-    return 1.0 / ((1.0 - fraction) + fraction / factor)
-
-
-def _rec(optimization: str, finding: Finding, reason: str, speedup: float | None = None,
-         **params: Any) -> Recommendation:
-    if optimization not in CATALOG:
-        raise ValueError(f"unknown optimization id {optimization!r}")
-    return Recommendation(optimization, reason, speedup, finding.id, params)
 
 
 def _none(report: Report, finding: Finding) -> list[Recommendation]:
@@ -83,10 +72,10 @@ def _input_pipeline(report: Report, f: Finding) -> list[Recommendation]:
     loader, current, target = plan
     waited = f"Data wait is {pct(f.share)} of each step with num_workers={current}"
     if loader.get("dataset") in INPUT_PIPELINE.in_memory_datasets:
-        return [_rec("dataloader.workers", f, f"{waited}, but {loader['dataset']} is already in memory: workers add a "
+        return [recommendation("dataloader.workers", f, f"{waited}, but {loader['dataset']} is already in memory: workers add a "
                      "copy per batch and can lose, so re-measure.", None, num_workers=target)]
     speedup = amdahl(f.share, target / max(current, 1))
-    return [_rec("dataloader.workers", f, f"{waited}; {target} workers load batches in parallel "
+    return [recommendation("dataloader.workers", f, f"{waited}; {target} workers load batches in parallel "
                  f"(about ×{speedup:.2f} if loading scales).", speedup, num_workers=target)]
 
 
@@ -96,7 +85,7 @@ def _disk_io(report: Report, f: Finding) -> list[Recommendation]:
     if plan is None:
         return []
     rate = f.evidence["read_bytes_per_s"]
-    return [_rec("dataloader.workers", f, f"{size(rate)}/s is read from storage during a {pct(f.share)} data wait; "
+    return [recommendation("dataloader.workers", f, f"{size(rate)}/s is read from storage during a {pct(f.share)} data wait; "
                  f"{plan[2]} workers keep more reads in flight (caching the data in RAM or on local SSD removes them).",
                  None, num_workers=plan[2])]
 
@@ -108,11 +97,11 @@ def _host_to_device(report: Report, f: Finding) -> list[Recommendation]:
         return []
     copied = f"{pct(pageable)} of the copies ({pct(f.share)} of the step) come from pageable memory"
     if unpinned[0].get("dataset") in INPUT_PIPELINE.in_memory_datasets:
-        return [_rec("dataloader.pin_memory", f, f"{copied}, but {named(unpinned[0], 'DataLoader')} serves an in-memory "
+        return [recommendation("dataloader.pin_memory", f, f"{copied}, but {named(unpinned[0], 'DataLoader')} serves an in-memory "
                      "dataset: pinning adds a host copy per batch (×0.71 measured on an H200); keeping it on the GPU "
                      "is the surer fix.", None, pin_memory=True)]
     speedup = amdahl(f.share * pageable, TRANSFERS.pinned_speedup)
-    return [_rec("dataloader.pin_memory", f, f"{copied}; pinned batches copy about {TRANSFERS.pinned_speedup:.0f}× "
+    return [recommendation("dataloader.pin_memory", f, f"{copied}; pinned batches copy about {TRANSFERS.pinned_speedup:.0f}× "
                  f"faster and can overlap with non_blocking=True (about ×{speedup:.2f}).", speedup, pin_memory=True)]
 
 
@@ -126,14 +115,14 @@ def _launch_overhead(report: Report, f: Finding) -> list[Recommendation]:
         if bigger > batch:
             # The fixed per-step cost is spread over bigger/batch times the samples.
             speedup = amdahl(f.share, bigger / batch)
-            recs.append(_rec("dataloader.batch_size", f, f"Launch overhead is {pct(f.share)} of the step; a batch "
+            recs.append(recommendation("dataloader.batch_size", f, f"Launch overhead is {pct(f.share)} of the step; a batch "
                              f"of {bigger} instead of {batch} spreads it over {bigger // batch}× the samples (about "
                              f"×{speedup:.2f} samples/s; in training, revisit the learning rate).", speedup,
                              batch_size=bigger))
-    recs.append(_rec("compile.torch_compile", f, f"Launch overhead is {pct(f.share)} of the step; torch.compile "
+    recs.append(recommendation("compile.torch_compile", f, f"Launch overhead is {pct(f.share)} of the step; torch.compile "
                      "fuses small ops into fewer kernels and drops the Python between them."))
     if uses_cuda(report):
-        recs.append(_rec("compile.cuda_graphs", f, f"The GPU idles {pct(f.share)} of the step waiting for launches; "
+        recs.append(recommendation("compile.cuda_graphs", f, f"The GPU idles {pct(f.share)} of the step waiting for launches; "
                          "a CUDA graph replays the whole step's kernels with one launch."))
     return recs
 
@@ -151,7 +140,7 @@ def _compute(report: Report, f: Finding) -> list[Recommendation]:
         speedup, params = _threads_plan(report, f.share) if opt == "cpu.threads" else (None, {})
         gain = f" (about ×{speedup:.2f} if the math scales)" if speedup else ""
         pairing = _AMP_WITH_NHWC if opt == "precision.amp" and "layout.channels_last" in levers else ""
-        recs.append(_rec(opt, f, f"{fact}; {CATALOG[opt].why}{gain}{pairing}.", speedup, **params))
+        recs.append(recommendation(opt, f, f"{fact}; {CATALOG[opt].why}{gain}{pairing}.", speedup, **params))
     return recs
 
 
@@ -194,7 +183,7 @@ def _memory_capacity(report: Report, f: Finding) -> list[Recommendation]:
 def _freeing(optimization: str, finding: Finding, freed: dict[str, float], reason: str,
              **params: Any) -> Recommendation:
     """A memory fix whose reason ends with the bytes it would free, of the activations the breakdown measured."""
-    rec = _rec(optimization, finding, reason, **params)
+    rec = recommendation(optimization, finding, reason, **params)
     rec.expected_freed_bytes = freed.get(optimization)
     held = (finding.evidence.get("memory_breakdown") or {}).get("activations")
     if rec.expected_freed_bytes and held:
@@ -213,12 +202,12 @@ def _release_graph(report: Report, f: Finding) -> list[Recommendation]:
               "storing `.item()` or `.detach()` values frees them")
     if f.id == "memory_leak":
         reason = f.summary.split(";")[0].split(" while ")[0] + "; " + reason
-    return [_rec("memory.release_graph", f, reason + ".", container=held["name"])]
+    return [recommendation("memory.release_graph", f, reason + ".", container=held["name"])]
 
 
 def _inference_with_grad(report: Report, f: Finding) -> list[Recommendation]:
     calls = f.evidence["grad_enabled_calls"]
-    return [_rec("inference.inference_mode", f, f"{calls} forward calls recorded autograd graphs and no backward ran; "
+    return [recommendation("inference.inference_mode", f, f"{calls} forward calls recorded autograd graphs and no backward ran; "
                  "inference_mode skips the recording and frees activations at once.")]
 
 
@@ -232,7 +221,7 @@ def _padding_waste(report: Report, f: Finding) -> list[Recommendation]:
     share, model = f.evidence["padding_share"], f.evidence["model_share"]
     speedup = amdahl(model, 1 / (1 - share)) if model is not None and share < 1 else None
     gain = f" (about ×{speedup:.2f} if the model's time follows its positions)" if speedup else ""
-    return [_rec("data.length_grouping", f, f"{pct(share)} of the token positions are padding; batches of similar "
+    return [recommendation("data.length_grouping", f, f"{pct(share)} of the token positions are padding; batches of similar "
                  f"lengths padded to their longest skip most of them{gain}.", speedup, name=loader["name"])]
 
 
@@ -240,13 +229,13 @@ def _attention_eager(report: Report, f: Finding) -> list[Recommendation]:
     params = {"model": f.evidence["model"]} if f.evidence["model"] else {}
     how = "a Hugging Face model switches implementation" if f.evidence["implementation"] == "eager" else \
         "the hand-written softmax(q @ kᵀ) @ v becomes one call"
-    return [_rec("attention.sdpa", f, f"Attention runs {f.evidence['implementation']}; "
+    return [recommendation("attention.sdpa", f, f"Attention runs {f.evidence['implementation']}; "
                  f"scaled_dot_product_attention fuses it into one kernel ({how}).", **params)]
 
 
 def _generation_no_cache(report: Report, f: Finding) -> list[Recommendation]:
     params = {"model": f.evidence["model"]} if f.evidence["model"] else {}
-    return [_rec("generation.kv_cache", f, f"Each new token recomputes {f.evidence['mean_length']:.0f} positions "
+    return [recommendation("generation.kv_cache", f, f"Each new token recomputes {f.evidence['mean_length']:.0f} positions "
                  f"on average ({units.duration(f.evidence['per_token_s'])} a token); with a KV cache it computes "
                  "one.", **params)]
 
@@ -264,4 +253,5 @@ _BY_FINDING: dict[str, Callable[[Report, Finding], list[Recommendation]]] = {
     "padding_waste": _padding_waste,
     "attention_eager": _attention_eager,
     "generation_no_cache": _generation_no_cache,
+    **distributed.RECOMMENDERS,  # communication, straggler, idle_gpus, data_parallel
 }

@@ -209,6 +209,34 @@ class LanguageThresholds:
     min_decode_calls: int = 8
 
 
+@dataclass(frozen=True)
+class DistributedThresholds:
+    #: Same gate as the other time rules: with fewer steps the cold first ones dominate the mean.
+    min_steps: int = 5
+    #: Exposed communication share of the step (time blocked on collectives, not hidden behind backward):
+    #: TraceML's 10% warn / 20% critical shares, as for the data wait.
+    communication_share: float = 0.10
+    communication_share_high: float = 0.20
+    #: A rank whose own work per step (its step minus its time blocked in collectives) exceeds the median
+    #: rank's by this margin is a straggler: TraceML's step-time straggler rule warns at 10% over the
+    #: median rank, critical at 20%.
+    straggler_margin: float = 0.10
+    straggler_margin_high: float = 0.20
+    #: ... provided the other ranks lose at least this share of their step waiting for it (TraceML's warn
+    #: share): in a healthy lockstep loop a rank a few percent slower costs the others next to nothing.
+    straggler_lost_share: float = 0.10
+    #: A GPU whose NVML mean utilisation stays under this through the run did no work (an idle device
+    #: reads 0%; 5% leaves room for another process's brief use).
+    idle_gpu_util: float = 5.0
+    #: Buckets a backward should hand over for all-reduce to overlap with backward: with one, the first
+    #: all-reduce starts only when the last gradient is computed, so nothing overlaps; DDP's notes tune
+    #: bucket_cap_mb so a few buckets fill while backward runs.
+    target_buckets: int = 4
+    #: Models with fewer gradient bytes than this fit one bucket whatever its cap: splitting them buys
+    #: latency, not overlap (DDP's own first bucket is 1 MiB).
+    min_split_bytes: int = 4 * 2**20
+
+
 INPUT_PIPELINE = InputPipelineThresholds()
 DISK_IO = DiskIoThresholds()
 TRANSFERS = TransferThresholds()
@@ -220,3 +248,4 @@ MEMORY_LEAK = MemoryLeakThresholds()
 INFERENCE = InferenceThresholds()
 COMPUTE = ComputeThresholds()
 LANGUAGE = LanguageThresholds()
+DISTRIBUTED = DistributedThresholds()

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization
+from .ddp_code import bound_optimizers
 from .model_rewrite import micro_batches
 from .models import optimizer_names
 from .rewrite import mentions, parse
@@ -36,7 +37,9 @@ class GradAccumulation(Optimization):
         outcome: dict[str, Any] = {}
 
         def rewrite(source: str) -> str | None:
-            result = micro_batches(source, steps, optimizer_names(ctx.namespace))
+            module = parse(source)  # optimizers the cell binds itself count too (a DDP rank function's local one)
+            local = bound_optimizers(module) if module is not None else set()
+            result = micro_batches(source, steps, [*optimizer_names(ctx.namespace), *local])
             if result is None:
                 return None
             new, outcome["existing"], outcome["stale"] = result

@@ -119,6 +119,8 @@ class StepTrace:
         #: Samples of the block's counted calls, and of the last one.
         self.block_samples = self.last_samples = 0
         self._thread = get_ident()
+        #: Carved intervals waiting for the interval they were carved from to end (``carve``).
+        self._deferred: list[tuple] = []
         self._cuda = False  # CUDA events in use: flips on once the user's code initialised CUDA
         #: Set by the session where a GPU exists, so CPU-only runs never ask torch.cuda anything.
         self.cuda_possible = False
@@ -179,24 +181,43 @@ class StepTrace:
         self.last_duration = t1 - t0
         if self.counting is not None:  # anything but the counted model's own call: counting stops where it began
             self._leave(t0, resume=not (phase == "forward" and tag == self.primary) and tag != "stop")
-        if self.anchor is None:
-            self._hold((phase, t0, t1, e0, e1, samples, tag, tokens))
+        interval = (phase, t0, t1, e0, e1, samples, tag, tokens)
+        if self._deferred:  # time was carved out of this interval while it ran
+            self._book_with_carved(interval)
+        elif self.anchor is None:
+            self._hold(interval)
         else:
-            self._feed((phase, t0, t1, e0, e1, samples, tag, tokens))
+            self._feed(interval)
 
     def carve(self, from_phase: str, seconds: float, start_event: Any = None, end_event: Any = None) -> None:
         """Move ``seconds`` of the last ``from_phase`` interval into ``communication``: the part of it that
         was spent blocked on a collective (a DDP backward waiting for its last gradient buckets). With
         CUDA events, the carved time is read on the device's clock between them. Call it after that
-        interval ended, before the next one begins (distributed/collectives.py does, from the backward)."""
+        interval ended, before the next one begins (probes/buckets.py does, from the backward); called
+        while an interval is still open (a collective inside an optimizer step), it is booked once that
+        interval ends, so it lands in the same step (probes/collectives.py)."""
         if seconds <= 0 or get_ident() != self._thread:
             return
         t = perf_counter()
-        interval = ("communication", t - seconds, t, start_event, end_event, None, ("carve", from_phase), None)
-        if self.anchor is None:
+        # (the seconds ride in the tag: t - (t - seconds) would lose them to rounding at perf_counter's magnitude)
+        interval = ("communication", t - seconds, t, start_event, end_event, None, ("carve", from_phase, seconds), None)
+        if self.active is not None:
+            self._deferred.append(interval)
+        elif self.anchor is None:
             self._hold(interval)
         else:
             self._feed(interval)
+
+    def _book_with_carved(self, interval: tuple) -> None:
+        """An interval and the time carved out of it while it ran, in the step it belongs to: the carved time
+        goes before an interval that ends a step (the anchor optimizer's step), after any other (a model call
+        may open a step)."""
+        carved, self._deferred = self._deferred, []
+        for i in [*carved, interval] if interval[TAG] == "step" else [interval, *carved]:
+            if self.anchor is None:
+                self._hold(i)
+            else:
+                self._feed(i)
 
     def cancel(self, token: tuple | None) -> None:
         """Forget a begun interval (e.g. a CPU→CPU ``.to()`` that turned out not to be a copy)."""
@@ -605,11 +626,14 @@ def _row(intervals: list[tuple], end: float, end_event: Any, primary: Any) -> tu
     data_samples = model_samples = other_samples = tokens = None
     data_unknown = model_unknown = False
     for phase, t0, t1, e0, e1, samples, tag, step_tokens in intervals:
-        spent = t1 - t0 if end_event is None or e0 is None else e0.elapsed_time(e1) / 1e3
-        phases[_INDEX[phase]] += spent
+        host = end_event is None or e0 is None
         if type(tag) is tuple:  # time carved out of the phase it blocked (StepTrace.carve)
+            spent = tag[2] if host else e0.elapsed_time(e1) / 1e3
+            phases[_INDEX[phase]] += spent
             phases[_INDEX[tag[1]]] -= spent
             continue
+        spent = t1 - t0 if host else e0.elapsed_time(e1) / 1e3
+        phases[_INDEX[phase]] += spent
         if phase == "data_wait":
             if tag == "iter":
                 continue

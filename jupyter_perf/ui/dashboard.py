@@ -199,7 +199,16 @@ class Dashboard:
         if rows:
             rows[-1]["rate"] = self._rate()
             rows[-1]["step"] = self._last_step()
+            if ranks := self._ranks():
+                rows[-1]["ranks"] = ranks
         return rows
+
+    def _ranks(self) -> list[dict[str, Any]]:
+        """A cell that launched ranks: a compact row per rank from their live summaries (ui/ranks.py)."""
+        from .ranks import live_rows
+
+        live = getattr(self.session, "ranks_live", None)
+        return live_rows(live()) if live is not None else []
 
     def _row(self, raw: dict[str, Any]) -> dict[str, Any]:
         row: dict[str, Any] = {

@@ -103,12 +103,15 @@ def _evidence(evidence: dict) -> str:
 def _headline(report: Report) -> list[tuple[str, str]]:
     anchor = STEP_ANCHORS.get(report.step_anchor or "", report.step_anchor)
     steps = f"{report.steps:,}" + (f" ({anchor})" if anchor and report.steps else "")
-    return [
+    rows = [
         ("wall time", fmt_seconds(report.wall_time)),
         ("steps", steps),
         ("steps/s", fmt_number(report.throughput.get("steps_per_s"))),
         ("samples/s", fmt_number(report.throughput.get("samples_per_s"))),
     ]
+    if report.ranks:  # a distributed run: the figures above are the ranks' merged view (ui/ranks.py)
+        rows.insert(1, ("ranks", f"{len(report.ranks)}"))
+    return rows
 
 
 def _phase_rows(report: Report) -> list[tuple[str, float | None, float | None]]:
@@ -125,7 +128,8 @@ def _peak_rows(report: Report) -> list[tuple[str, str]]:
     peaks = report.peaks
     rows = [
         ("kernel RSS", fmt_bytes(peaks.get("rss_bytes"))),
-        ("DataLoader workers RSS", fmt_bytes(peaks.get("rss_children_bytes"))),
+        # (a distributed run's ranks are the launching process's children too)
+        ("ranks' RSS" if report.ranks else "DataLoader workers RSS", fmt_bytes(peaks.get("rss_children_bytes"))),
         ("total RSS", fmt_bytes(peaks.get("rss_total_bytes"))),
     ]
     gpus = sorted({int(m.group(1)) for k in peaks if (m := re.match(r"gpu(\d+)_", k))})
@@ -202,6 +206,11 @@ def text_summary(report: Report) -> str:
             ms = MISSING if s is None else f"{s * 1e3:.1f} ms"
             bar = "" if pct is None else "█" * round(pct / 5)
             out.append(f"  {phase:<15}{ms:>12}{MISSING if pct is None else f'{pct:.1f}%':>8}  {bar}")
+
+    if report.ranks:
+        from .ranks import text as rank_text
+
+        out += rank_text(report)
 
     out.append("\nPeaks")
     out += [f"  {label:<24}{value:>12}" for label, value in _peak_rows(report)]
@@ -332,6 +341,10 @@ def html_summary(report: Report) -> str:
         h.append('<div class="muted">no steps recognised</div>')
     if charts := _charts(report):
         h.append('<div class="charts">' + "".join(charts) + "</div>")
+    if report.ranks:
+        from .ranks import html as rank_html
+
+        h.append(rank_html(report))
 
     h.append("<h4>Peaks</h4>" + _table(_peak_rows(report), numeric=(1,)))
 

@@ -180,8 +180,11 @@ def test_accelerate_notebook_launcher_ranks_report_too():
                 optimizer.step()
     """), namespace)
     cell = f'notebook_launcher(training_function, num_processes=2, use_port="{cases.free_port()}")'
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     report = jupyter_perf.profile(cell, namespace)
     assert report.error is None, report.error
+    # torchelastic (under notebook_launcher) leaves its own handlers installed: Ctrl-C must stay a KeyboardInterrupt
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
     assert [r.steps for r in report.ranks] == [8, 8]  # 256 samples, batch 16, sharded over 2 ranks
     assert report.ranks[0].signals["distributed"]["ddp"]["buckets"] >= 8
     assert report.signals["distributed"]["function"] == "training_function"

@@ -30,6 +30,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any, Callable
 
@@ -73,6 +74,8 @@ class LaunchProbe:
         bound = [k for k, v in namespace.items() if v is original]  # ``from torch.multiprocessing import ...``
         namespace.update(dict.fromkeys(bound, start_processes))
         ledger.call(lambda: namespace.update({k: original for k in bound if namespace.get(k) is start_processes}))
+        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        ledger.call(lambda: _restore_signal_handlers(saved))
 
     def _start(self, original: Callable, fn: Callable, args: tuple, nprocs: int, join: bool, daemon: bool,
                start_method: str) -> Any:
@@ -198,3 +201,16 @@ def stop(processes: list[Any]) -> None:
         deadline = time.monotonic() + (wait or GRACE_S)
         for process in alive:
             process.join(max(0.0, deadline - time.monotonic()))
+
+
+def _restore_signal_handlers(saved: dict[int, Any]) -> None:
+    """Put back SIGINT and SIGTERM where torchelastic left its own handlers installed: accelerate's
+    notebook_launcher runs through it, and afterwards Ctrl-C in any cell raised torchelastic's
+    ``SignalException`` instead of KeyboardInterrupt (torch 2.13; with or without the profiler). A handler the
+    cell installed itself stays."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig, handler in saved.items():
+        current = signal.getsignal(sig)
+        if handler is not None and getattr(current, "__module__", "").startswith("torch.distributed.elastic"):
+            signal.signal(sig, handler)

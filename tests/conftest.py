@@ -21,6 +21,24 @@ def ipython():
     return shell
 
 
+@pytest.fixture()
+def fresh_kernel_state(ipython):
+    """The extension reloaded: a kernel state that has tracked no cell yet (what other tests' cells bound, such
+    as a ``model``, is not a cell this test's rewrites would look in)."""
+    ipython.run_line_magic("unload_ext", "jupyter_perf")
+    ipython.run_line_magic("load_ext", "jupyter_perf")
+    return ipython
+
+
+@pytest.fixture()
+def no_accelerator_yet():
+    """As in a fresh notebook: no accelerate state from earlier tests (the Hugging Face Trainer makes an
+    Accelerator in this process, and notebook_launcher then refuses to launch, as it would in such a notebook)."""
+    state = sys.modules.get("accelerate.state")
+    if state is not None:
+        state.AcceleratorState._reset_state(reset_partial_state=True)
+
+
 @contextmanager
 def settled_heap():
     """What earlier tests left on the heap, collected and frozen for the length of one planted run.

@@ -157,7 +157,7 @@ def test_mp_spawn_ranks_report_too(tmp_path, monkeypatch):
     sys.modules.pop("ddp_train", None)
 
 
-def test_accelerate_notebook_launcher_ranks_report_too():
+def test_accelerate_notebook_launcher_ranks_report_too(no_accelerator_yet):
     pytest.importorskip("accelerate")
     namespace = {"__name__": "__main__"}
     exec(textwrap.dedent("""

@@ -199,7 +199,7 @@ def test_ddp_turns_a_single_process_training_cell_into_launched_ranks(notebook):
     assert notebook.cells["c1"] == cell
 
 
-def test_the_rewrites_find_accelerates_ddp_arguments(notebook):
+def test_the_rewrites_find_accelerates_ddp_arguments(notebook, no_accelerator_yet):
     """An accelerate script: the DDP arguments go into a DistributedDataParallelKwargs handler; one re-run proves
     the rewritten function launches."""
     pytest.importorskip("accelerate")

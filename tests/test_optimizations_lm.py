@@ -159,7 +159,7 @@ def test_sdpa_switches_a_hugging_face_model_and_its_config(notebook):
     assert change.diff.count('attn_implementation="sdpa"') == 1
 
 
-def test_sdpa_guards_hugging_face_on_the_recorded_call_of_a_generation():
+def test_sdpa_guards_hugging_face_on_the_recorded_call_of_a_generation(fresh_kernel_state):
     """The call generate() made first carries its KV cache, filled by the end of the run: replayed without it."""
     namespace = fresh(lm.GENERATE_NO_CACHE.setup.replace('attn_implementation="sdpa"', 'attn_implementation="eager"'))
     report = jupyter_perf.profile(lm.GENERATE.cell, namespace)

@@ -37,8 +37,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "ui"))
 
-from pairing import bracketed_ratio
-from workloads import SMALL_CNN_TRAINING
+from pairing import bracketed_ratio  # noqa: E402
+from workloads import SMALL_CNN_TRAINING  # noqa: E402
 
 NAME, SETUP, BODY = SMALL_CNN_TRAINING
 #: Cores other processes may use during a round for it to count as quiet.

@@ -33,10 +33,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import jupyter_perf  # noqa: E402
 import kernel_cost  # noqa: E402
 from pairing import bracketed_ratio  # noqa: E402
 from workloads import ALL  # noqa: E402
+
+import jupyter_perf  # noqa: E402
 
 
 def plain(code, ns):

@@ -138,7 +138,7 @@ class PerfMagics(Magics):
         value = error = None
         try:
             value = run_compiled(body, last, namespace)
-        except BaseException as exc:  # the report is built either way; the error is shown after it
+        except BaseException as exc:  # noqa: BLE001 - the report is built either way; the error is shown after it
             error = exc
         report = finish(session, error)
         if args.output:

@@ -15,8 +15,8 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import psutil

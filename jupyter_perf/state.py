@@ -12,6 +12,7 @@ Changes here, the UI its panels and last dashboard), so it names their types onl
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections import OrderedDict
 from typing import Any
@@ -56,10 +57,8 @@ class KernelState:
     def remember_calls(self, calls: list[tuple[Any, Any]]) -> None:
         """Keep each (model, recorded call) of a run, replacing an earlier run's for the same model."""
         for model, call in calls:
-            try:
+            with contextlib.suppress(TypeError):  # an object that cannot be weakly referenced: nothing to keep it by
                 self.calls[model] = call
-            except TypeError:  # an object that cannot be weakly referenced: nothing to keep it by
-                pass
 
     def recorded(self, model: Any) -> Any:
         """The recorded call of ``model`` from its latest profiled run, or None."""

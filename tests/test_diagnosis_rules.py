@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 
+from jupyter_perf.catalog import CATALOG, CERTAINTY, COST
 from jupyter_perf.diagnosis import diagnose, thresholds
 from jupyter_perf.diagnosis.memory import fit_growth
-from jupyter_perf.catalog import CATALOG, CERTAINTY, COST
 from jupyter_perf.diagnosis.recommend import amdahl
 from jupyter_perf.report import BOTTLENECKS, OPTIMIZATIONS, PHASES, Report
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import distributed_cases
+import lm_scenarios as lm
 import pytest
 import torch
 from optimization_fixtures import ODD, assert_parses, notebook_fixture  # noqa: F401  (also puts benchmarks/ on the path)
+from test_optimizations_distributed import TUTORIAL
 from test_optimizations_model import assert_same, snapshot
 
-import distributed_cases
 import jupyter_perf
-import lm_scenarios as lm
-from test_optimizations_distributed import TUTORIAL
 from jupyter_perf.execution import compile_source, run_compiled
 from jupyter_perf.optimizations import get, ids
 

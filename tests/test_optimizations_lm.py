@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import textwrap
 
+import lm_scenarios as lm
 import pytest
 import real_loops
 import torch
@@ -16,7 +17,6 @@ from optimization_fixtures import ODD, assert_parses, notebook_fixture  # noqa: 
 from test_optimizations_model import assert_same, snapshot
 
 import jupyter_perf
-import lm_scenarios as lm
 from jupyter_perf.data import LengthGroupedBatchSampler, PadToLongest, trim_padding
 from jupyter_perf.execution import compile_source, run_compiled
 from jupyter_perf.optimizations import get

@@ -14,7 +14,16 @@ from typing import Callable, Sequence
 
 from ..report import Finding, Report
 from .common import (
-    TIME_BASED, backward_calls, duration, items, named, not_measured, pct, phase_share, step_time, uses_cuda,
+    TIME_BASED,
+    backward_calls,
+    duration,
+    items,
+    named,
+    not_measured,
+    pct,
+    phase_share,
+    step_time,
+    uses_cuda,
 )
 from .thresholds import COMPUTE
 

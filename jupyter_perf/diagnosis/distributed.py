@@ -28,7 +28,16 @@ from typing import Any, Callable, Sequence
 
 from ..report import Finding, Recommendation, Report
 from .common import (
-    amdahl, duration, items, pct, phase_share, recommendation, severity, size, step_time, uses_cuda,
+    amdahl,
+    duration,
+    items,
+    pct,
+    phase_share,
+    recommendation,
+    severity,
+    size,
+    step_time,
+    uses_cuda,
 )
 from .thresholds import DISTRIBUTED
 

@@ -25,7 +25,17 @@ from typing import Sequence
 
 from ..report import Finding, Report
 from .common import (
-    duration, gpu_util, items, measured, not_measured, pct, phase_share, severity, size, step_time, unexplained_idle,
+    duration,
+    gpu_util,
+    items,
+    measured,
+    not_measured,
+    pct,
+    phase_share,
+    severity,
+    size,
+    step_time,
+    unexplained_idle,
     uses_cuda,
 )
 from .thresholds import GPU_UTIL, INPUT_PIPELINE, LAUNCH

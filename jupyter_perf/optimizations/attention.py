@@ -37,8 +37,6 @@ from .models import INPUTS_PARAM, MODEL_PARAM, held_inputs, pick_model
 from .rewrite import code, find_nodes, parse, replace_nodes
 
 if TYPE_CHECKING:
-    from torch import nn
-
     from .guard import NumericsResult
 
 #: A masked_fill condition that is a causal mask: ``self.<buffer>[:, :, :T, :T] == 0`` (any leading full slices),

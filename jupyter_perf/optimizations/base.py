@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .tune import Tuning
 
 
-class NotApplicable(ValueError):
+class NotApplicable(ValueError):  # noqa: N818 - a reason, not an error: the panel shows it to the user
     """The optimization cannot act on this namespace/cell; the message says why, for the user."""
 
 

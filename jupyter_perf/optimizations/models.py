@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from typing import TYPE_CHECKING, Any
 
 from .. import state
@@ -175,11 +175,9 @@ def _input_names(ctx: Context, model_name: str) -> list[str]:
 
     module = parse(ctx.cell.source) if ctx.cell is not None else None
     found = [*_call_arguments(module, model_name), *_loop_iterables(module, model_name)] if module else []
-    try:
+    with suppress(NotApplicable):
         found.append(find_object(ctx.namespace, DataLoader, "DataLoader", None,
                                  report_names(ctx.report, "dataloaders", order="data_wait_s"))[0])
-    except NotApplicable:
-        pass
     usable = [n for n in found if _is_loader(ctx.namespace.get(n))
               or _first_tensor_or_none(ctx.namespace.get(n)) is not None]
     return list(dict.fromkeys(usable))

@@ -78,7 +78,7 @@ class BucketProbe:
                 self._attach(value)
 
     def _wrap_init(self, original: Callable) -> Callable:
-        def __init__(ddp: Any, *args: Any, **kwargs: Any) -> None:
+        def __init__(ddp: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807 - replaces DDP's __init__, named as it
             original(ddp, *args, **kwargs)
             self._attach(ddp)
 

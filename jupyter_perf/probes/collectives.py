@@ -32,9 +32,9 @@ import socket
 from time import perf_counter
 from typing import Any, Callable
 
+from .buckets import BucketProbe, _event
 from .patching import Ledger
 from .steps import StepTrace, _cuda_ready
-from .buckets import BucketProbe, _event
 
 #: Operation → (index of the argument whose tensors are the bytes moved, its keyword, nccl-tests' bus factor
 #: as a function of the world size n). None: no tensor argument (barriers), or bytes counted by nested calls.

@@ -346,10 +346,7 @@ class StepTrace:
             if self._open is not None:
                 self._close(i[T0], i[E0])
             return
-        if mode == "forward":
-            opens = i[PHASE] == "forward" and tag == self.primary
-        else:
-            opens = i[PHASE] == "data_wait"
+        opens = (i[PHASE] == "forward" and tag == self.primary) if mode == "forward" else i[PHASE] == "data_wait"
         if opens and self._anchored:
             self._close(i[T0], i[E0])
         step = self._open

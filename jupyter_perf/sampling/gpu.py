@@ -121,7 +121,7 @@ def _safe(read):
     """One NVML query; a counter the device does not support is missing, not fatal."""
     try:
         return read()
-    except Exception:  # NVMLError_NotSupported and friends: the column stays empty
+    except Exception:  # noqa: BLE001 - NVMLError_NotSupported and friends: the column stays empty
         return None
 
 

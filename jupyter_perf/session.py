@@ -306,7 +306,8 @@ class Session:
         }
         torch = sys.modules.get("torch")
         if torch is not None:
-            signals["cpu"].update(torch_threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads())
+            signals["cpu"].update(torch_threads=torch.get_num_threads(),
+                                  interop_threads=torch.get_num_interop_threads())
             signals["cuda"] = _cuda_facts(torch)
         signals["gpu"] = [
             {

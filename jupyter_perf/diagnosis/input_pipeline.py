@@ -81,8 +81,8 @@ def _disk_io(report: Report, wait: Finding) -> Finding | None:
         evidence={
             **reads,
             "data_wait_share": wait.share,
-            "thresholds": {"read_bytes_per_s": DISK_IO.read_bytes_per_s, "read_bytes_per_step": DISK_IO.read_bytes_per_step,
-                           "min_intervals": DISK_IO.min_intervals},
+            "thresholds": {"read_bytes_per_s": DISK_IO.read_bytes_per_s,
+                           "read_bytes_per_step": DISK_IO.read_bytes_per_step, "min_intervals": DISK_IO.min_intervals},
             "dataloaders": wait.evidence["dataloaders"],
             "cpu_available": wait.evidence["cpu_available"],
         },

@@ -181,7 +181,8 @@ def _starved_gpu(report: Report, util: float) -> list[Finding]:
         _finding(
             idle,
             f"The GPU was busy only {util:.0f}% of the time and no data wait, copy or sync explains the "
-            f"{pct(idle)} it idled: the host is not issuing work fast enough (many small kernels, Python between them).",
+            f"{pct(idle)} it idled: the host is not issuing work fast enough "
+            "(many small kernels, Python between them).",
             {
                 "gpu_util": util,
                 "unexplained_idle_share": idle,

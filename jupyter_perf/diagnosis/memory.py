@@ -38,8 +38,8 @@ def check_capacity(report: Report, found: Sequence[Finding]) -> list[Finding]:
     first = message.splitlines()[0].rstrip(".") if message else ""
     first = first if len(first) <= 160 else first[:159] + "…"  # torch's OOM messages run on
     parts = [f"The run ran out of memory{': ' + first if first else ''}"] if oom else []
-    parts += [f"{p['where']} memory peaked at {size(p['peak_bytes'])} of {size(p['total_bytes'])} ({pct(p['fraction'])})"
-              for p in full]
+    parts += [f"{p['where']} memory peaked at {size(p['peak_bytes'])} of {size(p['total_bytes'])} "
+              f"({pct(p['fraction'])})" for p in full]
     held = composition(report)
     return [
         Finding(

@@ -6,7 +6,8 @@ where the evidence gives both the share a fix acts on and how much it shrinks
 it; None otherwise, rather than a guess. Ranking: fixes for memory_capacity
 and memory_leak first (a run that dies of memory gains nothing from speed), then by expected
 speedup; fixes whose gain is unknown after those, safe and certain ones before speculative or
-numerics-changing ones (each optimization's certainty and cost, catalog.py); one Recommendation per optimization id, the best-ranked one.
+numerics-changing ones (each optimization's certainty and cost, catalog.py); one Recommendation
+per optimization id, the best-ranked one.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def _input_pipeline(report: Report, f: Finding) -> list[Recommendation]:
     loader, current, target = plan
     waited = f"Data wait is {pct(f.share)} of each step with num_workers={current}"
     if loader.get("dataset") in INPUT_PIPELINE.in_memory_datasets:
-        return [recommendation("dataloader.workers", f, f"{waited}, but {loader['dataset']} is already in memory: workers add a "
+        return [recommendation("dataloader.workers", f,
+                     f"{waited}, but {loader['dataset']} is already in memory: workers add a "
                      "copy per batch and can lose, so re-measure.", None, num_workers=target)]
     speedup = amdahl(f.share, target / max(current, 1))
     return [recommendation("dataloader.workers", f, f"{waited}; {target} workers load batches in parallel "
@@ -85,7 +87,8 @@ def _disk_io(report: Report, f: Finding) -> list[Recommendation]:
     if plan is None:
         return []
     rate = f.evidence["read_bytes_per_s"]
-    return [recommendation("dataloader.workers", f, f"{size(rate)}/s is read from storage during a {pct(f.share)} data wait; "
+    return [recommendation("dataloader.workers", f,
+                 f"{size(rate)}/s is read from storage during a {pct(f.share)} data wait; "
                  f"{plan[2]} workers keep more reads in flight (caching the data in RAM or on local SSD removes them).",
                  None, num_workers=plan[2])]
 
@@ -97,11 +100,13 @@ def _host_to_device(report: Report, f: Finding) -> list[Recommendation]:
         return []
     copied = f"{pct(pageable)} of the copies ({pct(f.share)} of the step) come from pageable memory"
     if unpinned[0].get("dataset") in INPUT_PIPELINE.in_memory_datasets:
-        return [recommendation("dataloader.pin_memory", f, f"{copied}, but {named(unpinned[0], 'DataLoader')} serves an in-memory "
+        return [recommendation("dataloader.pin_memory", f,
+                     f"{copied}, but {named(unpinned[0], 'DataLoader')} serves an in-memory "
                      "dataset: pinning adds a host copy per batch (×0.71 measured on an H200); keeping it on the GPU "
                      "is the surer fix.", None, pin_memory=True)]
     speedup = amdahl(f.share * pageable, TRANSFERS.pinned_speedup)
-    return [recommendation("dataloader.pin_memory", f, f"{copied}; pinned batches copy about {TRANSFERS.pinned_speedup:.0f}× "
+    return [recommendation("dataloader.pin_memory", f,
+                 f"{copied}; pinned batches copy about {TRANSFERS.pinned_speedup:.0f}× "
                  f"faster and can overlap with non_blocking=True (about ×{speedup:.2f}).", speedup, pin_memory=True)]
 
 
@@ -115,14 +120,17 @@ def _launch_overhead(report: Report, f: Finding) -> list[Recommendation]:
         if bigger > batch:
             # The fixed per-step cost is spread over bigger/batch times the samples.
             speedup = amdahl(f.share, bigger / batch)
-            recs.append(recommendation("dataloader.batch_size", f, f"Launch overhead is {pct(f.share)} of the step; a batch "
+            recs.append(recommendation("dataloader.batch_size", f,
+                             f"Launch overhead is {pct(f.share)} of the step; a batch "
                              f"of {bigger} instead of {batch} spreads it over {bigger // batch}× the samples (about "
                              f"×{speedup:.2f} samples/s; in training, revisit the learning rate).", speedup,
                              batch_size=bigger))
-    recs.append(recommendation("compile.torch_compile", f, f"Launch overhead is {pct(f.share)} of the step; torch.compile "
+    recs.append(recommendation("compile.torch_compile", f,
+                     f"Launch overhead is {pct(f.share)} of the step; torch.compile "
                      "fuses small ops into fewer kernels and drops the Python between them."))
     if uses_cuda(report):
-        recs.append(recommendation("compile.cuda_graphs", f, f"The GPU idles {pct(f.share)} of the step waiting for launches; "
+        recs.append(recommendation("compile.cuda_graphs", f,
+                         f"The GPU idles {pct(f.share)} of the step waiting for launches; "
                          "a CUDA graph replays the whole step's kernels with one launch."))
     return recs
 
@@ -207,7 +215,8 @@ def _release_graph(report: Report, f: Finding) -> list[Recommendation]:
 
 def _inference_with_grad(report: Report, f: Finding) -> list[Recommendation]:
     calls = f.evidence["grad_enabled_calls"]
-    return [recommendation("inference.inference_mode", f, f"{calls} forward calls recorded autograd graphs and no backward ran; "
+    return [recommendation("inference.inference_mode", f,
+                 f"{calls} forward calls recorded autograd graphs and no backward ran; "
                  "inference_mode skips the recording and frees activations at once.")]
 
 
@@ -221,7 +230,8 @@ def _padding_waste(report: Report, f: Finding) -> list[Recommendation]:
     share, model = f.evidence["padding_share"], f.evidence["model_share"]
     speedup = amdahl(model, 1 / (1 - share)) if model is not None and share < 1 else None
     gain = f" (about ×{speedup:.2f} if the model's time follows its positions)" if speedup else ""
-    return [recommendation("data.length_grouping", f, f"{pct(share)} of the token positions are padding; batches of similar "
+    return [recommendation("data.length_grouping", f,
+                 f"{pct(share)} of the token positions are padding; batches of similar "
                  f"lengths padded to their longest skip most of them{gain}.", speedup, name=loader["name"])]
 
 
@@ -235,7 +245,8 @@ def _attention_eager(report: Report, f: Finding) -> list[Recommendation]:
 
 def _generation_no_cache(report: Report, f: Finding) -> list[Recommendation]:
     params = {"model": f.evidence["model"]} if f.evidence["model"] else {}
-    return [recommendation("generation.kv_cache", f, f"Each new token recomputes {f.evidence['mean_length']:.0f} positions "
+    return [recommendation("generation.kv_cache", f,
+                 f"Each new token recomputes {f.evidence['mean_length']:.0f} positions "
                  f"on average ({units.duration(f.evidence['per_token_s'])} a token); with a KV cache it computes "
                  "one.", **params)]
 

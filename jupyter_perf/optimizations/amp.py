@@ -111,7 +111,8 @@ def _snippet(name: str, context: str, training: bool, scaler: str | None, create
     if not training:
         return f"with {context}:\n    out = {name}(x)  # the statements that call {name}"
     lines = [create] if create else []
-    lines += ["for x, y in loader:", f"    with {context}:", f"        loss = loss_fn({name}(x), y)  # forward and loss"]
+    lines += ["for x, y in loader:", f"    with {context}:",
+              f"        loss = loss_fn({name}(x), y)  # forward and loss"]
     lines += [f"    {scaler}.scale(loss).backward()", f"    {scaler}.step(optimizer)", f"    {scaler}.update()"] \
         if scaler else ["    loss.backward()  # backward and step outside autocast", "    optimizer.step()"]
     return "\n".join(lines)

@@ -207,9 +207,9 @@ class Change:
         if self in state.current().applied:
             state.current().applied.remove(self)
         self.description = f"Taken back: the notebook did not rewrite the code ({why}). Not applied: {self.description}"
-        state.current().channel.tell(f"jupyter-perf: {self.optimization} was taken back: the notebook did not rewrite the code "
-                      f"({why}), so the live objects were put back to match it. Run the cell as it is now, then "
-                      "apply again.")
+        state.current().channel.tell(f"jupyter-perf: {self.optimization} was taken back: the notebook did not rewrite "
+                                     f"the code ({why}), so the live objects were put back to match it. Run the cell "
+                                     "as it is now, then apply again.")
         for listener in self._listeners:
             listener(self)
 

@@ -47,8 +47,8 @@ class ChannelsLast(Optimization):
         snippet = "\n".join(line for line, found in (
             (f"{name} = {name}.to({layout})  # after the line that builds {name}", found_model),
             (f"out = {name}(x.to({layout}))  # each call of {name}", found_inputs)) if not found)
-        warnings = [] if found_inputs else [(f"no call {name}(x) was found to convert the inputs: the first convolution "
-                                            "converts NCHW inputs itself, at the cost of a copy")]
+        warnings = [] if found_inputs else [(f"no call {name}(x) was found to convert the inputs: the first "
+                                            "convolution converts NCHW inputs itself, at the cost of a copy")]
         return ctx.change(f"{len(tensors)} 4-D weights of {name} restrided to channels_last in place; inputs converted "
                           "at the model's calls; re-run the cell to measure", live if tensors else None, warnings,
                           snippet or None, expects={name: model})

@@ -65,7 +65,8 @@ def after_binding(source: str, name: str, statement: str, imports: Sequence[str]
 
 
 def ensure_assignment(source: str, target: str, value: str) -> str | None:
-    """A top-level ``target = value``: its value replaced where the cell assigns ``target``, else added after the imports."""
+    """A top-level ``target = value``: its value replaced where the cell assigns ``target``, else added after the
+    imports."""
     module = parse(source)
     if module is None:
         return None
@@ -79,10 +80,12 @@ def ensure_assignment(source: str, target: str, value: str) -> str | None:
 
 
 def convert_inputs(source: str, callee: str, conversion: str) -> str | None:
-    """``callee(x, ...)`` -> ``callee(x.<conversion>, ...)`` for every call by name; ``conversion`` is e.g. ``to(...)``."""
+    """``callee(x, ...)`` -> ``callee(x.<conversion>, ...)`` for every call by name; ``conversion`` is e.g.
+    ``to(...)``."""
     module = parse(source)
-    calls = find_nodes(module, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and n.func.value == callee
-                  and bool(n.args) and not n.args[0].star and n.args[0].keyword is None) if module else []
+    calls = find_nodes(module, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Name)
+                       and n.func.value == callee and bool(n.args) and not n.args[0].star
+                       and n.args[0].keyword is None) if module else []
     if not calls:
         return None
     template = cst.parse_expression(f"_.{conversion}")
@@ -286,7 +289,8 @@ def scale_gradients(source: str, scaler: str, optimizers: Iterable[str], create:
 
 
 def _step_of(small: cst.CSTNode, optimizers: set[str]) -> str | None:
-    """The optimizer's name where ``small`` is the statement ``<optimizer>.step()`` or ``<scaler>.step(<optimizer>)``."""
+    """The optimizer's name where ``small`` is the statement ``<optimizer>.step()`` or
+    ``<scaler>.step(<optimizer>)``."""
     call = small.value if isinstance(small, cst.Expr) else None
     if not _is_call_of(call, ("step",)):
         return None

@@ -204,7 +204,8 @@ def _loop_iterables(module: Any, model_name: str) -> list[str]:
     comprehensions = find_nodes(module, lambda n: isinstance(n, (cst.ListComp, cst.GeneratorExp, cst.SetComp))
                            and calls_name(n.elt, model_name))
     iterables = [loop.iter for loop in loops] + [c.for_in.iter for c in comprehensions]
-    return [n.value for it in iterables for n in find_nodes(it, lambda n: isinstance(n, cst.Name)) if mentions(it, n.value)]
+    return [n.value for it in iterables for n in find_nodes(it, lambda n: isinstance(n, cst.Name))
+            if mentions(it, n.value)]
 
 
 def _is_loader(value: Any) -> bool:

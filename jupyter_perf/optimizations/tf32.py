@@ -59,7 +59,8 @@ class Tf32(Optimization):
 
         snippet = None if found else (f'{tname}.set_float32_matmul_precision("high")\n'
                                       f"{tname}.backends.cudnn.allow_tf32 = True")
-        return ctx.change(f"float32 matmul precision {before[0]!r} → 'high' (TF32), cuDNN allow_tf32 {before[1]} → True",
+        return ctx.change(f"float32 matmul precision {before[0]!r} → 'high' (TF32), "
+                          f"cuDNN allow_tf32 {before[1]} → True",
                           None if live_done else live, snippet=snippet, expects={name: model})
 
 

@@ -171,7 +171,8 @@ class StepTrace:
             return (phase, perf_counter(), self._event())
         return (phase, perf_counter(), None)
 
-    def end(self, token: tuple | None, samples: int | None = None, tag: Any = None, tokens: tuple | None = None) -> None:
+    def end(self, token: tuple | None, samples: int | None = None, tag: Any = None,
+            tokens: tuple | None = None) -> None:
         if token is None:
             return
         phase, t0, e0 = token
@@ -540,7 +541,8 @@ class StepTrace:
     def turned(self, timed: bool) -> None:
         """The call :meth:`turn` let through has returned (or raised)."""
         if timed:
-            self._timed = ("forward", self._timed_at, perf_counter(), None, None, self.last_samples, self.counting, None)
+            self._timed = ("forward", self._timed_at, perf_counter(), None, None, self.last_samples, self.counting,
+                           None)
         self.active = None
 
     def _set_gap(self, step_s: float) -> None:

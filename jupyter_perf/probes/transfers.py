@@ -24,7 +24,8 @@ _SYNC_METHODS = ("item", "cpu", "tolist")
 class TransferProbe:
     def __init__(self, trace: StepTrace):
         self.trace = trace
-        self.copies = {"count": 0, "bytes": 0, "seconds": 0.0, "pageable_bytes": 0, "pinned_bytes": 0, "non_blocking": 0}
+        self.copies = {"count": 0, "bytes": 0, "seconds": 0.0, "pageable_bytes": 0, "pinned_bytes": 0,
+                       "non_blocking": 0}
         self.syncs = {"count": 0, "seconds": 0.0, "by_call": dict.fromkeys(_SYNC_METHODS, 0)}
 
     def install(self, ledger: Ledger) -> None:

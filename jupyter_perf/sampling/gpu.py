@@ -39,7 +39,8 @@ def _nvml() -> tuple[Any, list[Any], list[dict[str, Any]], str | None]:
         return None, [], [], "NVML found no GPU: GPU columns are absent"
     handles = [pynvml.nvmlDeviceGetHandleByIndex(index) for index in range(count)]
     devices = [
-        {"index": index, "name": _text(pynvml.nvmlDeviceGetName(h)), "mem_total": pynvml.nvmlDeviceGetMemoryInfo(h).total}
+        {"index": index, "name": _text(pynvml.nvmlDeviceGetName(h)),
+         "mem_total": pynvml.nvmlDeviceGetMemoryInfo(h).total}
         for index, h in enumerate(handles)
     ]
     return pynvml, handles, devices, None

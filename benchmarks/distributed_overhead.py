@@ -117,7 +117,8 @@ def loop_overhead(rounds: int, steps: int, batch: int) -> Report:
         best, median = min(plain), statistics.median(plain)
         print(f"{label:32} {best:8.3f} {max(plain) / best:6.2f}× {min(profiled) / best:9.3f}× "
               f"{statistics.median(profiled) / median:8.3f}× {bracketed_ratio(profiled, plain):8.3f}×")
-    cost = (statistics.median(times["profiled", "loop thread CPU"]) - statistics.median(times["plain", "loop thread CPU"]))
+    cost = (statistics.median(times["profiled", "loop thread CPU"])
+            - statistics.median(times["plain", "loop thread CPU"]))
     print(f"the profiler's cost on the training thread: {cost / steps * 1e6:.0f} µs a step (medians)")
     loop_ratio = min(times["profiled", "loop wall"]) / min(times["plain", "loop wall"])
     print("ratios of the fastest rounds (medians, and each profiled round against the plain ones on either side, in "

@@ -247,7 +247,8 @@ def test_hand_written_shapes_become_one_call_computing_the_same(shape):
 
 
 def test_attention_in_a_shape_not_recognised_is_explained_not_rewritten(notebook):
-    body = "        att = (q @ k.transpose(-2, -1)).softmax(-1)\n        return att @ v + att.sum()"  # the scores used twice
+    # the scores used twice
+    body = "        att = (q @ k.transpose(-2, -1)).softmax(-1)\n        return att @ v + att.sum()"
     cell = ATTENTION.format(body=body)
     cell += "model = nn.Sequential(Attention())\n"
     change = get("attention.sdpa").apply(fresh(cell), cell=notebook.add("cell", cell), inputs="q")

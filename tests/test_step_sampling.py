@@ -161,7 +161,10 @@ def test_a_call_by_keyword_stops_counting_and_its_samples_still_count(mode):
 
 
 def test_an_input_without_a_batch_dimension_makes_the_samples_unknown(mode):
-    setup = SETUP + "class Scalar(nn.Module):\n    def __init__(self):\n        super().__init__(); self.w = nn.Parameter(torch.ones(()))\n    def forward(self, s):\n        return self.w * s\nscalar = Scalar()\n"
+    setup = SETUP + ("class Scalar(nn.Module):\n"
+                     "    def __init__(self):\n        super().__init__(); self.w = nn.Parameter(torch.ones(()))\n"
+                     "    def forward(self, s):\n        return self.w * s\n"
+                     "scalar = Scalar()\n")
     report, _ = profiled("with torch.no_grad():\n    for _ in range(50):\n        scalar(torch.tensor(2.0))\n", setup)
     assert report.steps == 50
     assert report.samples is None, "the total is not made up"

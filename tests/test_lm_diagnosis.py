@@ -10,7 +10,6 @@ import functools
 import lm_scenarios as lm
 import pytest
 import real_loops
-from optimization_fixtures import fix  # noqa: F401  (puts benchmarks/ on the path)
 
 import jupyter_perf
 from jupyter_perf.diagnosis import diagnose

@@ -15,7 +15,7 @@ import distributed_cases
 import lm_scenarios as lm
 import pytest
 import torch
-from optimization_fixtures import ODD, assert_parses, notebook_fixture  # noqa: F401  (also puts benchmarks/ on the path)
+from optimization_fixtures import ODD, assert_parses, notebook_fixture  # noqa: F401  (fixture)
 from test_optimizations_distributed import TUTORIAL
 from test_optimizations_model import assert_same, snapshot
 

@@ -13,7 +13,7 @@ import lm_scenarios as lm
 import pytest
 import real_loops
 import torch
-from optimization_fixtures import ODD, assert_parses, notebook_fixture  # noqa: F401  (also puts benchmarks/ on the path)
+from optimization_fixtures import ODD, assert_parses, notebook_fixture  # noqa: F401  (fixture)
 from test_optimizations_model import assert_same, snapshot
 
 import jupyter_perf

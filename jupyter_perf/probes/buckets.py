@@ -54,12 +54,13 @@ class _Watched:
 
 
 class BucketProbe:
+    _ledger: Ledger  # set by install(), before any DDP model is attached
+
     def __init__(self, trace: StepTrace, collectives: CollectiveProbe, namespace: dict[str, Any] | None = None):
         self.trace = trace
         self.collectives = collectives
         self.namespace = namespace or {}
         self._watched: list[_Watched] = []
-        self._ledger: Ledger | None = None
         #: Backward passes that all-reduced (outside ``no_sync()``).
         self.rounds = 0
         self.exposed_s = 0.0

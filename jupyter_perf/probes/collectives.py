@@ -28,6 +28,7 @@ nccl-tests' factor per operation.
 
 from __future__ import annotations
 
+import functools
 import socket
 from time import perf_counter
 from typing import Any, Callable
@@ -98,7 +99,7 @@ class CollectiveProbe:
         c10d = dist.distributed_c10d
         for op in OPERATIONS:
             if hasattr(c10d, op):
-                _patch_both(ledger, dist, op, lambda original, op=op: self._wrap(op, original))
+                _patch_both(ledger, dist, op, functools.partial(self._wrap, op))
         _patch_both(ledger, dist, "init_process_group", self._wrap_init)
         ledger.patch(dist.Work, "wait", lambda original: self._wrap(WAIT, original))
         self.read_group()
@@ -111,7 +112,7 @@ class CollectiveProbe:
 
         def collective(*args: Any, **kwargs: Any) -> Any:
             if probe.depth:  # made by an outer collective: its bytes are the outer one's
-                if position is not None:
+                if position is not None and keyword is not None:
                     probe._nested_bytes += nbytes(args[position] if len(args) > position else kwargs.get(keyword))
                 return original(*args, **kwargs)
             probe.depth, probe._nested_bytes = 1, 0
@@ -131,11 +132,11 @@ class CollectiveProbe:
                     trace.carve(enclosing, t1 - t0, start, end)
                 probe.depth = 0
                 moved = probe._nested_bytes
-                if position is not None:
+                if position is not None and keyword is not None:
                     moved += nbytes(args[position] if len(args) > position else kwargs.get(keyword))
                 probe._record(op, moved, t1 - t0, start, end)
 
-        collective.__wrapped__ = original
+        functools.update_wrapper(collective, original, assigned=(), updated=())  # sets __wrapped__ only
         collective.__name__ = getattr(original, "__name__", op)
         collective.__doc__ = getattr(original, "__doc__", None)
         return collective
@@ -159,7 +160,7 @@ class CollectiveProbe:
             self.read_group()
             return result
 
-        init_process_group.__wrapped__ = original
+        functools.update_wrapper(init_process_group, original, assigned=(), updated=())  # sets __wrapped__ only
         return init_process_group
 
     def read_group(self) -> None:

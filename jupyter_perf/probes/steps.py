@@ -362,6 +362,7 @@ class StepTrace:
     def _close(self, end: float, end_event: Any) -> None:
         """Count the open step as closed; account the closed ones once ``ACCOUNT_EVERY_S`` has passed."""
         step = self._open
+        assert step is not None  # every caller has a step open
         self._closed.append((step, end, end_event))
         if self._data_only and self._mode == "data" and any(i[PHASE] != "data_wait" for i in step):
             self._data_only = False

@@ -12,6 +12,7 @@ the host has launched new work.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -34,7 +35,7 @@ class TransferProbe:
         for name in ("to", "cuda"):
             ledger.patch(torch.Tensor, name, self._copy_wrapper)
         for name in _SYNC_METHODS:
-            ledger.patch(torch.Tensor, name, lambda original, name=name: self._sync_wrapper(original, name))
+            ledger.patch(torch.Tensor, name, functools.partial(self._sync_wrapper, name=name))
 
     def _copy_wrapper(self, original):
         trace, copies = self.trace, self.copies

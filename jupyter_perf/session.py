@@ -100,7 +100,13 @@ class Session:
         self._census = GraphCensus(self.namespace, steps=lambda: self.trace.steps_closed)
         if self.trace.on_account is not None:
             accounted, census, reads = self.trace.on_account, self._census.tick, self._first_reads.tick
-            self.trace.on_account = lambda: (accounted(), census(), reads())
+
+            def on_account() -> None:
+                accounted()
+                census()
+                reads()
+
+            self.trace.on_account = on_account
         self.running = True
         self._t0 = time.perf_counter()
 
@@ -220,7 +226,9 @@ class Session:
     def _costs(self, report: Report) -> None:
         """``Report.compute`` and ``Report.memory_breakdown`` for the steps' model (probes/costs.py)."""
         modules = self._probes.get("modules")
-        model = modules.model(self.trace.primary) if modules is not None and report.steps else None
+        if modules is None or not report.steps:
+            return
+        model = modules.model(self.trace.primary)
         if model is None:
             return
         model = _unwrapped(model)

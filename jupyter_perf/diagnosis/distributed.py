@@ -36,6 +36,7 @@ from .common import (
     recommendation,
     severity,
     size,
+    step_share,
     step_time,
     uses_cuda,
 )
@@ -135,7 +136,7 @@ def _straggler(rows: list[dict[str, Any]], facts: dict[str, Any]) -> Finding | N
     excess = {part: worst[key] - statistics.median(row[key] or 0.0 for row in others)
               for part, key in (("data_wait", "data_wait_s"), ("compute", "compute_s")) if worst.get(key) is not None}
     excess["other"] = (worst["busy_s"] - statistics.median(row["busy_s"] for row in others)) - sum(excess.values())
-    slower_in = max(excess, key=excess.get)
+    slower_in = max(excess, key=excess.__getitem__)
     words = {"data_wait": "its data wait", "compute": "its compute (forward, backward, optimizer)",
              "other": "its own code outside the model's phases"}
     host = f" on {worst['host']}" if worst.get("host") else ""
@@ -222,7 +223,7 @@ def _single_process(report: Report) -> list[Finding]:
 
 # ---------------------------------------------------------- recommendations
 def _recommend_communication(report: Report, f: Finding) -> list[Recommendation]:
-    recs, share, e = [], f.share, f.evidence
+    recs, share, e = [], step_share(f), f.evidence
     models = e["ddp_models"]
     ddp = models[0] if models else None
     rounds, backwards = e.get("all_reduce_rounds_per_step") or 0, e.get("backwards_per_step") or 0
@@ -244,15 +245,14 @@ def _recommend_communication(report: Report, f: Finding) -> list[Recommendation]
         dtype = "bfloat16" if nccl else "float16"
         error = (e.get("compression_error") or {}).get(dtype)
         measured = f" (measured on this run's gradients: {error:.2%} relative error)" if error is not None else ""
-        gain = (f"about ×{amdahl(share, 2):.2f} where the transfer is bandwidth-bound" if nccl else
-                "but over gloo the cast and the float16 sums run on the CPU: 2 CPU ranks measured ×0.74 here, so "
-                "re-measure")
+        outlook = (f"about ×{amdahl(share, 2):.2f} where the transfer is bandwidth-bound" if nccl else
+                   "but over gloo the cast and the float16 sums run on the CPU: 2 CPU ranks measured ×0.74 here, so "
+                   "re-measure")
         recs.append(recommendation("distributed.comm_hook", f,
                          f"{size(e['bytes_per_step'])} of gradients are all-reduced per "
-                         f"step; sending them in {dtype} halves the bytes{measured} ({gain}).",
+                         f"step; sending them in {dtype} halves the bytes{measured} ({outlook}).",
                          amdahl(share, 2) if nccl else None, dtype=dtype))
-    plan = bucket_plan(ddp, e.get("buckets_per_backward")) if ddp is not None else {}
-    if plan:
+    if ddp is not None and (plan := bucket_plan(ddp, e.get("buckets_per_backward"))):
         what = ", ".join(f"{k}={v}" for k, v in plan.items())
         cpu = "" if e.get("backend") == "nccl" else (" (on CPU ranks the all-reduce needs the cores backward uses: "
                                                      "2 CPU ranks measured ×0.84 here)")

@@ -165,7 +165,7 @@ def check_leak(report: Report, found: Sequence[Finding]) -> list[Finding]:
             return [_leak(summary, fits, containers, run_growth(report))]
     grown = {col: b for col, b in run_growth(report).items() if b >= MEMORY_LEAK.min_growth_bytes}
     if containers and grown:
-        col = max(grown, key=grown.get)
+        col = max(grown, key=grown.__getitem__)
         summary = (f"{_LEAK_SERIES[col]} memory grew {size(grown[col])} over the {report.steps}-step run while "
                    f"{_culprits(containers)}.")
         return [_leak(summary, fits, containers, run_growth(report))]

@@ -94,7 +94,7 @@ def eager_to_sdpa(source: str) -> str | None:
     """The one ``attn_implementation="eager"`` argument in the cell made ``"sdpa"`` (quotes kept); None unless
     there is exactly one."""
     module = parse(source)
-    found = find_nodes(module, lambda n: isinstance(n, cst.Arg) and n.keyword is not None
+    found = find_nodes(module, cst.Arg, lambda n: n.keyword is not None
                        and n.keyword.value == "attn_implementation" and isinstance(n.value, cst.SimpleString)
                        and n.value.evaluated_value == "eager") if module else []
     if len(found) != 1:
@@ -150,7 +150,7 @@ def _hand_written(ctx: Context, name: str, model: Any, facts: dict[str, Any]) ->
 def _same_class(source: str, cls: type) -> bool:
     """Whether the cell's ``cls.__name__.forward`` is the code of the live class's (not a later redefinition)."""
     module = parse(source)
-    found = [f for c in find_nodes(module, lambda n: isinstance(n, cst.ClassDef) and n.name.value == cls.__name__)
+    found = [f for c in find_nodes(module, cst.ClassDef, lambda n: n.name.value == cls.__name__)
              for f in c.body.body if isinstance(f, cst.FunctionDef) and f.name.value == "forward"] if module else []
     try:
         live = textwrap.dedent(inspect.getsource(cls.__dict__["forward"]))
@@ -163,7 +163,7 @@ def _compiled_forward(source: str, cls: type) -> Callable:
     """The rewritten cell's ``cls.forward``, compiled with the old one's globals; its source kept in linecache, so
     tracebacks show it and a second plan sees the fused call."""
     module = parse(source)
-    node = next(f for c in find_nodes(module, lambda n: isinstance(n, cst.ClassDef) and n.name.value == cls.__name__)
+    node = next(f for c in find_nodes(module, cst.ClassDef, lambda n: n.name.value == cls.__name__)
                 for f in c.body.body if isinstance(f, cst.FunctionDef) and f.name.value == "forward")
     text = textwrap.dedent(code(node.with_changes(leading_lines=[])))
     old = cls.__dict__["forward"]

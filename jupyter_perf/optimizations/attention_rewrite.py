@@ -60,7 +60,7 @@ def rewrite_attention(source: str, class_name: str, is_causal: Callable[[str], b
     None where the pattern is not found exactly once.
     """
     module = parse(source)
-    classes = find_nodes(module, lambda n: isinstance(n, cst.ClassDef) and n.name.value == class_name) if module \
+    classes = find_nodes(module, cst.ClassDef, lambda n: n.name.value == class_name) if module \
         else []
     if len(classes) != 1:
         return None
@@ -69,7 +69,7 @@ def rewrite_attention(source: str, class_name: str, is_causal: Callable[[str], b
         return None
     if "scaled_dot_product_attention" in code(forwards[0]):
         return source
-    found = [(block, match) for block in find_nodes(forwards[0], lambda n: isinstance(n, cst.IndentedBlock))
+    found = [(block, match) for block in find_nodes(forwards[0], cst.IndentedBlock)
              for match in [_match(list(block.body), is_causal, is_dropout)] if match is not None]
     if len(found) != 1:
         return None
@@ -121,8 +121,8 @@ def _match(statements: list[cst.BaseStatement], is_causal, is_dropout) -> tuple[
                 break
             scores.statements.append(later)
         rest = statements[i + len(scores.statements):]
-        uses = [n for s in rest for n in find_nodes(s, lambda n: isinstance(n, cst.Name) and n.value == name)]
-        products = [n for s in rest for n in find_nodes(s, lambda n: _value_product(n, name) is not None)]
+        uses = [n for s in rest for n in find_nodes(s, cst.Name, lambda n: n.value == name)]
+        products = [n for s in rest for n in find_nodes(s, cst.CSTNode, lambda n: _value_product(n, name) is not None)]
         if scores.softmaxed and len(uses) == 1 and len(products) == 1:
             return scores, products[0], _value_product(products[0], name)
     return None

@@ -139,8 +139,8 @@ def _free_port() -> int:
 
 def _launches_ddp(module: cst.Module) -> bool:
     """The cell defines a function that builds a DistributedDataParallel and launches it (what this writes)."""
-    launched = {c.args[0].value.value for c in find_nodes(module, lambda n: isinstance(n, cst.Call) and bool(n.args)
+    launched = {c.args[0].value.value for c in find_nodes(module, cst.Call, lambda n: bool(n.args)
                 and (dotted(n.func) or "").split(".")[-1] in LAUNCHERS and isinstance(n.args[0].value, cst.Name))}
     return any(isinstance(stmt, cst.FunctionDef) and stmt.name.value in launched
-               and find_nodes(stmt, lambda n: isinstance(n, cst.Call) and (dotted(n.func) or "").endswith(DDP_CLASS))
+               and find_nodes(stmt, cst.Call, lambda n: (dotted(n.func) or "").endswith(DDP_CLASS))
                for stmt in module.body)

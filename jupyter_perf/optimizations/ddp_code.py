@@ -55,7 +55,7 @@ def _launched(ctx: Context) -> str:
     if facts.get("function") in ctx.namespace:
         return facts["function"]
     module = parse(ctx.cell.source) if ctx.cell else None
-    calls = find_nodes(module, lambda n: isinstance(n, cst.Call) and (dotted(n.func) or "").split(".")[-1] in LAUNCHERS
+    calls = find_nodes(module, cst.Call, lambda n: (dotted(n.func) or "").split(".")[-1] in LAUNCHERS
                        and bool(n.args) and isinstance(n.args[0].value, cst.Name)) if module else []
     names = list(dict.fromkeys(c.args[0].value.value for c in calls))
     if not names:
@@ -101,7 +101,7 @@ def swap_function(ctx: Context, name: str, old: FunctionType, target: Target,
 
 def statement_index(body: list[cst.BaseStatement], found: Callable[[cst.CSTNode], bool]) -> int | None:
     """The position in ``body`` (a function's statements) of the one statement holding what ``found`` matches."""
-    hits = [i for i, s in enumerate(body) if find_nodes(s, found)]
+    hits = [i for i, s in enumerate(body) if find_nodes(s, cst.CSTNode, found)]
     return hits[0] if len(hits) == 1 else None
 
 
@@ -130,7 +130,7 @@ def ddp_aliases(namespace: dict[str, Any]) -> set[str]:
 def construction(function: cst.FunctionDef, callees: set[str]) -> tuple[str, cst.Call] | None:
     """``(X, the call)`` for the one ``X = <callee>(...)`` in the function, the callee's last name in ``callees``."""
     found = []
-    for assign in find_nodes(function, lambda n: isinstance(n, cst.Assign) and len(n.targets) == 1
+    for assign in find_nodes(function, cst.Assign, lambda n: len(n.targets) == 1
                              and isinstance(n.targets[0].target, cst.Name) and isinstance(n.value, cst.Call)):
         if (dotted(assign.value.func) or "").split(".")[-1] in callees:
             found.append((assign.targets[0].target.value, assign.value))
@@ -167,7 +167,7 @@ def handler_arguments(function: cst.FunctionDef, values: dict[str, str],
     if found is None:
         return None
     _name, accelerator = found
-    handlers = find_nodes(accelerator, lambda n: isinstance(n, cst.Call) and (dotted(n.func) or "").endswith(HANDLER))
+    handlers = find_nodes(accelerator, cst.Call, lambda n: (dotted(n.func) or "").endswith(HANDLER))
     if len(handlers) > 1:
         return None
     if handlers:
@@ -199,6 +199,6 @@ def bound_optimizers(node: cst.CSTNode) -> set[str]:
     import torch.optim
 
     classes = {n for n in dir(torch.optim) if isinstance(getattr(torch.optim, n), type)}
-    return {a.targets[0].target.value for a in find_nodes(node, lambda n: isinstance(n, cst.Assign)
-            and len(n.targets) == 1 and isinstance(n.targets[0].target, cst.Name) and isinstance(n.value, cst.Call))
+    return {a.targets[0].target.value for a in find_nodes(node, cst.Assign, lambda n:
+            len(n.targets) == 1 and isinstance(n.targets[0].target, cst.Name) and isinstance(n.value, cst.Call))
             if (dotted(a.value.func) or "").split(".")[-1] in classes}

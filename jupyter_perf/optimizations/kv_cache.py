@@ -60,10 +60,10 @@ def enable_cache(source: str, model: str) -> str | None:
     module = parse(source)
     if module is None:
         return None
-    calls = find_nodes(module, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute)
+    calls = find_nodes(module, cst.Call, lambda n: isinstance(n.func, cst.Attribute)
                        and n.func.attr.value == "generate" and code(n.func.value) == model)
     flags = [a for c in calls for a in c.args if a.keyword is not None and a.keyword.value == "use_cache"]
-    settings = find_nodes(module, lambda n: isinstance(n, cst.Assign) and len(n.targets) == 1
+    settings = find_nodes(module, cst.Assign, lambda n: len(n.targets) == 1
                           and code(n.targets[0].target) in {f"{model}.{c}.use_cache" for c in _CONFIGS})
     off = [a for a in flags if code(a.value) == "False"] + [s for s in settings if code(s.value) == "False"]
     if not off:

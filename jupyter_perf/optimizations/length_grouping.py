@@ -22,8 +22,8 @@ import libcst as cst
 from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization, Undo, find_object, rebind, report_names
 from .dataloader import POSITIONAL, rebuild
-from .model_rewrite import _after_imports, free_name
-from .rewrite import builder_call, code, find_nodes, parse, replace_nodes
+from .model_rewrite import free_name
+from .rewrite import after_imports, builder_call, code, find_nodes, parse, replace_nodes
 
 #: What the rewritten code imports.
 IMPORT = "from jupyter_perf.data import LengthGroupedBatchSampler, PadToLongest"
@@ -132,7 +132,7 @@ def group_call(source: str, name: str, namespace: dict[str, Any]) -> str | None:
     body = list(module.body)
     dataset = args["dataset"].value
     if not isinstance(dataset, (cst.Name, cst.Attribute)):  # built in the call: bound first, so both share it
-        at = next(i for i, s in enumerate(body) if find_nodes(s, lambda n: n is call))
+        at = next(i for i, s in enumerate(body) if find_nodes(s, cst.Call, lambda n: n is call))
         if not isinstance(body[at], cst.SimpleStatementLine):
             return None
         bound = free_name("dataset", source, namespace)
@@ -160,7 +160,7 @@ def group_call(source: str, name: str, namespace: dict[str, Any]) -> str | None:
     separator = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
     out = [a if isinstance(a.comma, cst.Comma) else a.with_changes(comma=separator) for a in out[:-1]] + [
         out[-1].with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg)]
-    at = _after_imports(body)
+    at = after_imports(body)
     module = module.with_changes(body=body[:at] + _import(body) + body[at:])
     return replace_nodes(module, {call: lambda updated: updated.with_changes(args=out)})
 

@@ -188,9 +188,9 @@ def _call_arguments(module: Any, model_name: str) -> list[str]:
     whose namespace namesakes are something else."""
     import libcst as cst
 
-    local = {n.value for comp in find_nodes(module, lambda n: isinstance(n, cst.CompFor))
-             for n in find_nodes(comp.target, lambda n: isinstance(n, cst.Name))}
-    calls = find_nodes(module, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Name)
+    local = {n.value for comp in find_nodes(module, cst.CompFor)
+             for n in find_nodes(comp.target, cst.Name)}
+    calls = find_nodes(module, cst.Call, lambda n: isinstance(n.func, cst.Name)
                   and n.func.value == model_name and bool(n.args) and isinstance(n.args[0].value, cst.Name))
     return [c.args[0].value.value for c in calls if c.args[0].value.value not in local]
 
@@ -200,11 +200,11 @@ def _loop_iterables(module: Any, model_name: str) -> list[str]:
     ``[model(x) for (x,) in loader]``, ``enumerate(loader)``."""
     import libcst as cst
 
-    loops = find_nodes(module, lambda n: isinstance(n, cst.For) and calls_name(n.body, model_name))
-    comprehensions = find_nodes(module, lambda n: isinstance(n, (cst.ListComp, cst.GeneratorExp, cst.SetComp))
-                           and calls_name(n.elt, model_name))
+    loops = find_nodes(module, cst.For, lambda n: calls_name(n.body, model_name))
+    comprehensions = find_nodes(module, (cst.ListComp, cst.GeneratorExp, cst.SetComp), lambda n:
+                           calls_name(n.elt, model_name))
     iterables = [loop.iter for loop in loops] + [c.for_in.iter for c in comprehensions]
-    return [n.value for it in iterables for n in find_nodes(it, lambda n: isinstance(n, cst.Name))
+    return [n.value for it in iterables for n in find_nodes(it, cst.Name)
             if mentions(it, n.value)]
 
 

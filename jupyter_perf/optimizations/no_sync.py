@@ -72,11 +72,11 @@ class NoSync(Optimization):
             found = construction(function, aliases)
             if found is None:
                 return None
-            if find_nodes(function, lambda n: isinstance(n, cst.Call) and code(n.func) == f"{found[0]}.no_sync"):
+            if find_nodes(function, cst.Call, lambda n: code(n.func) == f"{found[0]}.no_sync"):
                 return function  # (the backward is then inside a with: _Loop would not find it)
             loop = _Loop.find(cst.Module([function]))
             calls_model = loop is not None and find_nodes(
-                loop.loop, lambda n: isinstance(n, cst.Call) and code(n.func) == found[0])
+                loop.loop, cst.Call, lambda n: code(n.func) == found[0])
             if not calls_model:
                 return None
             chunks = outcome["micro"] = _chunks(loop.loop)

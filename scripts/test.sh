@@ -7,4 +7,6 @@ bash scripts/setup.sh
 venv="$(cd "${JP_VENV:-.venv}" && pwd)"
 export PATH="$venv/bin:$PATH"
 bash scripts/check_frontend.sh
+# The Python house rules (pyproject.toml's [tool.ruff]), before the slower tests.
+ruff check --quiet jupyter_perf tests benchmarks
 python -m pytest -p no:cacheprovider "$@"

@@ -286,9 +286,9 @@ def _die_by(signum: int) -> None:
 
 def _fresh_nvml() -> None:
     """A forked rank initialises NVML for itself rather than reuse the parent's handles."""
-    from ..sampling.gpu import _nvml
+    from ..sampling.gpu import forget_nvml
 
-    _nvml.cache_clear()
+    forget_nvml()
 
 
 _Default = TypeVar("_Default", int, None)

@@ -30,7 +30,7 @@ import libcst as cst
 from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization, torch_name
 from .ddp_code import DDP_CLASS, LAUNCHERS
-from .model_rewrite import _binds, _Loop, free_name
+from .model_rewrite import TrainingLoop, binds_name, free_name
 from .models import MODEL_PARAM, device_of, pick_model
 from .rewrite import dotted, find_nodes, loops_over, parse
 
@@ -56,7 +56,7 @@ class Ddp(Optimization):
         module = parse(ctx.cell.source) if ctx.cell else None
         if module is not None and _launches_ddp(module):
             return ctx.unchanged("the cell launches ranks that each wrap the model in DistributedDataParallel")
-        loop = _Loop.find(module) if module else None
+        loop = TrainingLoop.find(module) if module else None
         if loop is None or loop.loop not in module.body:
             raise NotApplicable("the cell has no top-level training loop (a for loop with one .backward()) to run in "
                                 "each rank")
@@ -96,7 +96,7 @@ def _rewritten(module: cst.Module, worker: str, model: str, inner: str, loaders:
         at += 1
     imports, code_lines = body[:at], body[at:]
     rebound = [model, *loaders]
-    defaults = [n for n in rebound if not any(_binds(s, n) for s in code_lines)]
+    defaults = [n for n in rebound if not any(binds_name(s, n) for s in code_lines)]
     device = "rank" if cuda else None
     setup = [f"{tname}.distributed.init_process_group({'nccl' if cuda else 'gloo'!r}, "
              f"init_method='tcp://127.0.0.1:{port}', rank=rank, world_size=world_size)"]
@@ -113,7 +113,7 @@ def _rewritten(module: cst.Module, worker: str, model: str, inner: str, loaders:
     statements = [cst.parse_statement(s + "\n") for s in setup]
     lines = [code_lines[0].with_changes(leading_lines=[]), *code_lines[1:]] if code_lines else []
     for name, statement in wrap.items():  # after the cell binds the name, else first
-        bound = [i for i, s in enumerate(lines) if _binds(s, name)]
+        bound = [i for i, s in enumerate(lines) if binds_name(s, name)]
         lines.insert(bound[-1] + 1 if bound else 0, cst.parse_statement(statement + "\n"))
     signature = ", ".join(["rank", "world_size", *(f"{n}={n}" for n in defaults)])
     function = cst.parse_statement(

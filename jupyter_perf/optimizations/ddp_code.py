@@ -28,7 +28,7 @@ import libcst as cst
 
 from ..cells import Target
 from .base import Context, NotApplicable, Undo, rebind
-from .rewrite import code, dotted, find_nodes, parse, replace_nodes
+from .rewrite import append_keywords, code, dotted, find_nodes, parse, replace_nodes
 
 #: Launchers whose first argument is the function each rank runs.
 LAUNCHERS = ("start_processes", "spawn", "notebook_launcher", "debug_launcher")
@@ -145,8 +145,6 @@ def keywords(call: cst.Call) -> dict[str, str]:
 def set_keywords(call: cst.Call, values: dict[str, str]) -> cst.Call | None:
     """The call with these keyword arguments set (replaced where present, appended after the others in the
     call's own layout); None where it passes ``*args``/``**kwargs`` (they might hold them)."""
-    from .rewrite import _append_keywords
-
     if any(a.star for a in call.args):
         return None
     args, todo = list(call.args), dict(values)
@@ -154,7 +152,7 @@ def set_keywords(call: cst.Call, values: dict[str, str]) -> cst.Call | None:
         if arg.keyword is not None and arg.keyword.value in todo:
             args[i] = arg.with_changes(value=cst.parse_expression(todo.pop(arg.keyword.value)))
     if todo:
-        args = _append_keywords(call, args, todo)
+        args = append_keywords(call, args, todo)
     return call.with_changes(args=args)
 
 

@@ -55,7 +55,7 @@ def after_binding(source: str, name: str, statement: str, imports: Sequence[str]
     new = cst.parse_statement(statement.rstrip("\n") + "\n")
     if any(_same(stmt, new) for stmt in body):
         return source
-    bound = [i for i, stmt in enumerate(body) if _binds(stmt, name)]
+    bound = [i for i, stmt in enumerate(body) if binds_name(stmt, name)]
     if not bound:
         return None
     at = bound[-1] + 1
@@ -108,7 +108,7 @@ def _same(stmt: cst.CSTNode, new: cst.CSTNode) -> bool:
     return code(stmt.with_changes(leading_lines=[])).strip() == code(new).strip()
 
 
-def _binds(stmt: cst.CSTNode, name: str) -> bool:
+def binds_name(stmt: cst.CSTNode, name: str) -> bool:
     """Whether a top-level simple statement assigns ``name`` (``name = ...``, ``a, name = ...``, ``name: T = ...``)."""
     if not isinstance(stmt, cst.SimpleStatementLine):
         return False
@@ -168,7 +168,7 @@ def autocast_calls(source: str, callee: str, context: str) -> str | None:
 
 
 # --------------------------------------------------------------- training loop
-class _Loop:
+class TrainingLoop:
     """The cell's training loop: the ``for`` whose own body holds the one ``.backward()`` statement."""
 
     def __init__(self, loop: cst.For, line: int, backward: cst.Call):
@@ -176,7 +176,7 @@ class _Loop:
         self.lines: list[cst.BaseStatement] = list(cst.ensure_type(loop.body, cst.IndentedBlock).body)
 
     @classmethod
-    def find(cls, module: cst.Module) -> _Loop | None:
+    def find(cls, module: cst.Module) -> TrainingLoop | None:
         calls = find_nodes(module, cst.Call, lambda n: isinstance(n.func, cst.Attribute)
                            and n.func.attr.value == "backward")
         if len(calls) != 1:
@@ -236,7 +236,7 @@ def autocast_training(source: str, model: str, context: str) -> str | None:
     autocast ``with``.
     """
     module = parse(source)
-    found = _Loop.find(module) if module is not None else None
+    found = TrainingLoop.find(module) if module is not None else None
     if module is None or found is None or (loss := found.loss) is None:
         return None
     before = found.lines[:found.line]
@@ -258,7 +258,7 @@ def scale_gradients(source: str, scaler: str, optimizers: Iterable[str], create:
     already scaled.
     """
     module = parse(source)
-    found = _Loop.find(module) if module is not None else None
+    found = TrainingLoop.find(module) if module is not None else None
     if module is None or found is None or found.loss is None:
         return None
     if _is_scaled(found.receiver):
@@ -315,19 +315,19 @@ def micro_batches(source: str, k: int, optimizers: Iterable[str]) -> tuple[str, 
     follows the backward stay after it.
     """
     module = parse(source)
-    found = _Loop.find(module) if module is not None else None
+    found = TrainingLoop.find(module) if module is not None else None
     if module is None or found is None:
         return None
-    existing = _chunks(found.loop)
+    existing = chunk_count(found.loop)
     if existing is not None:
         return source, existing, set()
     names = _batch_names(found.loop)
-    scaled = _scaled_backward(found.backward, k)
-    split = _split(found, set(optimizers))
+    scaled = scaled_backward(found.backward, k)
+    split = split_loop_body(found, set(optimizers))
     if names is None or scaled is None or split is None:
         return None
     pre, micro, post = split
-    micro = [_replace_small(s, found.backward, scaled) for s in micro]
+    micro = [replace_call(s, found.backward, scaled) for s in micro]
     chunked = [f"{n}.chunk({k})" for n in names]
     iterable = chunked[0] if len(chunked) == 1 else f"zip({', '.join(chunked)})"
     target = code(_inner_target(found.loop))
@@ -358,14 +358,14 @@ def _batch_names(loop: cst.For) -> list[str] | None:
     return None
 
 
-def _chunks(loop: cst.For) -> int | None:
+def chunk_count(loop: cst.For) -> int | None:
     """k where the loop already iterates ``x.chunk(k)`` or ``zip(x.chunk(k), ...)``."""
     calls = find_nodes(loop.iter, cst.Call, lambda n: isinstance(n.func, cst.Attribute) and n.func.attr.value == "chunk"
                        and len(n.args) == 1 and isinstance(n.args[0].value, cst.Integer))
     return int(cst.ensure_type(calls[0].args[0].value, cst.Integer).value) if calls else None
 
 
-def _scaled_backward(call: cst.Call, k: int) -> cst.Call | None:
+def scaled_backward(call: cst.Call, k: int) -> cst.Call | None:
     """``(loss / k).backward()``; ``scaler.scale(loss / k).backward()``."""
     receiver = cst.ensure_type(call.func, cst.Attribute).value
     if isinstance(receiver, cst.Name):
@@ -376,7 +376,8 @@ def _scaled_backward(call: cst.Call, k: int) -> cst.Call | None:
     return None
 
 
-def _replace_small(stmt: cst.BaseStatement, old: cst.Call, new: cst.Call) -> cst.BaseStatement:
+def replace_call(stmt: cst.BaseStatement, old: cst.Call, new: cst.Call) -> cst.BaseStatement:
+    """``stmt`` with the expression statement that is the call ``old`` (by identity) made ``new``."""
     if not isinstance(stmt, cst.SimpleStatementLine):
         return stmt
     return stmt.with_changes(body=[s.with_changes(value=new) if isinstance(s, cst.Expr) and s.value is old else s
@@ -386,7 +387,7 @@ def _replace_small(stmt: cst.BaseStatement, old: cst.Call, new: cst.Call) -> cst
 _PRE, _MICRO, _POST = range(3)
 
 
-def _split(found: _Loop, optimizers: set[str]) -> tuple[list, list, list] | None:
+def split_loop_body(found: TrainingLoop, optimizers: set[str]) -> tuple[list, list, list] | None:
     """The loop body's lines as (before the micro-batch loop, inside it, after it); None where it cannot be split.
 
     Before the backward: ``zero_grad`` calls go before the micro-batch loop,

@@ -42,7 +42,7 @@ from .ddp_code import (
     training_function,
     with_imports,
 )
-from .model_rewrite import _chunks, _Loop, _replace_small, _scaled_backward, _split, free_name
+from .model_rewrite import TrainingLoop, chunk_count, free_name, replace_call, scaled_backward, split_loop_body
 from .models import optimizer_names
 from .rewrite import code, find_nodes
 
@@ -73,13 +73,13 @@ class NoSync(Optimization):
             if found is None:
                 return None
             if find_nodes(function, cst.Call, lambda n: code(n.func) == f"{found[0]}.no_sync"):
-                return function  # (the backward is then inside a with: _Loop would not find it)
-            loop = _Loop.find(cst.Module([function]))
+                return function  # (the backward is then inside a with: TrainingLoop would not find it)
+            loop = TrainingLoop.find(cst.Module([function]))
             calls_model = loop is not None and find_nodes(
                 loop.loop, cst.Call, lambda n: code(n.func) == found[0])
             if not calls_model:
                 return None
-            chunks = outcome["micro"] = _chunks(loop.loop)
+            chunks = outcome["micro"] = chunk_count(loop.loop)
             new = _micro_batches(loop, found[0], chunks, function) if chunks else _across_batches(
                 loop, found[0], k, optimizers | bound_optimizers(function), function)
             return None if new is None else with_imports(swapped(function, loop.loop, new), ["import contextlib"])
@@ -107,21 +107,22 @@ class NoSync(Optimization):
                           swap_function(ctx, name, fn, target, rewrite), warnings, expects={name: fn})
 
 
-def _micro_batches(loop: _Loop, model: str, k: int, function: cst.FunctionDef) -> cst.For:
+def _micro_batches(loop: TrainingLoop, model: str, k: int, function: cst.FunctionDef) -> cst.For:
     """The micro-batch loop with its body under ``no_sync()`` for all but its last micro-batch."""
     index, target, iterable = _enumerated(loop.loop, code(function))
     body = [_with(f"({model}.no_sync() if {index} < {k - 1} else contextlib.nullcontext())", loop.lines)]
     return loop.loop.with_changes(target=target, iter=iterable, body=loop.loop.body.with_changes(body=body))
 
 
-def _across_batches(loop: _Loop, model: str, k: int, optimizers: set[str], function: cst.FunctionDef) -> cst.For | None:
+def _across_batches(loop: TrainingLoop, model: str, k: int, optimizers: set[str],
+                    function: cst.FunctionDef) -> cst.For | None:
     """A loop stepping every batch, made to accumulate over ``k`` batches (module docstring)."""
-    split = _split(loop, optimizers)
+    split = split_loop_body(loop, optimizers)
     if split is None:
         return None
     pre, micro, post = split
-    scaled = _scaled_backward(loop.backward, k) or _divided(loop.backward, k)
-    micro = [_replace_small(s, loop.backward, scaled) for s in micro]
+    scaled = scaled_backward(loop.backward, k) or _divided(loop.backward, k)
+    micro = [replace_call(s, loop.backward, scaled) for s in micro]
     index, target, iterable = _enumerated(loop.loop, code(function))
     sync = f"({index} + 1) % {k}"
     body = [_with(f"({model}.no_sync() if {sync} else contextlib.nullcontext())", micro),

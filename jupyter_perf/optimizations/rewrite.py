@@ -180,7 +180,7 @@ def set_call_arguments(source: str, name: str, callee: str, values: dict[str, st
         else:
             changes[definition] = lambda _updated: edited
     elif todo:
-        args = _append_keywords(call, args, todo)
+        args = append_keywords(call, args, todo)
     changes[call] = lambda updated: updated.with_changes(args=args)
     return replace_nodes(module, changes)
 
@@ -271,7 +271,9 @@ def _quote(module: cst.Module) -> str:
     return strings[0].quote if strings and strings[0].quote in ("'", '"') else '"'
 
 
-def _append_keywords(call: cst.Call, args: list[cst.Arg], values: dict[str, str]) -> list[cst.Arg]:
+def append_keywords(call: cst.Call, args: list[cst.Arg], values: dict[str, str]) -> list[cst.Arg]:
+    """``args`` (the call's, maybe edited) with ``keyword=value`` appended for each item of ``values``, spaced
+    like the call's own keywords and laid out like its arguments."""
     keyword = next((a for a in args if a.keyword), None)
     equal = keyword.equal if keyword else cst.AssignEqual(whitespace_before=_NO_SPACE, whitespace_after=_NO_SPACE)
     new = [cst.Arg(cst.parse_expression(v), keyword=cst.Name(k), equal=equal) for k, v in values.items()]
@@ -334,7 +336,7 @@ def add_non_blocking(source: str, loader: str) -> str | None:
 
 
 def _non_blocking(call: cst.Call) -> cst.Call:
-    return call.with_changes(args=_append_keywords(call, list(call.args), {"non_blocking": "True"}))
+    return call.with_changes(args=append_keywords(call, list(call.args), {"non_blocking": "True"}))
 
 
 # -------------------------------------------------------------- statements

@@ -32,7 +32,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, Callable
 
 from .patching import Ledger
-from .steps import StepTrace, _cuda_ready
+from .steps import StepTrace, cuda_ready
 
 if TYPE_CHECKING:
     from .collectives import CollectiveProbe
@@ -103,7 +103,7 @@ class BucketProbe:
         def gradient_ready(_param: Any) -> None:
             if watched.learning:
                 watched.order.append(index)
-            self._last = (perf_counter(), _event() if self.trace.cuda_possible and _cuda_ready() else None)
+            self._last = (perf_counter(), timing_event() if self.trace.cuda_possible and cuda_ready() else None)
 
         return gradient_ready
 
@@ -143,7 +143,7 @@ class BucketProbe:
         """Carve the time from the last gradient to the end of backward into ``communication``."""
         ready, start = last
         seconds = min(perf_counter() - ready, self.trace.last_duration)
-        end = _event() if start is not None else None
+        end = timing_event() if start is not None else None
         self.trace.carve("backward", seconds, start, end)
         if start is None:
             self.exposed_s += seconds
@@ -246,7 +246,8 @@ def _read_sample(sample: Any) -> dict[str, Any] | None:
     return read
 
 
-def _event() -> Any:
+def timing_event() -> Any:
+    """A CUDA event recorded now on the current stream, for timing device work without a synchronize."""
     import torch
 
     event = torch.cuda.Event(enable_timing=True)

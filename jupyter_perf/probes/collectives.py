@@ -33,9 +33,9 @@ import socket
 from time import perf_counter
 from typing import Any, Callable
 
-from .buckets import BucketProbe, _event
+from .buckets import BucketProbe, timing_event
 from .patching import Ledger
-from .steps import StepTrace, _cuda_ready
+from .steps import StepTrace, cuda_ready
 
 #: Operation → (index of the argument whose tensors are the bytes moved, its keyword, nccl-tests' bus factor
 #: as a function of the world size n). None: no tensor argument (barriers), or bytes counted by nested calls.
@@ -119,13 +119,13 @@ class CollectiveProbe:
             blocking = not kwargs.get("async_op")  # an asynchronous call blocks nothing: its wait() does
             enclosing = trace.active if blocking else None
             token = trace.begin("communication") if blocking else None
-            start = _event() if blocking and trace.cuda_possible and _cuda_ready() else None
+            start = timing_event() if blocking and trace.cuda_possible and cuda_ready() else None
             t0 = perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
                 t1 = perf_counter()
-                end = _event() if start is not None else None
+                end = timing_event() if start is not None else None
                 if token is not None:
                     trace.end(token)
                 elif enclosing is not None:  # inside another phase: carved from it once it ends
@@ -192,7 +192,7 @@ class CollectiveProbe:
                        "bytes_per_step": moved / steps if steps else None,
                        "bus_bandwidth_bytes_per_s": moved / seconds * factor if factor and seconds > 0 else None}
         return {**self.group, "host": socket.gethostname(), "collectives": ops, "ddp": buckets,
-                "timing": "cuda_events" if self.trace.cuda_possible and _cuda_ready() else "host"}
+                "timing": "cuda_events" if self.trace.cuda_possible and cuda_ready() else "host"}
 
 
 def _patch_both(ledger: Ledger, dist: Any, name: str, make: Callable[[Callable], Callable]) -> None:

@@ -167,7 +167,7 @@ class StepTrace:
         if self.active is not None or get_ident() != self._thread:
             return None
         self.active = phase
-        if self._cuda or (self.cuda_possible and _cuda_ready()):
+        if self._cuda or (self.cuda_possible and cuda_ready()):
             return (phase, perf_counter(), self._event())
         return (phase, perf_counter(), None)
 
@@ -518,7 +518,7 @@ class StepTrace:
         """
         t = perf_counter()
         timed = self._timed
-        if samples is None or (timed is None and self.cuda_possible and _cuda_ready()):
+        if samples is None or (timed is None and self.cuda_possible and cuda_ready()):
             self._leave(t, resume=False)
             return None
         n = self.steps_closed = self.steps_closed + 1
@@ -603,7 +603,7 @@ class StepTrace:
         self._watch_until = t + _WATCH_FOR_S
 
 
-def _cuda_ready() -> bool:
+def cuda_ready() -> bool:
     """True once the user's code initialised CUDA; never initialises it."""
     torch = sys.modules.get("torch")
     return torch is not None and torch.cuda.is_initialized()

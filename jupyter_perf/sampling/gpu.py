@@ -46,6 +46,12 @@ def _nvml() -> tuple[Any, list[Any], list[dict[str, Any]], str | None]:
     return pynvml, handles, devices, None
 
 
+def forget_nvml() -> None:
+    """Drop this process's NVML handles, so the next GpuProbe initialises NVML anew (a forked process must not
+    reuse its parent's)."""
+    _nvml.cache_clear()
+
+
 class GpuProbe:
     """Per-device NVML reads. ``note`` says plainly why there are no GPU columns, if there are none."""
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections import OrderedDict
-from typing import Any
+from typing import Any, overload
 
 from .cells import CellRecord, CellTracker, Target
 from .frontend import Channel
@@ -44,6 +44,13 @@ class KernelState:
     def defining(self, name: str) -> CellRecord | None:
         """The cell that last bound ``name``, where cells are tracked."""
         return self.tracker.defining(name) if self.tracker is not None else None
+
+    @overload
+    def target(self, cell: str | Target) -> Target: ...
+    @overload
+    def target(self, cell: None) -> None: ...
+    @overload
+    def target(self, cell: str | Target | None) -> Target | None: ...
 
     def target(self, cell: str | Target | None) -> Target | None:
         """A Target for ``cell``: with its notebook id where a tracked cell holds exactly this text."""

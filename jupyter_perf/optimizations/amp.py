@@ -72,7 +72,8 @@ class Amp(Optimization):
             if not training:
                 return autocast_calls(source, name, context)
             new = autocast_training(source, name, context)
-            return scale_gradients(new, scaler, optimizer_names(ctx.namespace), create) if new and scaler else new
+            return scale_gradients(new, scaler, optimizer_names(ctx.namespace), create) if new and scaler and create \
+                else new
 
         found = ctx.rewrite([ctx.cell] if ctx.cell else [], rewrite)
         where = "the forward and loss of the training loop" if training else f"the statements calling {name}"

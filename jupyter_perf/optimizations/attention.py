@@ -94,12 +94,14 @@ def eager_to_sdpa(source: str) -> str | None:
     """The one ``attn_implementation="eager"`` argument in the cell made ``"sdpa"`` (quotes kept); None unless
     there is exactly one."""
     module = parse(source)
+    if module is None:
+        return None
     found = find_nodes(module, cst.Arg, lambda n: n.keyword is not None
                        and n.keyword.value == "attn_implementation" and isinstance(n.value, cst.SimpleString)
-                       and n.value.evaluated_value == "eager") if module else []
+                       and n.value.evaluated_value == "eager")
     if len(found) != 1:
         return None
-    quote = found[0].value.quote
+    quote = cst.ensure_type(found[0].value, cst.SimpleString).quote
     return replace_nodes(module, {found[0]: lambda u: u.with_changes(value=cst.SimpleString(f"{quote}sdpa{quote}"))})
 
 
@@ -163,6 +165,7 @@ def _compiled_forward(source: str, cls: type) -> Callable:
     """The rewritten cell's ``cls.forward``, compiled with the old one's globals; its source kept in linecache, so
     tracebacks show it and a second plan sees the fused call."""
     module = parse(source)
+    assert module is not None  # (the rewritten cell: its code parsed when it was written)
     node = next(f for c in find_nodes(module, cst.ClassDef, lambda n: n.name.value == cls.__name__)
                 for f in c.body.body if isinstance(f, cst.FunctionDef) and f.name.value == "forward")
     text = textwrap.dedent(code(node.with_changes(leading_lines=[])))

@@ -52,9 +52,9 @@ class Undo:
     """Undo actions, run last-registered first; registered as each live step succeeds."""
 
     def __init__(self) -> None:
-        self._actions: list[Callable[[], None]] = []
+        self._actions: list[Callable[[], object]] = []
 
-    def push(self, action: Callable[[], None]) -> None:
+    def push(self, action: Callable[[], object]) -> None:
         self._actions.append(action)
 
     def run(self) -> None:
@@ -405,8 +405,8 @@ def find_object(namespace: dict[str, Any], kind: type | tuple[type, ...], what: 
     if name is not None:
         value = namespace.get(name)
         if not isinstance(value, kind):
-            found = "nothing" if value is None else f"a {type(value).__name__}"
-            raise NotApplicable(f"{name!r} holds {found}, not a {what}")
+            held = "nothing" if value is None else f"a {type(value).__name__}"
+            raise NotApplicable(f"{name!r} holds {held}, not a {what}")
         return name, value
     found: dict[int, str] = {}
     for key, value in namespace.items():

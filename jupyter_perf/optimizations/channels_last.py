@@ -41,7 +41,7 @@ class ChannelsLast(Optimization):
 
         def live(undo: Undo) -> None:
             saved = [(t, t.data) for t in tensors]
-            model.to(memory_format=torch.channels_last)
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (torch's stubs omit it)
             undo.push(lambda: _restore(saved))
 
         snippet = "\n".join(line for line, found in (

@@ -15,6 +15,7 @@ after a short prompt, about 64 times fewer positions.
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import libcst as cst
@@ -42,7 +43,7 @@ class KvCache(Optimization):
             def live(undo: Undo) -> None:
                 for config in (getattr(model, c) for c in off):
                     config.use_cache = True
-                    undo.push(lambda config=config: setattr(config, "use_cache", False))
+                    undo.push(functools.partial(setattr, config, "use_cache", False))
 
             flags = ", ".join(f"{name}.{c}.use_cache" for c in off)
             return ctx.change(f"{name} generates with a KV cache (use_cache=True{'; ' + flags + ' on' if flags else ''}"

@@ -24,7 +24,17 @@ from typing import TypeGuard
 
 import libcst as cst
 
-from .rewrite import after_imports, calls_name, code, find_nodes, mentions, parse, replace_nodes, wrap_calls
+from .rewrite import (
+    after_imports,
+    calls_name,
+    code,
+    find_nodes,
+    leading_lines,
+    mentions,
+    parse,
+    replace_nodes,
+    wrap_calls,
+)
 
 
 def free_name(base: str, source: str, namespace: dict) -> str:
@@ -224,7 +234,7 @@ def _wrap(lines: list[cst.BaseStatement], start: int, end: int, context: str) ->
     inner = lines[start:end + 1]
     block = cst.With(items=[cst.WithItem(cst.parse_expression(context))],
                      body=cst.IndentedBlock(body=[inner[0].with_changes(leading_lines=[]), *inner[1:]]),
-                     leading_lines=inner[0].leading_lines)
+                     leading_lines=leading_lines(inner[0]))
     return [*lines[:start], block, *lines[end + 1:]]
 
 

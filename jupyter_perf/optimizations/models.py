@@ -22,6 +22,7 @@ profile a cell that calls the model, or pass ``inputs=``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, suppress
@@ -138,9 +139,9 @@ class HeldInputs:
         device = device_of(model)
         for given in self.given:
             if isinstance(given, HeldBatch):
-                yield "the inputs given", lambda given=given: given
+                yield "the inputs given", _constant(given)
             else:
-                yield given, lambda given=given: self._batch(given, device)
+                yield given, functools.partial(self._batch, given, device)
         call = state.current().recorded(model)
         if call is not None:
             batch = HeldBatch.from_call(call)
@@ -148,7 +149,7 @@ class HeldInputs:
             if batch.devices() - {device}:
                 yield f"{RECORDED}, moved to {device}", lambda: batch.to(device)
         for name in self.found:
-            yield name, lambda name=name: self._batch(name, device)
+            yield name, functools.partial(self._batch, name, device)
 
     def _batch(self, name: str, device: Any) -> HeldBatch:
         value = self.namespace.get(name)
@@ -156,11 +157,16 @@ class HeldInputs:
         return batch.to(device)
 
 
+def _constant(batch: HeldBatch) -> Callable[[], HeldBatch]:
+    """A function that returns ``batch``."""
+    return lambda: batch
+
+
 def held_inputs(ctx: Context, model_name: str, model: nn.Module) -> HeldInputs:
     """The inputs the guard may check outputs on (module docstring: where they come from, in which order)."""
     given = ctx.given("inputs") is not None
     names = ctx.param("inputs", lambda: _input_names(ctx, model_name))
-    listed = [names] if isinstance(names, (str, HeldBatch)) else list(names)
+    listed: list[Any] = [names] if isinstance(names, (str, HeldBatch)) else list(names)
     if given:
         return HeldInputs(ctx.namespace, model_name, given=listed, found=[])
     if not listed and state.current().recorded(model) is None:
@@ -192,7 +198,8 @@ def _call_arguments(module: Any, model_name: str) -> list[str]:
              for n in find_nodes(comp.target, cst.Name)}
     calls = find_nodes(module, cst.Call, lambda n: isinstance(n.func, cst.Name)
                   and n.func.value == model_name and bool(n.args) and isinstance(n.args[0].value, cst.Name))
-    return [c.args[0].value.value for c in calls if c.args[0].value.value not in local]
+    names = [cst.ensure_type(c.args[0].value, cst.Name).value for c in calls]
+    return [n for n in names if n not in local]
 
 
 def _loop_iterables(module: Any, model_name: str) -> list[str]:

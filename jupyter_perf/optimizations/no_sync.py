@@ -38,13 +38,12 @@ from .ddp_code import (
     ddp_aliases,
     in_function,
     swap_function,
-    swapped,
     training_function,
     with_imports,
 )
 from .model_rewrite import TrainingLoop, chunk_count, free_name, replace_call, scaled_backward, split_loop_body
 from .models import optimizer_names
-from .rewrite import code, find_nodes
+from .rewrite import code, find_nodes, leading_lines, swapped
 
 ACCELERATE = ("accelerator = Accelerator(gradient_accumulation_steps={k})\n...\nfor batch in loader:\n"
               "    with accelerator.accumulate(model):  # no_sync() on all but every {k}th batch\n"
@@ -75,9 +74,7 @@ class NoSync(Optimization):
             if find_nodes(function, cst.Call, lambda n: code(n.func) == f"{found[0]}.no_sync"):
                 return function  # (the backward is then inside a with: TrainingLoop would not find it)
             loop = TrainingLoop.find(cst.Module([function]))
-            calls_model = loop is not None and find_nodes(
-                loop.loop, cst.Call, lambda n: code(n.func) == found[0])
-            if not calls_model:
+            if loop is None or not find_nodes(loop.loop, cst.Call, lambda n: code(n.func) == found[0]):
                 return None
             chunks = outcome["micro"] = chunk_count(loop.loop)
             new = _micro_batches(loop, found[0], chunks, function) if chunks else _across_batches(
@@ -133,7 +130,7 @@ def _across_batches(loop: TrainingLoop, model: str, k: int, optimizers: set[str]
 
 def _divided(backward: cst.Call, k: int) -> cst.Call:
     """``(<receiver> / k).backward()`` for any receiver (``loss_fn(out, y).backward()``, the DDP tutorial's)."""
-    receiver = backward.func.value
+    receiver = cst.ensure_type(backward.func, cst.Attribute).value
     if not isinstance(receiver, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)):
         receiver = receiver.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
     divided = cst.BinaryOperation(receiver, cst.Divide(), cst.Integer(str(k)), lpar=[cst.LeftParen()],
@@ -156,4 +153,4 @@ def _enumerated(loop: cst.For, scope: str) -> tuple[str, cst.CSTNode, cst.CSTNod
 def _with(context: str, lines: list[cst.BaseStatement]) -> cst.With:
     return cst.With(items=[cst.WithItem(cst.parse_expression(context))],
                     body=cst.IndentedBlock(body=[lines[0].with_changes(leading_lines=[]), *lines[1:]]),
-                    leading_lines=lines[0].leading_lines)
+                    leading_lines=leading_lines(lines[0]))

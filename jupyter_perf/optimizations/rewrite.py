@@ -92,6 +92,19 @@ def calls_method(source: str, method: str) -> bool:
 Edit = Callable[[Any], cst.CSTNode | cst.FlattenSentinel[Any] | cst.RemovalSentinel]
 
 
+def swapped(node: _Node, old: cst.CSTNode, new: cst.CSTNode) -> _Node:
+    """``node`` with its descendant ``old`` (by identity) replaced by ``new`` (of a kind that may stand there, so
+    ``node`` stays of its kind)."""
+
+    class Swap(cst.CSTTransformer):
+        def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> Any:
+            return new if original_node is old else updated_node
+
+    result = node.visit(Swap())
+    assert isinstance(result, type(node))
+    return result
+
+
 def replace_nodes(module: cst.Module, changes: Mapping[_Node, Edit]) -> str:
     """The module's code with each original node (by identity) passed, updated, through its edit.
 
@@ -391,6 +404,13 @@ def wrap_calls(source: str, callee: str, context: str, replaces: Sequence[str] =
 
 def _is_expression(stmt: cst.CSTNode) -> bool:
     return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[-1], cst.Expr)
+
+
+def leading_lines(stmt: cst.BaseStatement) -> Sequence[cst.EmptyLine]:
+    """The comment and blank lines above a statement (each kind of statement has them; their base class does
+    not say so)."""
+    assert isinstance(stmt, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+    return stmt.leading_lines
 
 
 def after_imports(body: Sequence[cst.BaseStatement]) -> int:

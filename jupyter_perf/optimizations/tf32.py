@@ -55,6 +55,7 @@ class Tf32(Optimization):
                 undo.push(lambda: _restore(*before))
                 return model
 
+            assert inputs is not None  # (live runs only where there is something to do)
             return inputs.check("tf32", model, switch_on)
 
         snippet = None if found else (f'{tname}.set_float32_matmul_precision("high")\n'

@@ -92,6 +92,7 @@ class TorchCompile(Optimization):
                 return compiled
 
             try:
+                assert inputs is not None  # (live runs only where there is something to do)
                 return inputs.check("compile", model, compile_it)
             except NotApplicable:
                 raise

@@ -37,8 +37,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "ui"))
 
-from pairing import bracketed_ratio
-from workloads import SMALL_CNN_TRAINING
+from pairing import bracketed_ratio  # noqa: E402
+from workloads import SMALL_CNN_TRAINING  # noqa: E402
 
 NAME, SETUP, BODY = SMALL_CNN_TRAINING
 #: Cores other processes may use during a round for it to count as quiet.
@@ -251,7 +251,8 @@ def main() -> None:
     cpu = platform.processor() or platform.machine()
     print(
         f"dashboard overhead · workload: {NAME}, {args.epochs} epochs a cell, {args.rounds} rounds, "
-        f"%%perfprofile --interval {args.interval} (the dashboard redraws at most {min(1 / 0.15, 1 / args.interval):.1f}/s)"
+        f"%%perfprofile --interval {args.interval} "
+        f"(the dashboard redraws at most {min(1 / 0.15, 1 / args.interval):.1f}/s)"
     )
     print(
         f"machine: {psutil.cpu_count()} logical CPUs ({cpu}), Python {platform.python_version()}"
@@ -263,8 +264,8 @@ def main() -> None:
         + ("" if other < 0.1 else ": the machine is busy, these ratios are noise; run again when it is idle")
     )
     print(
-        f"{'setup':<18}{'plain s':>9}{'profiled s':>12}{'ratio':>8}{'paired':>8}{'fastest':>9}{'quiet':>14}{'fixed/cell s':>14}"
-        f"{'1st cell +s':>13}{'browser CPU plain/profiled':>29}"
+        f"{'setup':<18}{'plain s':>9}{'profiled s':>12}{'ratio':>8}{'paired':>8}{'fastest':>9}{'quiet':>14}"
+        f"{'fixed/cell s':>14}{'1st cell +s':>13}{'browser CPU plain/profiled':>29}"
     )
     for r in results:
         first = "—" if r["first_dashboard_extra_s"] is None else f"{r['first_dashboard_extra_s']:.2f}"
@@ -279,7 +280,8 @@ def main() -> None:
         )
     print(
         "ratio: median profiled / median plain training-loop time (goal ≤ 1.03); paired: median of each "
-        "profiled round's ratio to the plain rounds on either side; fastest: fastest profiled round / fastest plain round; quiet: the same over the rounds (how many) in which other processes used "
+        "profiled round's ratio to the plain rounds on either side; fastest: fastest profiled round / fastest "
+        "plain round; quiet: the same over the rounds (how many) in which other processes used "
         f"< {QUIET} cores; fixed/cell: a profiled cell's time outside its loop beyond a plain one's "
         "(opening the dashboard, the summary); 1st cell +s: what the kernel's first profiled cell adds to that "
         "(importing anywidget, first probes); browser CPU in cores (Chromium + the Jupyter "

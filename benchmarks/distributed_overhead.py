@@ -31,10 +31,11 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from pairing import bracketed_ratio  # noqa: E402
+
 import jupyter_perf  # noqa: E402
 import jupyter_perf.distributed  # noqa: E402
 from jupyter_perf.report import Report  # noqa: E402
-from pairing import bracketed_ratio  # noqa: E402
 
 SETUP = '''
 import time, torch, torch.distributed as dist, torch.multiprocessing as mp
@@ -116,11 +117,12 @@ def loop_overhead(rounds: int, steps: int, batch: int) -> Report:
         best, median = min(plain), statistics.median(plain)
         print(f"{label:32} {best:8.3f} {max(plain) / best:6.2f}× {min(profiled) / best:9.3f}× "
               f"{statistics.median(profiled) / median:8.3f}× {bracketed_ratio(profiled, plain):8.3f}×")
-    cost = (statistics.median(times["profiled", "loop thread CPU"]) - statistics.median(times["plain", "loop thread CPU"]))
+    cost = (statistics.median(times["profiled", "loop thread CPU"])
+            - statistics.median(times["plain", "loop thread CPU"]))
     print(f"the profiler's cost on the training thread: {cost / steps * 1e6:.0f} µs a step (medians)")
     loop_ratio = min(times["profiled", "loop wall"]) / min(times["plain", "loop wall"])
-    print(f"ratios of the fastest rounds (medians, and each profiled round against the plain ones on either side, in "
-          f"brackets); spread: the slowest plain round / the fastest")
+    print("ratios of the fastest rounds (medians, and each profiled round against the plain ones on either side, in "
+          "brackets); spread: the slowest plain round / the fastest")
     verdict = "met" if loop_ratio <= 1.03 else "NOT met"
     print(f"loop wall ratio of the fastest rounds {loop_ratio:.3f} (goal ≤ 1.03): {verdict}")
     return report

@@ -46,8 +46,8 @@ import torch  # noqa: E402
 from fix_scenarios import ALL, INPUT_PIPELINE, FixScenario  # noqa: E402
 
 import jupyter_perf  # noqa: E402
-from jupyter_perf.diagnosis.memory import fit_growth  # noqa: E402
 from jupyter_perf import apply_and_rerun  # noqa: E402
+from jupyter_perf.diagnosis.memory import fit_growth  # noqa: E402
 from jupyter_perf.execution import compile_source, run_compiled  # noqa: E402
 from jupyter_perf.optimizations.remeasure import remeasure  # noqa: E402
 from jupyter_perf.runs import run as profile_run  # noqa: E402
@@ -158,7 +158,7 @@ def print_fixes(rounds_wanted: int) -> None:
         print(f"{scenario.name:<26} {rounds[-1][3]:<52.52} {b['samples_per_s']:>16.0f} {t['samples_per_s']:>10.0f} "
               f"{h['samples_per_s']:>10.0f} {t['samples_per_s'] / h['samples_per_s']:>9.2f}  {peaks:>22}  "
               f"{growth:>24}")
-    language_models(args.rounds)
+    language_models(rounds_wanted)
 
 
 # ------------------------------------------------------------------ language models (issue 14)

@@ -129,7 +129,8 @@ with torch.inference_mode():
 """,
     "compression.quantize_dynamic",
     # By hand: the quantize_dynamic call of PyTorch's dynamic quantization tutorial.
-    _LARGE_LINEAR + "model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)\n" + _WARM_UP,
+    _LARGE_LINEAR + "model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)\n"
+    + _WARM_UP,
     """
 with torch.inference_mode():
     preds = [model(x).argmax(1) for (x,) in loader]

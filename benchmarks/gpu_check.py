@@ -14,8 +14,8 @@ Then the optimizations' GPU measurements (benchmarks/gpu_optimizations.py: AMP b
 TF32, channels_last, CUDA graphs, pin_memory, with the numerics guard's errors),
 the live dashboard run headless by nbclient, its GPU gauges carrying NVML
 values (benchmarks/gpu_dashboard.py), and distributed profiling over NCCL: world
-size 1 in this process, 2 ranks where the machine has 2 GPUs (benchmarks/gpu_distributed.py). A check that raises becomes a FAIL row
-with the exception; the others still run.
+size 1 in this process, 2 ranks where the machine has 2 GPUs (benchmarks/gpu_distributed.py).
+A check that raises becomes a FAIL row with the exception; the others still run.
 
 Without a GPU it says so and exits 0: CI never has one. tests/test_gpu.py runs
 the same checks under pytest where a GPU exists.
@@ -53,7 +53,8 @@ SCENARIOS = {
     "compute": (
         COMMON + CONV_NET + "batches = [(torch.randn(128, 3, 96, 96, device=device), "
         "torch.randint(0, 10, (128,), device=device)) for _ in range({steps})]\n",
-        "for x, y in batches:\n    loss = F.cross_entropy(model(x), y)\n    opt.zero_grad(); loss.backward(); opt.step()\n",
+        "for x, y in batches:\n    loss = F.cross_entropy(model(x), y)\n"
+        "    opt.zero_grad(); loss.backward(); opt.step()\n",
     ),
     "input_pipeline": (
         COMMON + CONV_NET + """
@@ -76,7 +77,8 @@ loader = DataLoader(Slow(), batch_size=16)
     # A sync each step where the host also has work of its own (logging, metrics, CPU-side
     # augmentation: 16 ms here) that would otherwise overlap the GPU's ≈ 10 ms of fp32 matmuls.
     "host_sync": (
-        COMMON + "model = nn.Sequential(*[m for _ in range(24) for m in (nn.Linear(1024, 1024), nn.ReLU())]).to(device)\n"
+        COMMON + "model = nn.Sequential(*[m for _ in range(24) for m in (nn.Linear(1024, 1024), nn.ReLU())])"
+        ".to(device)\n"
         "opt = torch.optim.SGD(model.parameters(), lr=1e-3)\nx = torch.randn(4096, 1024, device=device)\n",
         "losses = []\nfor _ in range({steps}):\n    loss = model(x).pow(2).mean()\n"
         "    opt.zero_grad(); loss.backward(); opt.step()\n    losses.append(loss.item())\n    time.sleep(0.016)\n",

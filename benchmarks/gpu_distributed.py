@@ -49,7 +49,7 @@ def train(rank: int, world_size: int, port: int, steps: int) -> None:
     """One rank of the 2-GPU check: the DDP conv net on GPU ``rank`` over NCCL."""
     import torch
     import torch.distributed as dist
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # noqa: N812 - torch's own convention
     from torch.nn.parallel import DistributedDataParallel
 
     torch.cuda.set_device(rank)
@@ -69,7 +69,7 @@ def train(rank: int, world_size: int, port: int, steps: int) -> None:
 def world_of_one(rows: list, steps: int, rounds: int) -> None:
     import torch
     import torch.distributed as dist
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # noqa: N812 - torch's own convention
     from torch.nn.parallel import DistributedDataParallel
 
     import jupyter_perf

@@ -44,14 +44,16 @@ _CONV = COMMON + CONV_NET + """
 batches = [(torch.randn(128, 3, 96, 96, device=device), torch.randint(0, 10, (128,), device=device))
            for _ in range({steps})]
 """
-_CONV_TRAIN = "for x, y in batches:\n    loss = F.cross_entropy(model(x), y)\n    opt.zero_grad(); loss.backward(); opt.step()\n"
+_CONV_TRAIN = ("for x, y in batches:\n    loss = F.cross_entropy(model(x), y)\n"
+               "    opt.zero_grad(); loss.backward(); opt.step()\n")
 
 _MLP = COMMON + """
 model = nn.Sequential(*[m for _ in range(4) for m in (nn.Linear(4096, 4096), nn.ReLU())]).to(device)
 opt = torch.optim.SGD(model.parameters(), lr=1e-3)
 x = torch.randn(512, 4096, device=device)
 """
-_MLP_TRAIN = "for _ in range({steps}):\n    loss = model(x).square().mean()\n    opt.zero_grad(); loss.backward(); opt.step()\n"
+_MLP_TRAIN = ("for _ in range({steps}):\n    loss = model(x).square().mean()\n"
+              "    opt.zero_grad(); loss.backward(); opt.step()\n")
 
 WORKLOADS = (
     # fp32 matmuls on tensor cores in bfloat16: the largest single gain on Ampere and newer.
@@ -67,7 +69,8 @@ WORKLOADS = (
     # 24 small bf16 layers at batch 16: launch-bound, one graph replay instead of 48 launches. (In fp32 the
     # same layers are not: an H200 spends ≈ 15 µs on each tiny fp32 GEMM, about what eager launching costs.)
     Workload("compile.cuda_graphs, launch-bound MLP", COMMON + """
-model = nn.Sequential(*[m for _ in range(24) for m in (nn.Linear(256, 256), nn.ReLU())]).to(device, torch.bfloat16).eval()
+model = nn.Sequential(*[m for _ in range(24)
+                        for m in (nn.Linear(256, 256), nn.ReLU())]).to(device, torch.bfloat16).eval()
 x = torch.randn(16, 256, device=device, dtype=torch.bfloat16)
 """, "with torch.no_grad():\n    for _ in range({steps}):\n        out = model(x)\n", ("compile.cuda_graphs",), 1.3),
     # Pageable 38 MB batches copied each step: pinned copies are faster but pinning costs a host copy.
@@ -76,8 +79,8 @@ model = nn.Sequential(nn.Conv2d(3, 16, 3, stride=4), nn.ReLU(), nn.AdaptiveAvgPo
                       nn.Linear(16, 10)).to(device)
 data = TensorDataset(torch.randn(64 * {steps}, 3, 224, 224), torch.randint(0, 10, (64 * {steps},)))
 loader = DataLoader(data, batch_size=64)
-""", "with torch.no_grad():\n    for x, y in loader:\n        x, y = x.to(device), y.to(device)\n        out = model(x)\n",
-             ("dataloader.pin_memory",), None),
+""", "with torch.no_grad():\n    for x, y in loader:\n        x, y = x.to(device), y.to(device)\n"
+        "        out = model(x)\n", ("dataloader.pin_memory",), None),
 )
 
 

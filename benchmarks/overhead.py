@@ -33,10 +33,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import jupyter_perf  # noqa: E402
 import kernel_cost  # noqa: E402
 from pairing import bracketed_ratio  # noqa: E402
 from workloads import ALL  # noqa: E402
+
+import jupyter_perf  # noqa: E402
 
 
 def plain(code, ns):
@@ -118,7 +119,8 @@ def main() -> None:
               f"{best['torch.profiler'] / best['plain']:14.3f}× {median['torch.profiler'] / median['plain']:8.3f}×")
     worst = max(ratios)
     print(f"ratios of the fastest of {args.rounds} interleaved rounds (medians, and the median of each profiled "
-          "round's ratio to the plain rounds on either side, in brackets); spread: the slowest plain round / the fastest")
+          "round's ratio to the plain rounds on either side, in brackets); spread: the slowest plain round / "
+          "the fastest")
     print(f"worst jupyter-perf ratio {worst:.3f} (goal ≤ 1.03): {'met' if worst <= 1.03 else 'NOT met'}")
     print()
     kernel_cost.print_table(kernel_cost.measure(args.kernels, args.kernel_rounds), args.kernels, args.kernel_rounds)

@@ -25,13 +25,14 @@ def compile_source(source: str, filename: str | None = None) -> tuple[CodeType, 
         linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     tree = ast.parse(source, filename, "exec")
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
+    if tree.body and isinstance(tail := tree.body[-1], ast.Expr):
+        tree.body.pop()
+        last = ast.Expression(tail.value)
     body = compile(tree, filename, "exec")
     return body, compile(last, filename, "eval") if last is not None else None
 
 
 def run_compiled(body: CodeType, last: CodeType | None, namespace: dict[str, Any]) -> Any:
     """Execute in ``namespace``; return the trailing expression's value (None without one)."""
-    exec(body, namespace)
+    exec(body, namespace)  # noqa: S102 - running the user's cell is what the profiler is for
     return eval(last, namespace) if last is not None else None

@@ -35,7 +35,7 @@ import hashlib
 import html
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from .cells import unified_diff
 
@@ -124,7 +124,7 @@ class Channel:
         if self.ready and self.comm is not None:
             self.comm.send({"type": "notice", "text": text})
 
-    def reaches(self, cell_id: str | None) -> bool:
+    def reaches(self, cell_id: str | None) -> TypeGuard[str]:
         """Whether an edit of this cell goes to the notebook (else its code is shown to copy)."""
         return bool(cell_id) and self.ready
 

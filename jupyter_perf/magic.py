@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import re
 import sys
+from typing import TYPE_CHECKING
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 #: Options that take a value, for splitting ``%perfprofile [options] statement``.
 _VALUED = {"-o", "--output", "--interval", "--export", "--compare", "--apply", "--load"}
@@ -24,6 +28,7 @@ _VALUED = {"-o", "--output", "--interval", "--export", "--compare", "--apply", "
 
 @magics_class
 class PerfMagics(Magics):
+    shell: InteractiveShell  # load_ipython_extension registers it with the shell
     @magic_arguments()
     @argument("-o", "--output", metavar="NAME", help="store the Report in the namespace as NAME")
     @argument("--interval", type=float, default=0.1, metavar="S", help="sampling period in seconds (default 0.1)")
@@ -138,7 +143,7 @@ class PerfMagics(Magics):
         value = error = None
         try:
             value = run_compiled(body, last, namespace)
-        except BaseException as exc:  # the report is built either way; the error is shown after it
+        except BaseException as exc:  # noqa: BLE001 - the report is built either way; the error is shown after it
             error = exc
         report = finish(session, error)
         if args.output:

@@ -86,8 +86,8 @@ class Report:
     phases: dict[str, float] = field(default_factory=dict)
     #: Phase totals over the whole run, seconds.
     phase_totals: dict[str, float] = field(default_factory=dict)
-    #: Per-step series, downsampled for long runs: ``wall``, ``start`` and one list per phase.
-    step_series: dict[str, list[float]] = field(default_factory=dict)
+    #: Per-step series, downsampled for long runs: ``wall``, ``start`` and one list per phase (None: not measured).
+    step_series: dict[str, list[float | None]] = field(default_factory=dict)
     #: Maxima over the run: ``rss_bytes``, ``rss_children_bytes``, ``rss_total_bytes``,
     #: ``gpu{i}_mem_used_bytes``, ``cuda_allocated_bytes``, ``cuda_reserved_bytes`` ...
     peaks: dict[str, float] = field(default_factory=dict)
@@ -108,8 +108,8 @@ class Report:
     recommendations: list[Recommendation] = field(default_factory=list)
     #: Things the run could not observe or that degraded, said once each.
     notes: list[str] = field(default_factory=list)
-    #: ``{"type", "message"}`` when the profiled code raised.
-    error: dict[str, str] | None = None
+    #: ``{"type", "message", "oom"}`` when the profiled code raised.
+    error: dict[str, Any] | None = None
     interrupted: bool = False
     #: ``--deep``: ``trace_path`` and ``top_ops`` (name, self seconds, calls).
     deep: dict[str, Any] | None = None

@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     namespace = {"__name__": "__main__", "__file__": str(path), "__builtins__": __builtins__}
     from .distributed.rank import run_as_rank, script_spec
 
-    run_as_rank(lambda: exec(code, namespace), script_spec(options.out, options.interval), namespace, source)
+    run_as_rank(lambda: exec(code, namespace),  # noqa: S102 - the user's script, as `python script.py` runs it
+                script_spec(options.out, options.interval), namespace, source)
 
 
 if __name__ == "__main__":

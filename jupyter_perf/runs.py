@@ -50,6 +50,6 @@ def run(source: str, namespace: dict[str, Any], *, interval: float = 0.1, deep: 
     error = None
     try:
         run_compiled(body, last, namespace)
-    except BaseException as exc:  # KeyboardInterrupt included: the run stops, the report survives
+    except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt included: the run stops, the report survives
         error = exc
     return finish(running, error)

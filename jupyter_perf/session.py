@@ -15,8 +15,8 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import psutil
@@ -100,7 +100,13 @@ class Session:
         self._census = GraphCensus(self.namespace, steps=lambda: self.trace.steps_closed)
         if self.trace.on_account is not None:
             accounted, census, reads = self.trace.on_account, self._census.tick, self._first_reads.tick
-            self.trace.on_account = lambda: (accounted(), census(), reads())
+
+            def on_account() -> None:
+                accounted()
+                census()
+                reads()
+
+            self.trace.on_account = on_account
         self.running = True
         self._t0 = time.perf_counter()
 
@@ -220,7 +226,9 @@ class Session:
     def _costs(self, report: Report) -> None:
         """``Report.compute`` and ``Report.memory_breakdown`` for the steps' model (probes/costs.py)."""
         modules = self._probes.get("modules")
-        model = modules.model(self.trace.primary) if modules is not None and report.steps else None
+        if modules is None or not report.steps:
+            return
+        model = modules.model(self.trace.primary)
         if model is None:
             return
         model = _unwrapped(model)
@@ -306,7 +314,8 @@ class Session:
         }
         torch = sys.modules.get("torch")
         if torch is not None:
-            signals["cpu"].update(torch_threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads())
+            signals["cpu"].update(torch_threads=torch.get_num_threads(),
+                                  interop_threads=torch.get_num_interop_threads())
             signals["cuda"] = _cuda_facts(torch)
         signals["gpu"] = [
             {

@@ -12,9 +12,10 @@ Changes here, the UI its panels and last dashboard), so it names their types onl
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections import OrderedDict
-from typing import Any
+from typing import Any, overload
 
 from .cells import CellRecord, CellTracker, Target
 from .frontend import Channel
@@ -44,6 +45,13 @@ class KernelState:
         """The cell that last bound ``name``, where cells are tracked."""
         return self.tracker.defining(name) if self.tracker is not None else None
 
+    @overload
+    def target(self, cell: str | Target) -> Target: ...
+    @overload
+    def target(self, cell: None) -> None: ...
+    @overload
+    def target(self, cell: str | Target | None) -> Target | None: ...
+
     def target(self, cell: str | Target | None) -> Target | None:
         """A Target for ``cell``: with its notebook id where a tracked cell holds exactly this text."""
         return Target.of(cell, self.tracker)
@@ -56,10 +64,8 @@ class KernelState:
     def remember_calls(self, calls: list[tuple[Any, Any]]) -> None:
         """Keep each (model, recorded call) of a run, replacing an earlier run's for the same model."""
         for model, call in calls:
-            try:
+            with contextlib.suppress(TypeError):  # an object that cannot be weakly referenced: nothing to keep it by
                 self.calls[model] = call
-            except TypeError:  # an object that cannot be weakly referenced: nothing to keep it by
-                pass
 
     def recorded(self, model: Any) -> Any:
         """The recorded call of ``model`` from its latest profiled run, or None."""

@@ -7,4 +7,7 @@ bash scripts/setup.sh
 venv="$(cd "${JP_VENV:-.venv}" && pwd)"
 export PATH="$venv/bin:$PATH"
 bash scripts/check_frontend.sh
+# The Python house rules (pyproject.toml's [tool.ruff] and [tool.mypy]), before the slower tests.
+ruff check --quiet jupyter_perf tests benchmarks
+mypy
 python -m pytest -p no:cacheprovider "$@"

@@ -11,16 +11,12 @@ from __future__ import annotations
 import ast
 import contextlib
 import gc
-import sys
-from pathlib import Path
 
+import fix_scenarios as fix  # noqa: F401  (the planted problems, shared with fix_efficacy.py)
 import pytest
 
 from jupyter_perf import frontend, state
 from jupyter_perf.optimizations.base import Target
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import fix_scenarios as fix  # noqa: E402, F401  (the planted problems, shared with fix_efficacy.py)
 
 #: A cell's text with what a rewrite must keep: comments, odd spacing, unicode, no final newline.
 ODD = "  # ünïcode ✓ and trailing spaces   \n"

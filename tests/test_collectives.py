@@ -6,13 +6,13 @@ backward time they block (steps under no_sync() count none; a comm hook the user
 everything put back after the run.
 """
 
+import distributed_cases as cases
 import pytest
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-import distributed_cases as cases
 import jupyter_perf
 
 

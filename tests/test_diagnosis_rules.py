@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 
+from jupyter_perf.catalog import CATALOG, CERTAINTY, COST
 from jupyter_perf.diagnosis import diagnose, thresholds
 from jupyter_perf.diagnosis.memory import fit_growth
-from jupyter_perf.catalog import CATALOG, CERTAINTY, COST
 from jupyter_perf.diagnosis.recommend import amdahl
 from jupyter_perf.report import BOTTLENECKS, OPTIMIZATIONS, PHASES, Report
 
@@ -19,8 +19,8 @@ MB = 1e6
 
 def phases(step: float = 0.05, **shares: float) -> dict[str, float]:
     """Mean seconds per phase for a ``step``-second step; unnamed time goes to forward/backward."""
-    base = {"data_wait": 0.02, "host_to_device": 0.0, "forward": 0.3, "backward": 0.56, "communication": 0.0, "optimizer": 0.08,
-            "other": 0.04}
+    base = {"data_wait": 0.02, "host_to_device": 0.0, "forward": 0.3, "backward": 0.56, "communication": 0.0,
+            "optimizer": 0.08, "other": 0.04}
     base.update(shares)
     rest = 1.0 - sum(v for k, v in base.items() if k not in ("forward", "backward"))
     base["forward"], base["backward"] = rest / 3, rest * 2 / 3

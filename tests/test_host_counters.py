@@ -100,8 +100,8 @@ def test_a_child_started_by_another_thread_is_found_within_a_second(probe_factor
     thread = threading.Thread(target=lambda: started.append(spawn(SLEEPING_CHILD)))
     thread.start()
     thread.join()
-    grandchild_parent = spawn(f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', {SLEEPING_CHILD!r}])\n"
-                              "time.sleep(30)")
+    grandchild_parent = spawn("import subprocess, sys, time\n"
+                              f"subprocess.Popen([sys.executable, '-c', {SLEEPING_CHILD!r}])\ntime.sleep(30)")
     grandchildren: list[int] = []
     try:
         # The clock starts once the grandchild exists: a loaded machine may take seconds to start a Python.

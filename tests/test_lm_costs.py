@@ -15,7 +15,8 @@ def profiled(loop):
     return jupyter_perf.profile(loop.cell, namespace), namespace
 
 
-@pytest.mark.parametrize("loop", [real_loops.NANOGPT, real_loops.HF_LOOP, real_loops.HF_TRAINER, real_loops.HF_INFERENCE],
+@pytest.mark.parametrize("loop",
+                         [real_loops.NANOGPT, real_loops.HF_LOOP, real_loops.HF_TRAINER, real_loops.HF_INFERENCE],
                          ids=lambda loop: loop.name)
 def test_counted_flops_agree_with_the_transformer_formula(loop):
     report, _ = profiled(loop)

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import functools
 
+import lm_scenarios as lm
 import pytest
 import real_loops
-from optimization_fixtures import fix  # noqa: F401  (puts benchmarks/ on the path)
 
 import jupyter_perf
-import lm_scenarios as lm
 from jupyter_perf.diagnosis import diagnose
 from jupyter_perf.execution import compile_source, run_compiled
 from jupyter_perf.probes.attention import attention_facts

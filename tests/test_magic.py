@@ -127,7 +127,8 @@ def test_deep_keeps_a_trace_and_lists_top_operators(shell, tmp_path):
     shell.run_cell(f"import os; os.chdir({str(tmp_path)!r})")
     shell.run_cell("%%perfprofile -o rep --deep\n" + scenarios.INPUT_PIPELINE.cell)
     deep = shell.user_ns["rep"].deep
-    trace = json.loads(open(deep["trace_path"]).read())
+    with open(deep["trace_path"]) as f:
+        trace = json.load(f)
     assert trace["traceEvents"]
     names = [op["name"] for op in deep["top_ops"]]
     assert any(name.startswith("aten::") for name in names)

@@ -226,14 +226,19 @@ def test_a_partly_refused_change_puts_back_the_cells_that_were_rewritten(ns, ans
 def test_a_cell_edited_since_it_ran_is_refused_before_anything_changes(ns, answering):
     """The notebook reports what its cells hold now; a plan from the text as it ran is no plan."""
     target = answering.add("c1", "x = 1\n")
-    state.current().channel.handle({"content": {"data": {"type": "sources", "cells": {"c1": frontend.sha256("x = 2\n")}}}})
+
+    def notebook_holds(source: str) -> None:
+        sources = {"type": "sources", "cells": {"c1": frontend.sha256(source)}}
+        state.current().channel.handle({"content": {"data": sources}})
+
+    notebook_holds("x = 2\n")
     with pytest.raises(NotApplicable, match="cell c1 changed in the notebook since it last ran: run it"):
         Scale().apply(ns, cell=target)
     assert "scaled" not in ns and not answering.answers
 
-    state.current().channel.handle({"content": {"data": {"type": "sources", "cells": {"c1": frontend.sha256("x = 1\n")}}}})
+    notebook_holds("x = 1\n")
     change = Scale().preview(ns, cell=target)  # as it ran again: fine
-    state.current().channel.handle({"content": {"data": {"type": "sources", "cells": {"c1": frontend.sha256("x = 3\n")}}}})
+    notebook_holds("x = 3\n")
     with pytest.raises(NotApplicable, match="changed in the notebook"):
         change.commit()  # edited between the plan and the commit
     assert "scaled" not in ns

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import distributed_cases
+import lm_scenarios as lm
 import pytest
 import torch
-from optimization_fixtures import ODD, assert_parses, notebook_fixture  # noqa: F401  (also puts benchmarks/ on the path)
+from optimization_fixtures import ODD, assert_parses, notebook_fixture  # noqa: F401  (fixture)
+from test_optimizations_distributed import TUTORIAL
 from test_optimizations_model import assert_same, snapshot
 
-import distributed_cases
 import jupyter_perf
-import lm_scenarios as lm
-from test_optimizations_distributed import TUTORIAL
 from jupyter_perf.execution import compile_source, run_compiled
 from jupyter_perf.optimizations import get, ids
 
@@ -41,6 +41,7 @@ _INFER = """preds = []
 for (x,) in loader:
     preds.append(model(x).argmax(-1))
 """
+_INFER_NO_GRAD = "with torch.no_grad():\n" + "".join("    " + line + "\n" for line in _INFER.splitlines())
 _GPT2 = """from transformers import GPT2Config, GPT2LMHeadModel
 model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=32, vocab_size=64, n_positions=64,
                                    bos_token_id=0, eos_token_id=0, attn_implementation={attention!r}))
@@ -69,7 +70,7 @@ EXAMPLES: dict[str, Example] = {
         "    opt.zero_grad()\n    loss.backward()\n    opt.step()\n"),
     "dataloader.batch_size": Example(
         _IMPORTS + _MLP + "model.eval()\nloader = DataLoader(TensorDataset(torch.randn(64, 16)), batch_size=1)\n",
-        "with torch.no_grad():\n" + "".join("    " + line + "\n" for line in _INFER.splitlines()), {"batch_size": 16}),
+        _INFER_NO_GRAD, {"batch_size": 16}),
     "precision.amp": Example(_IMPORTS + _MLP + _DATA + "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n",
                              _TRAIN, {"dtype": "bfloat16"}),
     "precision.tf32": Example(_IMPORTS + _MLP + "model = model.cuda()\nx = torch.randn(8, 16, device='cuda')\n",
@@ -90,12 +91,8 @@ EXAMPLES: dict[str, Example] = {
     "memory.release_graph": Example(_IMPORTS + _MLP + _DATA + "losses = []\n",
                                     "for x, y in loader:\n    losses.append(F.cross_entropy(model(x), y))\n"),
     "inference.inference_mode": Example(_IMPORTS + _MLP + "model.eval()\n" + _DATA, _INFER),
-    "compression.quantize_dynamic": Example(_IMPORTS + _MLP + "model.eval()\n" + _DATA,
-                                            "with torch.no_grad():\n" + "".join(
-                                                "    " + line + "\n" for line in _INFER.splitlines())),
-    "compression.prune": Example(_IMPORTS + _MLP + "model.eval()\n" + _DATA,
-                                 "with torch.no_grad():\n" + "".join("    " + line + "\n" for line in _INFER.splitlines()),
-                                 {"amount": 0.05}),
+    "compression.quantize_dynamic": Example(_IMPORTS + _MLP + "model.eval()\n" + _DATA, _INFER_NO_GRAD),
+    "compression.prune": Example(_IMPORTS + _MLP + "model.eval()\n" + _DATA, _INFER_NO_GRAD, {"amount": 0.05}),
     "optimizer.fused": Example(_IMPORTS + _MLP + _DATA + "opt = torch.optim.Adam(model.parameters(), lr=1e-3,"
                                                          " foreach=False)\n", _TRAIN),
     "cpu.threads": Example(_IMPORTS + _MLP + "x = torch.randn(8, 16)\n", "for _ in range(5):\n    out = model(x)\n",
@@ -107,8 +104,10 @@ EXAMPLES: dict[str, Example] = {
         "model.train()\nfor batch in loader:\n    loss = model(**batch).loss\n    loss.backward()\n"
         "    optimizer.step()\n    optimizer.zero_grad()\n"),
     "attention.sdpa": Example(_IMPORTS + _GPT2.format(attention="eager") + "ids = torch.randint(0, 64, (2, 16))\n",
-                              "with torch.no_grad():\n    for _ in range(3):\n        logits = model(input_ids=ids).logits\n"),
-    "generation.kv_cache": Example(_IMPORTS + _GPT2.format(attention="sdpa") + "prompt = torch.randint(1, 64, (1, 4))\n",
+                              "with torch.no_grad():\n    for _ in range(3):\n"
+                              "        logits = model(input_ids=ids).logits\n"),
+    "generation.kv_cache": Example(_IMPORTS + _GPT2.format(attention="sdpa")
+                                   + "prompt = torch.randint(1, 64, (1, 4))\n",
                                    "out = model.generate(prompt, max_new_tokens=8, do_sample=False, use_cache=False,"
                                    " pad_token_id=0)\n"),
 }
@@ -118,8 +117,9 @@ _DDP_SETUP, _DDP_LAUNCH = TUTORIAL.format(port=distributed_cases.free_port()).rs
 for _opt_id in ("distributed.bucket_cap", "distributed.comm_hook", "distributed.no_sync"):
     EXAMPLES[_opt_id] = Example(_DDP_SETUP + "\n", _DDP_LAUNCH + "\n")
 EXAMPLES["distributed.ddp"] = Example(_IMPORTS + _MLP + "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
-                                      "loader = DataLoader(TensorDataset(torch.randn(256, 16), torch.randint(0, 4, (256,))),"
-                                      " batch_size=32)\n", _TRAIN, {"port": distributed_cases.free_port()})
+                                      "loader = DataLoader(TensorDataset(torch.randn(256, 16),"
+                                      " torch.randint(0, 4, (256,))), batch_size=32)\n",
+                                      _TRAIN, {"port": distributed_cases.free_port()})
 
 #: Where there is no GPU, these can only say why not.
 CUDA_ONLY = {"dataloader.pin_memory", "precision.tf32", "compile.cuda_graphs"}
@@ -136,8 +136,8 @@ def test_every_optimization_previews_applies_does_not_stack_and_undoes_exactly(o
     assert opt_id in EXAMPLES, f"{opt_id} is registered without an example in this test: add one"
     example = EXAMPLES[opt_id]
     if opt_id in CUDA_ONLY and not torch.cuda.is_available():
-        reason = get(opt_id).applicable(None, fresh(example.setup.replace(".cuda()", "").replace(", device='cuda'", "")),
-                                        **example.params)
+        on_cpu = example.setup.replace(".cuda()", "").replace(", device='cuda'", "")
+        reason = get(opt_id).applicable(None, fresh(on_cpu), **example.params)
         assert reason is not None and ("CUDA" in reason or "cuda" in reason), reason
         return
     namespace = fresh(example.setup)

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import textwrap
 
+import distributed_cases as cases
 import pytest
 from optimization_fixtures import assert_parses, notebook_fixture, release_namespaces  # noqa: F401
 
-import distributed_cases as cases
 import jupyter_perf
-from jupyter_perf.optimizations import get
 from jupyter_perf import apply_and_rerun
+from jupyter_perf.optimizations import get
 from jupyter_perf.optimizations.remeasure import remeasure
-from jupyter_perf.runs import run
 from jupyter_perf.report import Report
+from jupyter_perf.runs import run
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.filterwarnings("ignore::UserWarning")]
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import textwrap
 
+import lm_scenarios as lm
 import pytest
 import real_loops
 import torch
-from optimization_fixtures import ODD, assert_parses, notebook_fixture  # noqa: F401  (also puts benchmarks/ on the path)
+from optimization_fixtures import ODD, assert_parses, notebook_fixture  # noqa: F401  (fixture)
 from test_optimizations_model import assert_same, snapshot
 
 import jupyter_perf
-import lm_scenarios as lm
 from jupyter_perf.data import LengthGroupedBatchSampler, PadToLongest, trim_padding
 from jupyter_perf.execution import compile_source, run_compiled
 from jupyter_perf.optimizations import get
@@ -247,7 +247,8 @@ def test_hand_written_shapes_become_one_call_computing_the_same(shape):
 
 
 def test_attention_in_a_shape_not_recognised_is_explained_not_rewritten(notebook):
-    body = "        att = (q @ k.transpose(-2, -1)).softmax(-1)\n        return att @ v + att.sum()"  # the scores used twice
+    # the scores used twice
+    body = "        att = (q @ k.transpose(-2, -1)).softmax(-1)\n        return att @ v + att.sum()"
     cell = ATTENTION.format(body=body)
     cell += "model = nn.Sequential(Attention())\n"
     change = get("attention.sdpa").apply(fresh(cell), cell=notebook.add("cell", cell), inputs="q")

@@ -15,10 +15,10 @@ from optimization_fixtures import release_namespaces, run  # noqa: F401  (fixtur
 from real_loops import HF_INFERENCE, HF_LOOP, WORD_LM
 
 import jupyter_perf
+from jupyter_perf import state
 from jupyter_perf.optimizations import NotApplicable, get
 from jupyter_perf.optimizations.guard import HeldBatch, compare
 from jupyter_perf.optimizations.models import RECORDED
-from jupyter_perf import state
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 

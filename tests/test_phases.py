@@ -154,7 +154,8 @@ def test_an_optimizer_subclass_calling_super_step_counts_once():
         "p = torch.nn.Parameter(torch.randn(4))\n"
         "opt = MySGD([p], lr=0.1)\n"
     )
-    report = jupyter_perf.profile("for _ in range(8):\n    opt.zero_grad(); (p * p).sum().backward(); opt.step()\n", namespace)
+    report = jupyter_perf.profile("for _ in range(8):\n    opt.zero_grad(); (p * p).sum().backward(); opt.step()\n",
+                                  namespace)
     assert report.step_anchor == "optimizer" and report.steps == 8
     assert report.signals["optimizers"] == [
         {"class": "MySGD", "fused": None, "foreach": None, "lr": 0.1, "steps": 8, "params_device": "cpu"}

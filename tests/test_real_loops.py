@@ -131,5 +131,6 @@ train_dataloader = DataLoader(Padded(96), batch_size=8)
 """)
     report = jupyter_perf.profile(real_loops.HF_LOOP.cell, namespace)
     real = sum(8 + (i * 7) % 25 for i in range(96))
-    assert report.signals["tokens"] == {"tokens": 96 * 32, "real_tokens": real, "padding_share": pytest.approx(1 - real / (96 * 32))}
+    assert report.signals["tokens"] == {"tokens": 96 * 32, "real_tokens": real,
+                                        "padding_share": pytest.approx(1 - real / (96 * 32))}
     assert report.throughput["real_tokens_per_s"] == pytest.approx(real / report.step_time_total)

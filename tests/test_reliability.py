@@ -40,11 +40,14 @@ def process_state(model):
     return {
         "threads": sorted(t.name for t in threading.enumerate()),
         "global_module_hooks": {
-            name: len(hooks) for name, hooks in vars(module_mod).items() if name.startswith("_global_") and isinstance(hooks, dict)
+            name: len(hooks) for name, hooks in vars(module_mod).items()
+            if name.startswith("_global_") and isinstance(hooks, dict)
         },
-        "optimizer_hooks": (len(optimizer_mod._global_optimizer_pre_hooks), len(optimizer_mod._global_optimizer_post_hooks)),
+        "optimizer_hooks": (len(optimizer_mod._global_optimizer_pre_hooks),
+                            len(optimizer_mod._global_optimizer_post_hooks)),
         "model_hooks": [
-            (len(m._forward_pre_hooks), len(m._forward_hooks), len(m._forward_hooks_always_called)) for m in model.modules()
+            (len(m._forward_pre_hooks), len(m._forward_hooks), len(m._forward_hooks_always_called))
+            for m in model.modules()
         ],
         "dataloader_iter": DataLoader.__dict__["__iter__"],
         "dataloader_next": _BaseDataLoaderIter.__dict__["__next__"],
@@ -101,7 +104,8 @@ def test_profiling_nested_in_a_function_with_a_model_only_it_knows():
 
 
 def test_a_cell_with_no_model_still_gets_timelines_and_peaks():
-    report = jupyter_perf.profile("import torch\nt = torch.randn(300, 300)\nfor _ in range(20):\n    t = t @ t.T / 300\n")
+    report = jupyter_perf.profile("import torch\nt = torch.randn(300, 300)\n"
+                                  "for _ in range(20):\n    t = t @ t.T / 300\n")
     assert report.steps == 0 and report.bottleneck == "none"
     assert len(report.timeline["t"]) >= 2 and report.peaks["rss_bytes"] > 0
     assert any("no steps recognised" in note for note in report.notes)

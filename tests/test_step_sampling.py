@@ -68,7 +68,7 @@ def test_a_short_step_inference_loop_is_counted_with_exact_totals(mode):
     # the steps run from the first call's start to the end of the last step: the loop's time, give or take its ends
     assert report.step_time_total == pytest.approx(ns["elapsed"], rel=0.05, abs=0.002)
     assert 0.0 < report.phase_totals["forward"] <= report.step_time_total
-    assert 0.0 < forward["seconds"] and forward["us_per_leaf_call"] > 0
+    assert forward["seconds"] > 0.0 and forward["us_per_leaf_call"] > 0
     assert_consistent(report)
 
 
@@ -161,8 +161,11 @@ def test_a_call_by_keyword_stops_counting_and_its_samples_still_count(mode):
 
 
 def test_an_input_without_a_batch_dimension_makes_the_samples_unknown(mode):
-    setup = SETUP + "class Scalar(nn.Module):\n    def __init__(self):\n        super().__init__(); self.w = nn.Parameter(torch.ones(()))\n    def forward(self, s):\n        return self.w * s\nscalar = Scalar()\n"
-    report, _ = profiled(f"with torch.no_grad():\n    for _ in range(50):\n        scalar(torch.tensor(2.0))\n", setup)
+    setup = SETUP + ("class Scalar(nn.Module):\n"
+                     "    def __init__(self):\n        super().__init__(); self.w = nn.Parameter(torch.ones(()))\n"
+                     "    def forward(self, s):\n        return self.w * s\n"
+                     "scalar = Scalar()\n")
+    report, _ = profiled("with torch.no_grad():\n    for _ in range(50):\n        scalar(torch.tensor(2.0))\n", setup)
     assert report.steps == 50
     assert report.samples is None, "the total is not made up"
 

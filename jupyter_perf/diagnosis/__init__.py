@@ -54,7 +54,7 @@ def pick_bottleneck(findings: Sequence[Finding]) -> str:
     for memory_id in ("memory_capacity", "memory_leak"):
         if memory_id in named:
             return memory_id
-    timed = [f for f in findings if f.bottleneck in TIME_BASED]
+    timed = [(f.share, -TIME_BASED.index(b), b) for f in findings if (b := f.bottleneck) in TIME_BASED]
     if timed:
-        return max(timed, key=lambda f: (f.share, -TIME_BASED.index(f.bottleneck))).bottleneck
+        return max(timed)[2]  # the largest share; on a tie, the earlier (more specific) bottleneck
     return "compute" if "compute" in named else "none"

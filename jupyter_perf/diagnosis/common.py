@@ -30,11 +30,18 @@ def step_time(report: Report) -> float | None:
 
 def phase_share(report: Report, *phases: str) -> float | None:
     """Fraction of the mean step spent in ``phases``; None if any of them is unmeasured."""
-    seconds = [report.phases.get(p) for p in phases]
+    seconds = [s for p in phases if (s := report.phases.get(p)) is not None]
     total = step_time(report)
-    if total is None or any(s is None for s in seconds):
+    if total is None or len(seconds) < len(phases):
         return None
     return sum(seconds) / total
+
+
+def step_share(finding: Finding) -> float:
+    """The share of the step a time-based finding stands for: its rule always measures one."""
+    if finding.share is None:
+        raise ValueError(f"finding {finding.id} has no share of the step")
+    return finding.share
 
 
 def items(report: Report, key: str) -> list[dict[str, Any]]:

@@ -10,11 +10,20 @@ which is what leaves the bottleneck at ``none``.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from ..report import Finding, Report
 from .common import (
-    TIME_BASED, backward_calls, duration, items, named, not_measured, pct, phase_share, step_time, uses_cuda,
+    TIME_BASED,
+    backward_calls,
+    duration,
+    items,
+    named,
+    not_measured,
+    pct,
+    phase_share,
+    step_time,
+    uses_cuda,
 )
 from .thresholds import COMPUTE
 
@@ -33,9 +42,9 @@ def check(report: Report, found: Sequence[Finding]) -> list[Finding]:
     missing = [f"phases['{p}']" for p in required if report.phases.get(p) is None]
     if missing:
         return [not_measured("compute", "Where the step's time goes", missing)]
-    shares = {p: phase_share(report, p) for p in report.phases if report.phases[p] is not None}
-    math = phase_share(report, *_MODEL_PHASES)
-    total = step_time(report)
+    shares = {p: share for p in report.phases if (share := phase_share(report, p)) is not None}
+    math, total = phase_share(report, *_MODEL_PHASES), step_time(report)
+    assert math is not None and total is not None  # steps were counted and their phases measured
     summary = (
         f"The model's own work takes {pct(math)} of each {duration(total)} step ("
         + ", ".join(f"{p} {pct(shares[p])}" for p in _MODEL_PHASES)
@@ -143,7 +152,7 @@ def _quantize_fact(report: Report) -> str | None:
     return f"{named(dense[0], 'model')} runs inference with Linear/LSTM layers on the CPU" if dense else None
 
 
-def _capability(value: object) -> float | None:
+def _capability(value: Any) -> float | None:
     """Compute capability as a number from (8, 0), [8, 0], '8.0' or 8.0."""
     if isinstance(value, (list, tuple)) and len(value) == 2:
         return value[0] + value[1] / 10

@@ -28,7 +28,17 @@ from typing import Any, Callable, Sequence
 
 from ..report import Finding, Recommendation, Report
 from .common import (
-    amdahl, duration, items, pct, phase_share, recommendation, severity, size, step_time, uses_cuda,
+    amdahl,
+    duration,
+    items,
+    pct,
+    phase_share,
+    recommendation,
+    severity,
+    size,
+    step_share,
+    step_time,
+    uses_cuda,
 )
 from .thresholds import DISTRIBUTED
 
@@ -126,7 +136,7 @@ def _straggler(rows: list[dict[str, Any]], facts: dict[str, Any]) -> Finding | N
     excess = {part: worst[key] - statistics.median(row[key] or 0.0 for row in others)
               for part, key in (("data_wait", "data_wait_s"), ("compute", "compute_s")) if worst.get(key) is not None}
     excess["other"] = (worst["busy_s"] - statistics.median(row["busy_s"] for row in others)) - sum(excess.values())
-    slower_in = max(excess, key=excess.get)
+    slower_in = max(excess, key=excess.__getitem__)
     words = {"data_wait": "its data wait", "compute": "its compute (forward, backward, optimizer)",
              "other": "its own code outside the model's phases"}
     host = f" on {worst['host']}" if worst.get("host") else ""
@@ -213,18 +223,20 @@ def _single_process(report: Report) -> list[Finding]:
 
 # ---------------------------------------------------------- recommendations
 def _recommend_communication(report: Report, f: Finding) -> list[Recommendation]:
-    recs, share, e = [], f.share, f.evidence
+    recs, share, e = [], step_share(f), f.evidence
     models = e["ddp_models"]
     ddp = models[0] if models else None
     rounds, backwards = e.get("all_reduce_rounds_per_step") or 0, e.get("backwards_per_step") or 0
     if ddp is not None and rounds >= 1.5:
         k = round(rounds)
         gain = 1 / (1 - share * (k - 1) / k)
-        recs.append(recommendation("distributed.no_sync", f, f"Each optimizer step runs {k} backward passes and DDP all-reduces "
+        recs.append(recommendation("distributed.no_sync", f,
+                         f"Each optimizer step runs {k} backward passes and DDP all-reduces "
                          f"after every one; under model.no_sync() the first {k - 1} accumulate locally and one "
                          f"all-reduce remains (about ×{gain:.2f}).", gain, steps=k))
     elif ddp is not None and backwards < 1.5:  # (more backward passes than all-reduces: no_sync is in use already)
-        recs.append(recommendation("distributed.no_sync", f, f"Communication blocks {pct(share)} of each step; accumulating "
+        recs.append(recommendation("distributed.no_sync", f,
+                         f"Communication blocks {pct(share)} of each step; accumulating "
                          "gradients locally over 4 batches under model.no_sync() all-reduces once per 4 batches "
                          f"(about ×{amdahl(share, 4):.2f} samples/s; the effective batch grows ×4: revisit the "
                          "learning rate).", amdahl(share, 4), steps=4))
@@ -233,18 +245,19 @@ def _recommend_communication(report: Report, f: Finding) -> list[Recommendation]
         dtype = "bfloat16" if nccl else "float16"
         error = (e.get("compression_error") or {}).get(dtype)
         measured = f" (measured on this run's gradients: {error:.2%} relative error)" if error is not None else ""
-        gain = (f"about ×{amdahl(share, 2):.2f} where the transfer is bandwidth-bound" if nccl else
-                "but over gloo the cast and the float16 sums run on the CPU: 2 CPU ranks measured ×0.74 here, so "
-                "re-measure")
-        recs.append(recommendation("distributed.comm_hook", f, f"{size(e['bytes_per_step'])} of gradients are all-reduced per "
-                         f"step; sending them in {dtype} halves the bytes{measured} ({gain}).",
+        outlook = (f"about ×{amdahl(share, 2):.2f} where the transfer is bandwidth-bound" if nccl else
+                   "but over gloo the cast and the float16 sums run on the CPU: 2 CPU ranks measured ×0.74 here, so "
+                   "re-measure")
+        recs.append(recommendation("distributed.comm_hook", f,
+                         f"{size(e['bytes_per_step'])} of gradients are all-reduced per "
+                         f"step; sending them in {dtype} halves the bytes{measured} ({outlook}).",
                          amdahl(share, 2) if nccl else None, dtype=dtype))
-    plan = bucket_plan(ddp, e.get("buckets_per_backward")) if ddp is not None else {}
-    if plan:
+    if ddp is not None and (plan := bucket_plan(ddp, e.get("buckets_per_backward"))):
         what = ", ".join(f"{k}={v}" for k, v in plan.items())
         cpu = "" if e.get("backend") == "nccl" else (" (on CPU ranks the all-reduce needs the cores backward uses: "
                                                      "2 CPU ranks measured ×0.84 here)")
-        recs.append(recommendation("distributed.bucket_cap", f, f"DDP hands over {e.get('buckets_per_backward') or 0:.0f} "
+        recs.append(recommendation("distributed.bucket_cap", f,
+                         f"DDP hands over {e.get('buckets_per_backward') or 0:.0f} "
                          f"bucket(s) per backward for {size(ddp['gradient_bytes'])} of gradients "
                          f"({pct(e.get('overlap') or 0)} of the bucket time overlapped backward); {what} lets "
                          f"all-reduce start while backward still runs{cpu}.", None, **plan))
@@ -274,7 +287,8 @@ def bucket_plan(ddp: dict[str, Any], buckets_per_backward: float | None) -> dict
 def _recommend_straggler(report: Report, f: Finding) -> list[Recommendation]:
     if f.evidence["slower_in"] != "data_wait":
         return []
-    return [recommendation("dataloader.workers", f, f"Rank {f.evidence['rank']} waits longer for its data than the others "
+    return [recommendation("dataloader.workers", f,
+                 f"Rank {f.evidence['rank']} waits longer for its data than the others "
                  f"(+{duration(f.evidence['excess_s']['data_wait'])} a step) and they wait for it; more loader workers "
                  "(on every rank) take the loading off the step.", None)]
 
@@ -282,7 +296,8 @@ def _recommend_straggler(report: Report, f: Finding) -> list[Recommendation]:
 def _recommend_ddp(report: Report, f: Finding) -> list[Recommendation]:
     reason = ("one process drives every GPU through nn.DataParallel" if f.id == "data_parallel"
               else f"{len(f.evidence['idle'])} GPU(s) idle")
-    return [recommendation("distributed.ddp", f, f"{reason}; DistributedDataParallel with one process per GPU (launched from "
+    return [recommendation("distributed.ddp", f,
+                 f"{reason}; DistributedDataParallel with one process per GPU (launched from "
                  "the notebook, before CUDA is initialised in it) trains on all of them.", None)]
 
 

@@ -13,7 +13,19 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..report import Finding, Report
-from .common import duration, items, measured, named, not_measured, pct, phase_share, severity, size, step_time
+from .common import (
+    duration,
+    items,
+    measured,
+    named,
+    not_measured,
+    pct,
+    phase_share,
+    severity,
+    size,
+    step_share,
+    step_time,
+)
 from .thresholds import DISK_IO, INPUT_PIPELINE
 
 
@@ -76,13 +88,13 @@ def _disk_io(report: Report, wait: Finding) -> Finding | None:
         severity=wait.severity,
         summary=(
             f"The data wait is storage-bound: {size(rate)}/s ({size(per_step)} per step) was read from disk "
-            f"while the model waited for data {pct(wait.share)} of each step."
+            f"while the model waited for data {pct(step_share(wait))} of each step."
         ),
         evidence={
             **reads,
             "data_wait_share": wait.share,
-            "thresholds": {"read_bytes_per_s": DISK_IO.read_bytes_per_s, "read_bytes_per_step": DISK_IO.read_bytes_per_step,
-                           "min_intervals": DISK_IO.min_intervals},
+            "thresholds": {"read_bytes_per_s": DISK_IO.read_bytes_per_s,
+                           "read_bytes_per_step": DISK_IO.read_bytes_per_step, "min_intervals": DISK_IO.min_intervals},
             "dataloaders": wait.evidence["dataloaders"],
             "cpu_available": wait.evidence["cpu_available"],
         },
@@ -104,10 +116,9 @@ def steady_reads(report: Report) -> dict | None:
     total = step_time(report)
     if read is None or not report.wall_time or not total:
         return None
-    first, since = io.get("first_step_read_bytes"), io.get("first_step_s")
-    discounted = first is not None and since is not None and since < report.wall_time and report.steps > 1
-    if not discounted:
-        first, since = 0, 0.0
+    discounted = (io.get("first_step_read_bytes") is not None and io.get("first_step_s") is not None
+                  and io["first_step_s"] < report.wall_time and report.steps > 1)
+    first, since = (io["first_step_read_bytes"], io["first_step_s"]) if discounted else (0, 0.0)
     rates = _interval_rates(report.timeline, since)
     if len(rates) >= DISK_IO.min_intervals:
         rate = _weighted_median(rates)

@@ -25,7 +25,17 @@ from typing import Sequence
 
 from ..report import Finding, Report
 from .common import (
-    duration, gpu_util, items, measured, not_measured, pct, phase_share, severity, size, step_time, unexplained_idle,
+    duration,
+    gpu_util,
+    items,
+    measured,
+    not_measured,
+    pct,
+    phase_share,
+    severity,
+    size,
+    step_time,
+    unexplained_idle,
     uses_cuda,
 )
 from .thresholds import GPU_UTIL, INPUT_PIPELINE, LAUNCH
@@ -147,9 +157,10 @@ def samples_per_step(report: Report) -> float | None:
 def weight_bytes_per_leaf_call(report: Report) -> float | None:
     """Mean parameter bytes per leaf-module call over the models called (weights read once per call)."""
     models = items(report, "models")
-    calls = [(m.get("calls"), m.get("parameters"), m.get("leaf_modules"), m.get("dtype")) for m in models]
-    if not calls or any(c is None or p is None or not leaves for c, p, leaves, _ in calls):
+    if not models or any(m.get("calls") is None or m.get("parameters") is None or not m.get("leaf_modules")
+                         for m in models):
         return None
+    calls = [(m["calls"], m["parameters"], m["leaf_modules"], m.get("dtype")) for m in models]
     leaf_calls = sum(c * leaves for c, _, leaves, _ in calls)
     nbytes = sum(c * p * _DTYPE_BYTES.get(str(dtype).replace("torch.", ""), 4) for c, p, _, dtype in calls)
     return nbytes / leaf_calls if leaf_calls else None
@@ -160,7 +171,7 @@ def _loader_overhead_share(report: Report) -> float:
     wait = report.phases.get("data_wait")
     if wait is None or wait >= INPUT_PIPELINE.min_data_wait_s:
         return 0.0
-    return phase_share(report, "data_wait")
+    return phase_share(report, "data_wait") or 0.0
 
 
 def _starved_gpu(report: Report, util: float) -> list[Finding]:
@@ -171,7 +182,8 @@ def _starved_gpu(report: Report, util: float) -> list[Finding]:
         _finding(
             idle,
             f"The GPU was busy only {util:.0f}% of the time and no data wait, copy or sync explains the "
-            f"{pct(idle)} it idled: the host is not issuing work fast enough (many small kernels, Python between them).",
+            f"{pct(idle)} it idled: the host is not issuing work fast enough "
+            "(many small kernels, Python between them).",
             {
                 "gpu_util": util,
                 "unexplained_idle_share": idle,

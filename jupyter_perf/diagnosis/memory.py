@@ -38,8 +38,8 @@ def check_capacity(report: Report, found: Sequence[Finding]) -> list[Finding]:
     first = message.splitlines()[0].rstrip(".") if message else ""
     first = first if len(first) <= 160 else first[:159] + "…"  # torch's OOM messages run on
     parts = [f"The run ran out of memory{': ' + first if first else ''}"] if oom else []
-    parts += [f"{p['where']} memory peaked at {size(p['peak_bytes'])} of {size(p['total_bytes'])} ({pct(p['fraction'])})"
-              for p in full]
+    parts += [f"{p['where']} memory peaked at {size(p['peak_bytes'])} of {size(p['total_bytes'])} "
+              f"({pct(p['fraction'])})" for p in full]
     held = composition(report)
     return [
         Finding(
@@ -165,7 +165,7 @@ def check_leak(report: Report, found: Sequence[Finding]) -> list[Finding]:
             return [_leak(summary, fits, containers, run_growth(report))]
     grown = {col: b for col, b in run_growth(report).items() if b >= MEMORY_LEAK.min_growth_bytes}
     if containers and grown:
-        col = max(grown, key=grown.get)
+        col = max(grown, key=grown.__getitem__)
         summary = (f"{_LEAK_SERIES[col]} memory grew {size(grown[col])} over the {report.steps}-step run while "
                    f"{_culprits(containers)}.")
         return [_leak(summary, fits, containers, run_growth(report))]

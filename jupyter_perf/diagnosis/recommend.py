@@ -6,7 +6,8 @@ where the evidence gives both the share a fix acts on and how much it shrinks
 it; None otherwise, rather than a guess. Ranking: fixes for memory_capacity
 and memory_leak first (a run that dies of memory gains nothing from speed), then by expected
 speedup; fixes whose gain is unknown after those, safe and certain ones before speculative or
-numerics-changing ones (each optimization's certainty and cost, catalog.py); one Recommendation per optimization id, the best-ranked one.
+numerics-changing ones (each optimization's certainty and cost, catalog.py); one Recommendation
+per optimization id, the best-ranked one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .. import units
 from ..catalog import BATCH_SIZE, CATALOG, CERTAINTY, COST
 from ..report import Finding, Recommendation, Report
 from . import distributed
-from .common import amdahl, backward_calls, items, named, pct, recommendation, size, uses_cuda
+from .common import amdahl, backward_calls, items, named, pct, recommendation, size, step_share, uses_cuda
 from .compute import amp_fact
 from .memory import ACCUMULATION_STEPS, growing_containers, pressure, savings
 from .thresholds import COMPUTE, INPUT_PIPELINE, TRANSFERS
@@ -70,11 +71,13 @@ def _input_pipeline(report: Report, f: Finding) -> list[Recommendation]:
     if plan is None or report.finding("disk_io"):
         return []
     loader, current, target = plan
-    waited = f"Data wait is {pct(f.share)} of each step with num_workers={current}"
+    share = step_share(f)
+    waited = f"Data wait is {pct(share)} of each step with num_workers={current}"
     if loader.get("dataset") in INPUT_PIPELINE.in_memory_datasets:
-        return [recommendation("dataloader.workers", f, f"{waited}, but {loader['dataset']} is already in memory: workers add a "
+        return [recommendation("dataloader.workers", f,
+                     f"{waited}, but {loader['dataset']} is already in memory: workers add a "
                      "copy per batch and can lose, so re-measure.", None, num_workers=target)]
-    speedup = amdahl(f.share, target / max(current, 1))
+    speedup = amdahl(share, target / max(current, 1))
     return [recommendation("dataloader.workers", f, f"{waited}; {target} workers load batches in parallel "
                  f"(about ×{speedup:.2f} if loading scales).", speedup, num_workers=target)]
 
@@ -85,7 +88,8 @@ def _disk_io(report: Report, f: Finding) -> list[Recommendation]:
     if plan is None:
         return []
     rate = f.evidence["read_bytes_per_s"]
-    return [recommendation("dataloader.workers", f, f"{size(rate)}/s is read from storage during a {pct(f.share)} data wait; "
+    return [recommendation("dataloader.workers", f,
+                 f"{size(rate)}/s is read from storage during a {pct(step_share(f))} data wait; "
                  f"{plan[2]} workers keep more reads in flight (caching the data in RAM or on local SSD removes them).",
                  None, num_workers=plan[2])]
 
@@ -95,34 +99,40 @@ def _host_to_device(report: Report, f: Finding) -> list[Recommendation]:
     unpinned = [d for d in items(report, "dataloaders") if d.get("pin_memory") is False]
     if pageable is None or pageable < TRANSFERS.pageable_fraction or not unpinned:
         return []
-    copied = f"{pct(pageable)} of the copies ({pct(f.share)} of the step) come from pageable memory"
+    share = step_share(f)
+    copied = f"{pct(pageable)} of the copies ({pct(share)} of the step) come from pageable memory"
     if unpinned[0].get("dataset") in INPUT_PIPELINE.in_memory_datasets:
-        return [recommendation("dataloader.pin_memory", f, f"{copied}, but {named(unpinned[0], 'DataLoader')} serves an in-memory "
+        return [recommendation("dataloader.pin_memory", f,
+                     f"{copied}, but {named(unpinned[0], 'DataLoader')} serves an in-memory "
                      "dataset: pinning adds a host copy per batch (×0.71 measured on an H200); keeping it on the GPU "
                      "is the surer fix.", None, pin_memory=True)]
-    speedup = amdahl(f.share * pageable, TRANSFERS.pinned_speedup)
-    return [recommendation("dataloader.pin_memory", f, f"{copied}; pinned batches copy about {TRANSFERS.pinned_speedup:.0f}× "
+    speedup = amdahl(share * pageable, TRANSFERS.pinned_speedup)
+    return [recommendation("dataloader.pin_memory", f,
+                 f"{copied}; pinned batches copy about {TRANSFERS.pinned_speedup:.0f}× "
                  f"faster and can overlap with non_blocking=True (about ×{speedup:.2f}).", speedup, pin_memory=True)]
 
 
 # ------------------------------------------------------------ launch / math
 def _launch_overhead(report: Report, f: Finding) -> list[Recommendation]:
-    recs = []
+    recs, share = [], step_share(f)
     loader = next((d for d in items(report, "dataloaders") if d.get("batch_size")), None)
     if loader:
         batch, calls = loader["batch_size"], backward_calls(report)
         bigger = BATCH_SIZE.propose(batch, None if calls is None else calls > 0, loader.get("dataset_len"))
         if bigger > batch:
             # The fixed per-step cost is spread over bigger/batch times the samples.
-            speedup = amdahl(f.share, bigger / batch)
-            recs.append(recommendation("dataloader.batch_size", f, f"Launch overhead is {pct(f.share)} of the step; a batch "
+            speedup = amdahl(share, bigger / batch)
+            recs.append(recommendation("dataloader.batch_size", f,
+                             f"Launch overhead is {pct(share)} of the step; a batch "
                              f"of {bigger} instead of {batch} spreads it over {bigger // batch}× the samples (about "
                              f"×{speedup:.2f} samples/s; in training, revisit the learning rate).", speedup,
                              batch_size=bigger))
-    recs.append(recommendation("compile.torch_compile", f, f"Launch overhead is {pct(f.share)} of the step; torch.compile "
+    recs.append(recommendation("compile.torch_compile", f,
+                     f"Launch overhead is {pct(share)} of the step; torch.compile "
                      "fuses small ops into fewer kernels and drops the Python between them."))
     if uses_cuda(report):
-        recs.append(recommendation("compile.cuda_graphs", f, f"The GPU idles {pct(f.share)} of the step waiting for launches; "
+        recs.append(recommendation("compile.cuda_graphs", f,
+                         f"The GPU idles {pct(share)} of the step waiting for launches; "
                          "a CUDA graph replays the whole step's kernels with one launch."))
     return recs
 
@@ -137,7 +147,7 @@ def _compute(report: Report, f: Finding) -> list[Recommendation]:
     recs = []
     levers = f.evidence["levers"]
     for opt, fact in levers.items():
-        speedup, params = _threads_plan(report, f.share) if opt == "cpu.threads" else (None, {})
+        speedup, params = _threads_plan(report, step_share(f)) if opt == "cpu.threads" else (None, {})
         gain = f" (about ×{speedup:.2f} if the math scales)" if speedup else ""
         pairing = _AMP_WITH_NHWC if opt == "precision.amp" and "layout.channels_last" in levers else ""
         recs.append(recommendation(opt, f, f"{fact}; {CATALOG[opt].why}{gain}{pairing}.", speedup, **params))
@@ -207,7 +217,8 @@ def _release_graph(report: Report, f: Finding) -> list[Recommendation]:
 
 def _inference_with_grad(report: Report, f: Finding) -> list[Recommendation]:
     calls = f.evidence["grad_enabled_calls"]
-    return [recommendation("inference.inference_mode", f, f"{calls} forward calls recorded autograd graphs and no backward ran; "
+    return [recommendation("inference.inference_mode", f,
+                 f"{calls} forward calls recorded autograd graphs and no backward ran; "
                  "inference_mode skips the recording and frees activations at once.")]
 
 
@@ -221,7 +232,8 @@ def _padding_waste(report: Report, f: Finding) -> list[Recommendation]:
     share, model = f.evidence["padding_share"], f.evidence["model_share"]
     speedup = amdahl(model, 1 / (1 - share)) if model is not None and share < 1 else None
     gain = f" (about ×{speedup:.2f} if the model's time follows its positions)" if speedup else ""
-    return [recommendation("data.length_grouping", f, f"{pct(share)} of the token positions are padding; batches of similar "
+    return [recommendation("data.length_grouping", f,
+                 f"{pct(share)} of the token positions are padding; batches of similar "
                  f"lengths padded to their longest skip most of them{gain}.", speedup, name=loader["name"])]
 
 
@@ -235,7 +247,8 @@ def _attention_eager(report: Report, f: Finding) -> list[Recommendation]:
 
 def _generation_no_cache(report: Report, f: Finding) -> list[Recommendation]:
     params = {"model": f.evidence["model"]} if f.evidence["model"] else {}
-    return [recommendation("generation.kv_cache", f, f"Each new token recomputes {f.evidence['mean_length']:.0f} positions "
+    return [recommendation("generation.kv_cache", f,
+                 f"Each new token recomputes {f.evidence['mean_length']:.0f} positions "
                  f"on average ({units.duration(f.evidence['per_token_s'])} a token); with a KV cache it computes "
                  "one.", **params)]
 

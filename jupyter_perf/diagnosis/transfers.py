@@ -55,13 +55,15 @@ def check(report: Report, found: Sequence[Finding]) -> list[Finding]:
 def _copy_evidence(transfers: dict, steps: int) -> dict:
     nbytes, seconds, count = transfers.get("bytes"), transfers.get("seconds"), transfers.get("count")
     pageable, pinned = transfers.get("pageable_bytes"), transfers.get("pinned_bytes")
-    both = pageable is not None and pinned is not None and pageable + pinned > 0
+    fraction = None
+    if pageable is not None and pinned is not None and pageable + pinned > 0:
+        fraction = pageable / (pageable + pinned)
     return {
         "copies_per_step": measured(count / steps if count is not None else None),
         "bytes_per_step": measured(nbytes / steps if nbytes is not None else None),
         "bandwidth_bytes_per_s": measured(nbytes / seconds if nbytes is not None and seconds else None),
         "pageable_bytes": measured(pageable),
         "pinned_bytes": measured(pinned),
-        "pageable_fraction": pageable / (pageable + pinned) if both else None,
+        "pageable_fraction": fraction,
         "non_blocking": measured(transfers.get("non_blocking")),
     }

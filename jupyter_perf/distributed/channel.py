@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -50,7 +51,7 @@ class Store:
         self._store = dist.TCPStore(HOST, 0, is_master=True, wait_for_workers=False, timeout=TIMEOUT)
         self.address = (HOST, self._store.port)
 
-    def get(self, prefix: str, kind: str, indices: range) -> dict[int, dict[str, Any]]:
+    def get(self, prefix: str, kind: str, indices: Iterable[int]) -> dict[int, dict[str, Any]]:
         """The ``kind`` (``live`` or ``report``) values the ranks of ``indices`` have set so far, decoded."""
         keys = {i: f"{prefix}/{kind}/{i}" for i in indices}
         present = [i for i, key in keys.items() if self._store.check([key])]
@@ -61,7 +62,7 @@ class Store:
 
     def close(self) -> None:
         """Stop serving: the store's server thread ends with the object."""
-        self._store = None
+        del self._store
 
 
 class Link:
@@ -73,6 +74,7 @@ class Link:
         self._prefix = spec.prefix
         self._index = index
         self._failed = False
+        assert spec.address is not None  # rank_session links only the ranks a notebook launched
         host, port = spec.address
         try:
             self._store = dist.TCPStore(host, port, is_master=False, wait_for_workers=False, timeout=TIMEOUT)

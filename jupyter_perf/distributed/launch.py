@@ -27,6 +27,7 @@ gets ``REPORT_WAIT_S`` to send its own) and merged into the cell's Report
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -65,8 +66,7 @@ class LaunchProbe:
                             daemon: bool = False, start_method: str = "spawn") -> Any:
             return self._start(original, fn, args, nprocs, join, daemon, start_method)
 
-        start_processes.__wrapped__ = original
-        start_processes.__doc__ = original.__doc__
+        functools.update_wrapper(start_processes, original, assigned=("__doc__",), updated=())
         ledger.patch(spawn, "start_processes", lambda _original: start_processes)
         if tmp.start_processes is original:
             ledger.patch(tmp, "start_processes", lambda _original: start_processes)
@@ -118,11 +118,13 @@ class LaunchProbe:
         from ..report import Report
         from .merge import merge
 
-        launch = self.launches[-1]
+        launch, store = self.launches[-1], self._store
+        if store is None:
+            return
         try:
-            received = launch.collect(self._store)
+            received = launch.collect(store)
         finally:
-            self._store.close()
+            store.close()
             self._store = None
         ranks = [Report.from_dict(data) for _index, data in sorted(received.items())]
         merge(ranks, into=report, missing=launch.missing(received), failed_first=launch.failed_index)
@@ -195,9 +197,10 @@ def stop(processes: list[Any]) -> None:
         alive = [p for p in processes if p.is_alive()]
         if not alive:
             return
-        for process in alive if action is not None else ():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, action)
+        if action is not None:
+            for process in alive:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, action)
         deadline = time.monotonic() + (wait or GRACE_S)
         for process in alive:
             process.join(max(0.0, deadline - time.monotonic()))

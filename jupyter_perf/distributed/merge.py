@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..report import PHASES, Report
 
@@ -75,7 +75,7 @@ def rank_row(report: Report) -> dict[str, Any]:
     }
 
 
-def merge(ranks: list[Report], into: Report | None = None, missing: list[dict[str, Any]] = (),
+def merge(ranks: list[Report], into: Report | None = None, missing: Sequence[dict[str, Any]] = (),
           failed_first: int | None = None) -> Report:
     """Fill ``into`` (a new Report by default) with the merged view of ``ranks`` (module docstring)."""
     report = into if into is not None else Report()
@@ -122,7 +122,7 @@ def _transfer(stepped: list[Report]) -> float | None:
     the transfer alone, the others also for it. Where ranks take turns being last (jitter on a busy machine),
     every rank's *mean* blocked time holds some waiting for the others; the per-step minimum does not.
     """
-    columns = [r.step_series.get("communication") for r in stepped]
+    columns = [r.step_series.get("communication") or [] for r in stepped]
     if len(columns) < 2 or not all(columns):
         return None
     rows = min(len(c) for c in columns)
@@ -139,8 +139,8 @@ def _merge_steps(report: Report, stepped: list[Report]) -> None:
     report.step_time_total = report.steps * sum(report.phases.values())
     report.phase_totals = {p: v * report.steps for p, v in report.phases.items()}
     report.step_anchor = first.step_anchor
-    samples = [r.samples for r in stepped]
-    report.samples = sum(samples) if None not in samples else None
+    samples = [r.samples for r in stepped if r.samples is not None]
+    report.samples = sum(samples) if len(samples) == len(stepped) else None
     report.throughput = {"steps_per_s": report.steps / report.step_time_total if report.step_time_total else None}
     for key in ("samples_per_s", "tokens_per_s", "real_tokens_per_s"):
         values = [r.throughput.get(key) for r in stepped]

@@ -34,7 +34,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from .channel import Link, RankSpec
 
@@ -142,6 +142,7 @@ def rank_session(spec: RankSpec, index: int, fn: Callable | None = None,
         finally:
             if on_main:
                 signal.signal(signal.SIGINT, interrupt)
+            if sigterm is not None:
                 sigterm.close()
 
 
@@ -285,12 +286,15 @@ def _die_by(signum: int) -> None:
 
 def _fresh_nvml() -> None:
     """A forked rank initialises NVML for itself rather than reuse the parent's handles."""
-    from ..sampling.gpu import _nvml
+    from ..sampling.gpu import forget_nvml
 
-    _nvml.cache_clear()
+    forget_nvml()
 
 
-def _env_int(name: str, default: int | None) -> int | None:
+_Default = TypeVar("_Default", int, None)
+
+
+def _env_int(name: str, default: _Default) -> int | _Default:
     value = os.environ.get(name)
     return int(value) if value is not None and value.strip().lstrip("-").isdigit() else default
 

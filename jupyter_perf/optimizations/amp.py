@@ -72,7 +72,8 @@ class Amp(Optimization):
             if not training:
                 return autocast_calls(source, name, context)
             new = autocast_training(source, name, context)
-            return scale_gradients(new, scaler, optimizer_names(ctx.namespace), create) if new and scaler else new
+            return scale_gradients(new, scaler, optimizer_names(ctx.namespace), create) if new and scaler and create \
+                else new
 
         found = ctx.rewrite([ctx.cell] if ctx.cell else [], rewrite)
         where = "the forward and loss of the training loop" if training else f"the statements calling {name}"
@@ -111,7 +112,8 @@ def _snippet(name: str, context: str, training: bool, scaler: str | None, create
     if not training:
         return f"with {context}:\n    out = {name}(x)  # the statements that call {name}"
     lines = [create] if create else []
-    lines += ["for x, y in loader:", f"    with {context}:", f"        loss = loss_fn({name}(x), y)  # forward and loss"]
+    lines += ["for x, y in loader:", f"    with {context}:",
+              f"        loss = loss_fn({name}(x), y)  # forward and loss"]
     lines += [f"    {scaler}.scale(loss).backward()", f"    {scaler}.step(optimizer)", f"    {scaler}.update()"] \
         if scaler else ["    loss.backward()  # backward and step outside autocast", "    optimizer.step()"]
     return "\n".join(lines)

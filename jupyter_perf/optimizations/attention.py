@@ -37,8 +37,6 @@ from .models import INPUTS_PARAM, MODEL_PARAM, held_inputs, pick_model
 from .rewrite import code, find_nodes, parse, replace_nodes
 
 if TYPE_CHECKING:
-    from torch import nn
-
     from .guard import NumericsResult
 
 #: A masked_fill condition that is a causal mask: ``self.<buffer>[:, :, :T, :T] == 0`` (any leading full slices),
@@ -96,12 +94,14 @@ def eager_to_sdpa(source: str) -> str | None:
     """The one ``attn_implementation="eager"`` argument in the cell made ``"sdpa"`` (quotes kept); None unless
     there is exactly one."""
     module = parse(source)
-    found = find_nodes(module, lambda n: isinstance(n, cst.Arg) and n.keyword is not None
+    if module is None:
+        return None
+    found = find_nodes(module, cst.Arg, lambda n: n.keyword is not None
                        and n.keyword.value == "attn_implementation" and isinstance(n.value, cst.SimpleString)
-                       and n.value.evaluated_value == "eager") if module else []
+                       and n.value.evaluated_value == "eager")
     if len(found) != 1:
         return None
-    quote = found[0].value.quote
+    quote = cst.ensure_type(found[0].value, cst.SimpleString).quote
     return replace_nodes(module, {found[0]: lambda u: u.with_changes(value=cst.SimpleString(f"{quote}sdpa{quote}"))})
 
 
@@ -152,7 +152,7 @@ def _hand_written(ctx: Context, name: str, model: Any, facts: dict[str, Any]) ->
 def _same_class(source: str, cls: type) -> bool:
     """Whether the cell's ``cls.__name__.forward`` is the code of the live class's (not a later redefinition)."""
     module = parse(source)
-    found = [f for c in find_nodes(module, lambda n: isinstance(n, cst.ClassDef) and n.name.value == cls.__name__)
+    found = [f for c in find_nodes(module, cst.ClassDef, lambda n: n.name.value == cls.__name__)
              for f in c.body.body if isinstance(f, cst.FunctionDef) and f.name.value == "forward"] if module else []
     try:
         live = textwrap.dedent(inspect.getsource(cls.__dict__["forward"]))
@@ -165,7 +165,8 @@ def _compiled_forward(source: str, cls: type) -> Callable:
     """The rewritten cell's ``cls.forward``, compiled with the old one's globals; its source kept in linecache, so
     tracebacks show it and a second plan sees the fused call."""
     module = parse(source)
-    node = next(f for c in find_nodes(module, lambda n: isinstance(n, cst.ClassDef) and n.name.value == cls.__name__)
+    assert module is not None  # (the rewritten cell: its code parsed when it was written)
+    node = next(f for c in find_nodes(module, cst.ClassDef, lambda n: n.name.value == cls.__name__)
                 for f in c.body.body if isinstance(f, cst.FunctionDef) and f.name.value == "forward")
     text = textwrap.dedent(code(node.with_changes(leading_lines=[])))
     old = cls.__dict__["forward"]

@@ -21,10 +21,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 import libcst as cst
 
-from .rewrite import code, find_nodes, mentions, parse, replace_nodes
+from .rewrite import code, find_nodes, leading_lines, mentions, parse, replace_nodes, swapped
 
 #: Key transposes: ``k.transpose(-2, -1)`` (either order, or dims 2 and 3 of a 4-d tensor), ``k.mT``.
 _TRANSPOSES = {("-2", "-1"), ("-1", "-2"), ("2", "3"), ("3", "2")}
@@ -60,8 +61,9 @@ def rewrite_attention(source: str, class_name: str, is_causal: Callable[[str], b
     None where the pattern is not found exactly once.
     """
     module = parse(source)
-    classes = find_nodes(module, lambda n: isinstance(n, cst.ClassDef) and n.name.value == class_name) if module \
-        else []
+    if module is None:
+        return None
+    classes = find_nodes(module, cst.ClassDef, lambda n: n.name.value == class_name)
     if len(classes) != 1:
         return None
     forwards = [s for s in classes[0].body.body if isinstance(s, cst.FunctionDef) and s.name.value == "forward"]
@@ -69,7 +71,7 @@ def rewrite_attention(source: str, class_name: str, is_causal: Callable[[str], b
         return None
     if "scaled_dot_product_attention" in code(forwards[0]):
         return source
-    found = [(block, match) for block in find_nodes(forwards[0], lambda n: isinstance(n, cst.IndentedBlock))
+    found = [(block, match) for block in find_nodes(forwards[0], cst.IndentedBlock)
              for match in [_match(list(block.body), is_causal, is_dropout)] if match is not None]
     if len(found) != 1:
         return None
@@ -78,19 +80,9 @@ def rewrite_attention(source: str, class_name: str, is_causal: Callable[[str], b
     statements = list(block.body)
     first, count = statements.index(scores.statements[0]), len(scores.statements)
     after = statements[first + count]  # it carries the comments that stood above the chain
-    after = after.with_changes(leading_lines=[*scores.statements[0].leading_lines, *after.leading_lines])
-    body = [_replace_in(s, use, call) for s in [*statements[:first], after, *statements[first + count + 1:]]]
+    after = after.with_changes(leading_lines=[*leading_lines(scores.statements[0]), *leading_lines(after)])
+    body = [swapped(s, use, call) for s in [*statements[:first], after, *statements[first + count + 1:]]]
     return replace_nodes(module, {block: lambda updated: updated.with_changes(body=body)})
-
-
-def _replace_in(statement: cst.CSTNode, old: cst.CSTNode, new: cst.CSTNode) -> cst.CSTNode:
-    """``statement`` with the node ``old`` (by identity) replaced by ``new``."""
-
-    class Swap(cst.CSTTransformer):
-        def on_leave(self, original, updated):
-            return new if original is old else updated
-
-    return statement.visit(Swap())
 
 
 def _sdpa(scores: Scores, value: str, functional: str) -> str:
@@ -121,10 +113,11 @@ def _match(statements: list[cst.BaseStatement], is_causal, is_dropout) -> tuple[
                 break
             scores.statements.append(later)
         rest = statements[i + len(scores.statements):]
-        uses = [n for s in rest for n in find_nodes(s, lambda n: isinstance(n, cst.Name) and n.value == name)]
-        products = [n for s in rest for n in find_nodes(s, lambda n: _value_product(n, name) is not None)]
-        if scores.softmaxed and len(uses) == 1 and len(products) == 1:
-            return scores, products[0], _value_product(products[0], name)
+        uses = [n for s in rest for n in find_nodes(s, cst.Name, lambda n: n.value == name)]
+        products = [n for s in rest for n in find_nodes(s, cst.CSTNode, lambda n: _value_product(n, name) is not None)]
+        if scores.softmaxed and len(uses) == 1 and len(products) == 1 \
+                and (value_code := _value_product(products[0], name)) is not None:
+            return scores, products[0], value_code
     return None
 
 
@@ -140,10 +133,12 @@ def _assignment(statement: cst.CSTNode) -> tuple[str, cst.BaseExpression] | None
 
 def _product(value: cst.BaseExpression) -> Scores | None:
     """``q @ kᵀ``, ``torch.matmul(q, kᵀ)``, either times or over a scale."""
-    scale, divide = None, False
+    scale: cst.BaseExpression | None = None
+    divide = False
     if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, (cst.Multiply, cst.Divide)):
         divide = isinstance(value.operator, cst.Divide)
-        value, scale = value.left, value.right
+        scale = value.right
+        value = value.left
     if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.MatrixMultiply):
         query, keys = value.left, value.right
     elif _called(value, ("matmul",)) and len(value.args) == 2:
@@ -241,7 +236,7 @@ def _value_product(node: cst.CSTNode, name: str) -> str | None:
     return None
 
 
-def _called(node: cst.CSTNode, names: tuple[str, ...]) -> bool:
+def _called(node: cst.CSTNode, names: tuple[str, ...]) -> TypeGuard[cst.Call]:
     """A call of ``x.<name>(...)`` or ``<name>(...)``."""
     if not isinstance(node, cst.Call):
         return False

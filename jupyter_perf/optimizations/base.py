@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .tune import Tuning
 
 
-class NotApplicable(ValueError):
+class NotApplicable(ValueError):  # noqa: N818 - a reason, not an error: the panel shows it to the user
     """The optimization cannot act on this namespace/cell; the message says why, for the user."""
 
 
@@ -52,9 +52,9 @@ class Undo:
     """Undo actions, run last-registered first; registered as each live step succeeds."""
 
     def __init__(self) -> None:
-        self._actions: list[Callable[[], None]] = []
+        self._actions: list[Callable[[], object]] = []
 
-    def push(self, action: Callable[[], None]) -> None:
+    def push(self, action: Callable[[], object]) -> None:
         self._actions.append(action)
 
     def run(self) -> None:
@@ -207,9 +207,9 @@ class Change:
         if self in state.current().applied:
             state.current().applied.remove(self)
         self.description = f"Taken back: the notebook did not rewrite the code ({why}). Not applied: {self.description}"
-        state.current().channel.tell(f"jupyter-perf: {self.optimization} was taken back: the notebook did not rewrite the code "
-                      f"({why}), so the live objects were put back to match it. Run the cell as it is now, then "
-                      "apply again.")
+        state.current().channel.tell(f"jupyter-perf: {self.optimization} was taken back: the notebook did not rewrite "
+                                     f"the code ({why}), so the live objects were put back to match it. Run the cell "
+                                     "as it is now, then apply again.")
         for listener in self._listeners:
             listener(self)
 
@@ -405,8 +405,8 @@ def find_object(namespace: dict[str, Any], kind: type | tuple[type, ...], what: 
     if name is not None:
         value = namespace.get(name)
         if not isinstance(value, kind):
-            found = "nothing" if value is None else f"a {type(value).__name__}"
-            raise NotApplicable(f"{name!r} holds {found}, not a {what}")
+            held = "nothing" if value is None else f"a {type(value).__name__}"
+            raise NotApplicable(f"{name!r} holds {held}, not a {what}")
         return name, value
     found: dict[int, str] = {}
     for key, value in namespace.items():

@@ -19,6 +19,7 @@ Numerics do not change: the same sums, in other groupings (float32 roundoff).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 from ..catalog import CATALOG
@@ -53,7 +54,7 @@ class BucketCap(Optimization):
     def plan(self, ctx: Context) -> Change:
         name, fn = training_function(ctx)
         values = {key: repr(value) for key in ARGUMENTS
-                  if (value := ctx.param(key, lambda k=key: DEFAULTS.get(k))) is not None}
+                  if (value := ctx.param(key, functools.partial(DEFAULTS.get, key))) is not None}
         if not values:
             raise NotApplicable("the measured buckets need no change (pass bucket_cap_mb=, "
                                 "gradient_as_bucket_view= or static_graph= to set one)")

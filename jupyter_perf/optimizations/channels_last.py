@@ -41,14 +41,14 @@ class ChannelsLast(Optimization):
 
         def live(undo: Undo) -> None:
             saved = [(t, t.data) for t in tensors]
-            model.to(memory_format=torch.channels_last)
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (torch's stubs omit it)
             undo.push(lambda: _restore(saved))
 
         snippet = "\n".join(line for line, found in (
             (f"{name} = {name}.to({layout})  # after the line that builds {name}", found_model),
             (f"out = {name}(x.to({layout}))  # each call of {name}", found_inputs)) if not found)
-        warnings = [] if found_inputs else [(f"no call {name}(x) was found to convert the inputs: the first convolution "
-                                            "converts NCHW inputs itself, at the cost of a copy")]
+        warnings = [] if found_inputs else [(f"no call {name}(x) was found to convert the inputs: the first "
+                                            "convolution converts NCHW inputs itself, at the cost of a copy")]
         return ctx.change(f"{len(tensors)} 4-D weights of {name} restrided to channels_last in place; inputs converted "
                           "at the model's calls; re-run the cell to measure", live if tensors else None, warnings,
                           snippet or None, expects={name: model})

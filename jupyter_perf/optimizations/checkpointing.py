@@ -44,7 +44,7 @@ class Checkpointing(Optimization):
         if getattr(model, "supports_gradient_checkpointing", False):
             return _hugging_face(ctx, name, model)
         path, indices = repeated_blocks(model)
-        container = model.get_submodule(path)
+        container: Any = model.get_submodule(path)  # an nn.Sequential or nn.ModuleList: indexed, sized
         blocks = [container[i] for i in indices]
         if any("forward" in b.__dict__ and not _checkpointed(b) for b in blocks):
             raise NotApplicable(f"a block of {name} has a forward of its own set on the instance: checkpointing "
@@ -63,7 +63,7 @@ class Checkpointing(Optimization):
         def live(undo: Undo) -> None:
             for block in todo:
                 checkpoint(block)
-                undo.push(lambda block=block: block.__dict__.pop("forward"))
+                undo.push(functools.partial(block.__dict__.pop, "forward"))
 
         snippet = None if found else f"import functools\n{statement}  # after the line that builds {name}"
         return ctx.change(f"{len(blocks)} {kind} blocks of {name} ({expression}) recompute their activations in "

@@ -126,7 +126,7 @@ def _handler_values(dtype: str, rank: int | None, start: int | None) -> dict[str
 def _register_after(function: cst.FunctionDef, model: str, state: str, hook: str) -> cst.FunctionDef | None:
     """``model.register_comm_hook(state, hook)`` after the function's statement binding ``model``; unchanged where
     that registration is there; NotApplicable where the function registers another hook (its choice stands)."""
-    registrations = find_nodes(function, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute)
+    registrations = find_nodes(function, cst.Call, lambda n: isinstance(n.func, cst.Attribute)
                                and n.func.attr.value == "register_comm_hook")
     wanted = f"{model}.register_comm_hook({state}, {hook})"
     if registrations:
@@ -135,8 +135,8 @@ def _register_after(function: cst.FunctionDef, model: str, state: str, hook: str
         raise NotApplicable(f"the training function registers its own comm hook ({code(registrations[0])[:120]}); "
                             "DDP takes one")
     body = list(function.body.body)
-    at = next((i for i, s in enumerate(body) if find_nodes(s, lambda n: isinstance(n, cst.AssignTarget)
-                                                           and code(n.target) == model)), None)
+    at = next((i for i, s in enumerate(body) if find_nodes(s, cst.AssignTarget, lambda n:
+                                                           code(n.target) == model)), None)
     if at is None:
         return None
     body.insert(at + 1, cst.parse_statement(wanted + "\n"))

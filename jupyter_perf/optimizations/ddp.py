@@ -29,10 +29,10 @@ import libcst as cst
 
 from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization, torch_name
-from .ddp_code import DDP_CLASS, LAUNCHERS
-from .model_rewrite import _binds, _Loop, free_name
+from .ddp_code import DDP_CLASS, launched_functions
+from .model_rewrite import TrainingLoop, binds_name, free_name
 from .models import MODEL_PARAM, device_of, pick_model
-from .rewrite import dotted, find_nodes, loops_over, parse
+from .rewrite import after_imports, dotted, find_nodes, leading_lines, loops_over, parse
 
 WORKER = "ddp_worker"
 
@@ -53,11 +53,12 @@ class Ddp(Optimization):
         name, model = pick_model(ctx)
         if isinstance(model, torch.nn.parallel.DistributedDataParallel):
             return ctx.unchanged(f"{name} is already a DistributedDataParallel")
-        module = parse(ctx.cell.source) if ctx.cell else None
+        cell = ctx.cell
+        module = parse(cell.source) if cell else None
         if module is not None and _launches_ddp(module):
             return ctx.unchanged("the cell launches ranks that each wrap the model in DistributedDataParallel")
-        loop = _Loop.find(module) if module else None
-        if loop is None or loop.loop not in module.body:
+        loop = TrainingLoop.find(module) if module else None
+        if cell is None or module is None or loop is None or loop.loop not in module.body:
             raise NotApplicable("the cell has no top-level training loop (a for loop with one .backward()) to run in "
                                 "each rank")
         cuda = device_of(model).type == "cuda"
@@ -69,9 +70,9 @@ class Ddp(Optimization):
         loaders = [k for k, v in ctx.namespace.items() if isinstance(v, DataLoader) and not k.startswith("_")
                    and loops_over(module, k)]
         inner = f"{name}.module" if isinstance(model, torch.nn.DataParallel) else name
-        worker = free_name(WORKER, ctx.cell.source, ctx.namespace)
+        worker = free_name(WORKER, cell.source, ctx.namespace)
         new = _rewritten(module, worker, name, inner, loaders, tname, world, port, cuda)
-        ctx.rewrite([ctx.cell], lambda source: new if source == ctx.cell.source else None)
+        ctx.rewrite([cell], lambda source: new if source == cell.source else None)
         warnings = [f"each of the {world} ranks takes the loader's batch: the global batch is {world}× larger and "
                     f"an epoch {world}× fewer steps per rank; revisit the learning rate",
                     "names the cell assigns (losses, metrics) now live in the ranks, not in the notebook"]
@@ -90,13 +91,10 @@ def _rewritten(module: cst.Module, worker: str, model: str, inner: str, loaders:
                port: int, cuda: bool) -> str:
     """The cell as a rank function and its launch (module docstring), its imports kept on top."""
     body = list(module.body)
-    at = 0
-    while at < len(body) and isinstance(body[at], cst.SimpleStatementLine) and all(
-            isinstance(s, (cst.Import, cst.ImportFrom)) for s in body[at].body):
-        at += 1
+    at = after_imports(body)
     imports, code_lines = body[:at], body[at:]
     rebound = [model, *loaders]
-    defaults = [n for n in rebound if not any(_binds(s, n) for s in code_lines)]
+    defaults = [n for n in rebound if not any(binds_name(s, n) for s in code_lines)]
     device = "rank" if cuda else None
     setup = [f"{tname}.distributed.init_process_group({'nccl' if cuda else 'gloo'!r}, "
              f"init_method='tcp://127.0.0.1:{port}', rank=rank, world_size=world_size)"]
@@ -113,16 +111,17 @@ def _rewritten(module: cst.Module, worker: str, model: str, inner: str, loaders:
     statements = [cst.parse_statement(s + "\n") for s in setup]
     lines = [code_lines[0].with_changes(leading_lines=[]), *code_lines[1:]] if code_lines else []
     for name, statement in wrap.items():  # after the cell binds the name, else first
-        bound = [i for i, s in enumerate(lines) if _binds(s, name)]
+        bound = [i for i, s in enumerate(lines) if binds_name(s, name)]
         lines.insert(bound[-1] + 1 if bound else 0, cst.parse_statement(statement + "\n"))
     signature = ", ".join(["rank", "world_size", *(f"{n}={n}" for n in defaults)])
-    function = cst.parse_statement(
+    function = cst.ensure_type(cst.parse_statement(
         f"def {worker}({signature}):\n"
-        f'    """One rank of this cell under DistributedDataParallel (jupyter-perf distributed.ddp)."""\n    pass\n')
+        f'    """One rank of this cell under DistributedDataParallel (jupyter-perf distributed.ddp)."""\n    pass\n'),
+        cst.FunctionDef)
     teardown = cst.parse_statement(f"{tname}.distributed.destroy_process_group()\n")
     function = function.with_changes(body=function.body.with_changes(
         body=[function.body.body[0], *statements, *lines, teardown]),
-        leading_lines=code_lines[0].leading_lines if code_lines else [])
+        leading_lines=leading_lines(code_lines[0]) if code_lines else [])
     launch = cst.parse_statement(f"{tname}.multiprocessing.start_processes({worker}, args=({world},), nprocs={world}, "
                                  'start_method="fork")\n')
     launch = launch.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
@@ -139,8 +138,7 @@ def _free_port() -> int:
 
 def _launches_ddp(module: cst.Module) -> bool:
     """The cell defines a function that builds a DistributedDataParallel and launches it (what this writes)."""
-    launched = {c.args[0].value.value for c in find_nodes(module, lambda n: isinstance(n, cst.Call) and bool(n.args)
-                and (dotted(n.func) or "").split(".")[-1] in LAUNCHERS and isinstance(n.args[0].value, cst.Name))}
+    launched = set(launched_functions(module))
     return any(isinstance(stmt, cst.FunctionDef) and stmt.name.value in launched
-               and find_nodes(stmt, lambda n: isinstance(n, cst.Call) and (dotted(n.func) or "").endswith(DDP_CLASS))
+               and find_nodes(stmt, cst.Call, lambda n: (dotted(n.func) or "").endswith(DDP_CLASS))
                for stmt in module.body)

@@ -21,14 +21,15 @@ is not there exactly once.
 from __future__ import annotations
 
 import linecache
+from collections.abc import Callable, Sequence
 from types import FunctionType
-from typing import Any, Callable
+from typing import Any
 
 import libcst as cst
 
 from ..cells import Target
 from .base import Context, NotApplicable, Undo, rebind
-from .rewrite import code, dotted, find_nodes, parse, replace_nodes
+from .rewrite import append_keywords, code, dotted, find_nodes, parse, replace_nodes, swapped
 
 #: Launchers whose first argument is the function each rank runs.
 LAUNCHERS = ("start_processes", "spawn", "notebook_launcher", "debug_launcher")
@@ -55,9 +56,7 @@ def _launched(ctx: Context) -> str:
     if facts.get("function") in ctx.namespace:
         return facts["function"]
     module = parse(ctx.cell.source) if ctx.cell else None
-    calls = find_nodes(module, lambda n: isinstance(n, cst.Call) and (dotted(n.func) or "").split(".")[-1] in LAUNCHERS
-                       and bool(n.args) and isinstance(n.args[0].value, cst.Name)) if module else []
-    names = list(dict.fromkeys(c.args[0].value.value for c in calls))
+    names = list(dict.fromkeys(launched_functions(module))) if module else []
     if not names:
         raise NotApplicable("the cell launches no training function by name (mp.start_processes(train, ...), "
                             "mp.spawn(train, ...), notebook_launcher(train, ...)): pass function=<its name>")
@@ -66,13 +65,22 @@ def _launched(ctx: Context) -> str:
     return names[0]
 
 
+def launched_functions(module: cst.Module) -> list[str]:
+    """The names of the functions the code launches ranks with (``mp.start_processes(train, ...)``), in order."""
+    calls = find_nodes(module, cst.Call, lambda n: (dotted(n.func) or "").split(".")[-1] in LAUNCHERS
+                       and bool(n.args) and isinstance(n.args[0].value, cst.Name))
+    return [cst.ensure_type(c.args[0].value, cst.Name).value for c in calls]
+
+
 def in_function(name: str,
                 transform: Callable[[cst.FunctionDef], cst.FunctionDef | None]) -> Callable[[str], str | None]:
     """A cell transform for ``ctx.rewrite``: ``transform`` applied to the cell's top-level ``def name``."""
 
     def rewrite(source: str) -> str | None:
         module = parse(source)
-        defs = [s for s in module.body if isinstance(s, cst.FunctionDef) and s.name.value == name] if module else []
+        if module is None:
+            return None
+        defs = [s for s in module.body if isinstance(s, cst.FunctionDef) and s.name.value == name]
         if len(defs) != 1:
             return None
         new = transform(defs[0])
@@ -87,13 +95,14 @@ def swap_function(ctx: Context, name: str, old: FunctionType, target: Target,
     new_text = rewrite(target.source)
 
     def live(undo: Undo) -> None:
-        module = parse(new_text)
+        module = parse(new_text) if new_text is not None else None
+        assert module is not None  # (live is offered only where the rewrite gave code)
         definition = next(s for s in module.body if isinstance(s, cst.FunctionDef) and s.name.value == name)
         text = cst.Module([definition]).code
         filename = f"<jupyter-perf: {ctx.opt.id} {name}>"
         linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)  # inspect.getsource
         scratch: dict[str, Any] = {}
-        exec(compile(text, filename, "exec"), ctx.namespace, scratch)
+        exec(compile(text, filename, "exec"), ctx.namespace, scratch)  # noqa: S102 - the user's own def, rewritten
         rebind(ctx.namespace, old, scratch[name], undo)
 
     return live
@@ -101,7 +110,7 @@ def swap_function(ctx: Context, name: str, old: FunctionType, target: Target,
 
 def statement_index(body: list[cst.BaseStatement], found: Callable[[cst.CSTNode], bool]) -> int | None:
     """The position in ``body`` (a function's statements) of the one statement holding what ``found`` matches."""
-    hits = [i for i, s in enumerate(body) if find_nodes(s, found)]
+    hits = [i for i, s in enumerate(body) if find_nodes(s, cst.CSTNode, found)]
     return hits[0] if len(hits) == 1 else None
 
 
@@ -114,7 +123,7 @@ def with_imports(function: cst.FunctionDef, imports: list[str]) -> cst.FunctionD
     return function.with_changes(body=function.body.with_changes(body=body[:at] + new + body[at:]))
 
 
-def _is_docstring(stmt: cst.BaseStatement) -> bool:
+def _is_docstring(stmt: cst.CSTNode) -> bool:
     return (isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Expr)
             and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)))
 
@@ -129,11 +138,8 @@ def ddp_aliases(namespace: dict[str, Any]) -> set[str]:
 
 def construction(function: cst.FunctionDef, callees: set[str]) -> tuple[str, cst.Call] | None:
     """``(X, the call)`` for the one ``X = <callee>(...)`` in the function, the callee's last name in ``callees``."""
-    found = []
-    for assign in find_nodes(function, lambda n: isinstance(n, cst.Assign) and len(n.targets) == 1
-                             and isinstance(n.targets[0].target, cst.Name) and isinstance(n.value, cst.Call)):
-        if (dotted(assign.value.func) or "").split(".")[-1] in callees:
-            found.append((assign.targets[0].target.value, assign.value))
+    found = [(target, call) for target, call in _calls_assigned(function)
+             if (dotted(call.func) or "").split(".")[-1] in callees]
     return found[0] if len(found) == 1 else None
 
 
@@ -145,8 +151,6 @@ def keywords(call: cst.Call) -> dict[str, str]:
 def set_keywords(call: cst.Call, values: dict[str, str]) -> cst.Call | None:
     """The call with these keyword arguments set (replaced where present, appended after the others in the
     call's own layout); None where it passes ``*args``/``**kwargs`` (they might hold them)."""
-    from .rewrite import _append_keywords
-
     if any(a.star for a in call.args):
         return None
     args, todo = list(call.args), dict(values)
@@ -154,12 +158,12 @@ def set_keywords(call: cst.Call, values: dict[str, str]) -> cst.Call | None:
         if arg.keyword is not None and arg.keyword.value in todo:
             args[i] = arg.with_changes(value=cst.parse_expression(todo.pop(arg.keyword.value)))
     if todo:
-        args = _append_keywords(call, args, todo)
+        args = append_keywords(call, args, todo)
     return call.with_changes(args=args)
 
 
 def handler_arguments(function: cst.FunctionDef, values: dict[str, str],
-                      imports: list[str] = ()) -> cst.FunctionDef | None:
+                      imports: Sequence[str] = ()) -> cst.FunctionDef | None:
     """accelerate: ``Accelerator(...)``'s ``DistributedDataParallelKwargs`` handler given these arguments (the
     handler added in a ``kwargs_handlers=[...]`` where there is none; its import, and ``imports`` the values
     need, at the function's top)."""
@@ -167,7 +171,7 @@ def handler_arguments(function: cst.FunctionDef, values: dict[str, str],
     if found is None:
         return None
     _name, accelerator = found
-    handlers = find_nodes(accelerator, lambda n: isinstance(n, cst.Call) and (dotted(n.func) or "").endswith(HANDLER))
+    handlers = find_nodes(accelerator, cst.Call, lambda n: (dotted(n.func) or "").endswith(HANDLER))
     if len(handlers) > 1:
         return None
     if handlers:
@@ -183,22 +187,20 @@ def handler_arguments(function: cst.FunctionDef, values: dict[str, str],
     return with_imports(swapped(function, accelerator, new), [f"from accelerate.utils import {HANDLER}", *imports])
 
 
-def swapped(node: cst.CSTNode, old: cst.CSTNode, new: cst.CSTNode) -> cst.CSTNode:
-    """``node`` with its descendant ``old`` (by identity) replaced by ``new``."""
-
-    class Swap(cst.CSTTransformer):
-        def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:
-            return new if original is old else updated
-
-    return node.visit(Swap())
-
-
 def bound_optimizers(node: cst.CSTNode) -> set[str]:
     """Names the code binds to a torch.optim class's instance (``optimizer = optim.SGD(...)``): a training
     function's optimizer is its local, not a namespace name."""
     import torch.optim
 
     classes = {n for n in dir(torch.optim) if isinstance(getattr(torch.optim, n), type)}
-    return {a.targets[0].target.value for a in find_nodes(node, lambda n: isinstance(n, cst.Assign)
-            and len(n.targets) == 1 and isinstance(n.targets[0].target, cst.Name) and isinstance(n.value, cst.Call))
-            if (dotted(a.value.func) or "").split(".")[-1] in classes}
+    return {target for target, call in _calls_assigned(node) if (dotted(call.func) or "").split(".")[-1] in classes}
+
+
+def _calls_assigned(node: cst.CSTNode) -> list[tuple[str, cst.Call]]:
+    """``(X, the call)`` for each ``X = <call>`` in the code, in order."""
+    found = []
+    for assign in find_nodes(node, cst.Assign, lambda n: len(n.targets) == 1):
+        target, value = assign.targets[0].target, assign.value
+        if isinstance(target, cst.Name) and isinstance(value, cst.Call):
+            found.append((target.value, value))
+    return found

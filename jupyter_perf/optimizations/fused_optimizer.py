@@ -15,6 +15,7 @@ points everything back. The call that builds it gains the keyword.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, ClassVar
 
@@ -61,7 +62,7 @@ class FusedOptimizer(Optimization):
             rebind(ctx.namespace, opt, new, undo)
             for scheduler in _schedulers(ctx.namespace, opt):
                 scheduler.optimizer = new
-                undo.push(lambda scheduler=scheduler: setattr(scheduler, "optimizer", opt))
+                undo.push(functools.partial(setattr, scheduler, "optimizer", opt))
             undo.push(lambda: _move_state(new, opt))
 
         warnings = [f"{name} has hooks of its own (register_step_pre_hook...): the rebuilt optimizer has none"] \

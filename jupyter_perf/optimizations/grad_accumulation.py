@@ -54,11 +54,12 @@ class GradAccumulation(Optimization):
             names = ", ".join(sorted(outcome["stale"]))
             warnings.append(f"after the optimizer step, {names} hold the last micro-batch's values, not the batch's")
         snippet = None if found else "\n".join([
-            "for x, y in loader:", "    optimizer.zero_grad()", f"    for x, y in zip(x.chunk({steps}), y.chunk({steps})):",
+            "for x, y in loader:", "    optimizer.zero_grad()",
+            f"    for x, y in zip(x.chunk({steps}), y.chunk({steps})):",
             "        loss = loss_fn(model(x), y)", f"        (loss / {steps}).backward()", "    optimizer.step()"])
-        return ctx.change(f"each batch runs as {steps} micro-batches with the loss scaled by 1/{steps} and one optimizer "
-                          f"step: the same effective batch with about 1/{steps} of the activation memory; re-run the "
-                          "cell to measure", warnings=warnings, snippet=snippet)
+        return ctx.change(f"each batch runs as {steps} micro-batches with the loss scaled by 1/{steps} and one "
+                          f"optimizer step: the same effective batch with about 1/{steps} of the activation memory; "
+                          "re-run the cell to measure", warnings=warnings, snippet=snippet)
 
 
 def _loader_notes(ctx: Context, steps: int) -> list[str]:

@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..catalog import CATALOG
+from ..probes.inputs import restore_training, training_flags
 from .base import Change, Context, NotApplicable, Optimization, Undo, find_object, report_names, torch_name
 from .rewrite import calls_method, wrap_calls
-from ..probes.inputs import restore_training, training_flags
 
 
 class InferenceMode(Optimization):

@@ -15,6 +15,7 @@ after a short prompt, about 64 times fewer positions.
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import libcst as cst
@@ -42,7 +43,7 @@ class KvCache(Optimization):
             def live(undo: Undo) -> None:
                 for config in (getattr(model, c) for c in off):
                     config.use_cache = True
-                    undo.push(lambda config=config: setattr(config, "use_cache", False))
+                    undo.push(functools.partial(setattr, config, "use_cache", False))
 
             flags = ", ".join(f"{name}.{c}.use_cache" for c in off)
             return ctx.change(f"{name} generates with a KV cache (use_cache=True{'; ' + flags + ' on' if flags else ''}"
@@ -60,10 +61,10 @@ def enable_cache(source: str, model: str) -> str | None:
     module = parse(source)
     if module is None:
         return None
-    calls = find_nodes(module, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute)
+    calls = find_nodes(module, cst.Call, lambda n: isinstance(n.func, cst.Attribute)
                        and n.func.attr.value == "generate" and code(n.func.value) == model)
     flags = [a for c in calls for a in c.args if a.keyword is not None and a.keyword.value == "use_cache"]
-    settings = find_nodes(module, lambda n: isinstance(n, cst.Assign) and len(n.targets) == 1
+    settings = find_nodes(module, cst.Assign, lambda n: len(n.targets) == 1
                           and code(n.targets[0].target) in {f"{model}.{c}.use_cache" for c in _CONFIGS})
     off = [a for a in flags if code(a.value) == "False"] + [s for s in settings if code(s.value) == "False"]
     if not off:

@@ -22,8 +22,8 @@ import libcst as cst
 from ..catalog import CATALOG
 from .base import Change, Context, NotApplicable, Optimization, Undo, find_object, rebind, report_names
 from .dataloader import POSITIONAL, rebuild
-from .model_rewrite import _after_imports, free_name
-from .rewrite import builder_call, code, find_nodes, parse, replace_nodes
+from .model_rewrite import free_name
+from .rewrite import after_imports, builder_call, code, find_nodes, leading_lines, parse, replace_nodes
 
 #: What the rewritten code imports.
 IMPORT = "from jupyter_perf.data import LengthGroupedBatchSampler, PadToLongest"
@@ -70,7 +70,7 @@ class LengthGrouping(Optimization):
                           expects={name: loader})
 
 
-def _check(name: str, loader: Any, dataloader: type, iterable: type, samplers: tuple[type, ...]) -> None:
+def _check(name: str, loader: Any, dataloader: type[Any], iterable: type, samplers: tuple[type, ...]) -> None:
     """Refuse where the batches could not be regrouped without changing what the loader reads."""
     if type(loader) is not dataloader:
         raise NotApplicable(f"{name} is a {type(loader).__name__}, a DataLoader subclass whose constructor may take "
@@ -119,25 +119,26 @@ def group_call(source: str, name: str, namespace: dict[str, Any]) -> str | None:
     sampler of its own, or builds its dataset inside a function or block."""
     module = parse(source)
     call = builder_call(module, name, "DataLoader") if module else None
-    if call is None or any(a.star for a in call.args):
+    if module is None or call is None or any(a.star for a in call.args):
         return None
-    args = {(a.keyword.value if a.keyword else POSITIONAL[i] if i < len(POSITIONAL) else None): a
-            for i, a in enumerate(call.args)}
-    if None in args or "sampler" in args or "dataset" not in args:
+    keys = [a.keyword.value if a.keyword else POSITIONAL[i] if i < len(POSITIONAL) else None
+            for i, a in enumerate(call.args)]
+    args = {key: a for key, a in zip(keys, call.args, strict=True) if key is not None}
+    if None in keys or "sampler" in args or "dataset" not in args:
         return None
     if "batch_sampler" in args:
         done = "LengthGroupedBatchSampler" in code(args["batch_sampler"].value) and "collate_fn" in args \
             and "PadToLongest" in code(args["collate_fn"].value)
         return source if done else None
-    body = list(module.body)
+    body: list[cst.BaseStatement] = list(module.body)
     dataset = args["dataset"].value
     if not isinstance(dataset, (cst.Name, cst.Attribute)):  # built in the call: bound first, so both share it
-        at = next(i for i, s in enumerate(body) if find_nodes(s, lambda n: n is call))
+        at = next(i for i, s in enumerate(body) if find_nodes(s, cst.Call, lambda n: n is call))
         if not isinstance(body[at], cst.SimpleStatementLine):
             return None
         bound = free_name("dataset", source, namespace)
         body[at:at + 1] = [cst.parse_statement(f"{bound} = {code(dataset)}\n").with_changes(
-            leading_lines=body[at].leading_lines), body[at].with_changes(leading_lines=[])]
+            leading_lines=leading_lines(body[at])), body[at].with_changes(leading_lines=[])]
         dataset = cst.Name(bound)
     sampler = [code(dataset), code(args["batch_size"].value) if "batch_size" in args else "1"]
     sampler += [f"{k}={code(args[k].value)}" for k in ("shuffle", "drop_last") if k in args]
@@ -160,7 +161,7 @@ def group_call(source: str, name: str, namespace: dict[str, Any]) -> str | None:
     separator = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
     out = [a if isinstance(a.comma, cst.Comma) else a.with_changes(comma=separator) for a in out[:-1]] + [
         out[-1].with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg)]
-    at = _after_imports(body)
+    at = after_imports(body)
     module = module.with_changes(body=body[:at] + _import(body) + body[at:])
     return replace_nodes(module, {call: lambda updated: updated.with_changes(args=out)})
 
@@ -180,7 +181,7 @@ def _commented(comma: object) -> bool:
         and comma.whitespace_after.first_line.comment is not None
 
 
-def _import(body: list[cst.CSTNode]) -> list[cst.CSTNode]:
+def _import(body: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
     """The import statement, unless the cell has it."""
     present = any(code(s.with_changes(leading_lines=[])).strip() == IMPORT for s in body)
     return [] if present else [cst.parse_statement(IMPORT + "\n")]

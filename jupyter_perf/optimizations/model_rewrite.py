@@ -20,10 +20,21 @@ guessing. Four shapes of edit:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TypeGuard
 
 import libcst as cst
 
-from .rewrite import calls_name, code, find_nodes, mentions, parse, replace_nodes, wrap_calls
+from .rewrite import (
+    after_imports,
+    calls_name,
+    code,
+    find_nodes,
+    leading_lines,
+    mentions,
+    parse,
+    replace_nodes,
+    wrap_calls,
+)
 
 
 def free_name(base: str, source: str, namespace: dict) -> str:
@@ -54,7 +65,7 @@ def after_binding(source: str, name: str, statement: str, imports: Sequence[str]
     new = cst.parse_statement(statement.rstrip("\n") + "\n")
     if any(_same(stmt, new) for stmt in body):
         return source
-    bound = [i for i, stmt in enumerate(body) if _binds(stmt, name)]
+    bound = [i for i, stmt in enumerate(body) if binds_name(stmt, name)]
     if not bound:
         return None
     at = bound[-1] + 1
@@ -65,7 +76,8 @@ def after_binding(source: str, name: str, statement: str, imports: Sequence[str]
 
 
 def ensure_assignment(source: str, target: str, value: str) -> str | None:
-    """A top-level ``target = value``: its value replaced where the cell assigns ``target``, else added after the imports."""
+    """A top-level ``target = value``: its value replaced where the cell assigns ``target``, else added after the
+    imports."""
     module = parse(source)
     if module is None:
         return None
@@ -74,18 +86,21 @@ def ensure_assignment(source: str, target: str, value: str) -> str | None:
         if isinstance(small, cst.Assign) and len(small.targets) == 1 and code(small.targets[0].target) == target:
             return replace_nodes(module, {small: lambda u: u.with_changes(value=cst.parse_expression(value))})
     body = list(module.body)
-    body.insert(_after_imports(body), cst.parse_statement(f"{target} = {value}\n"))
+    body.insert(after_imports(body), cst.parse_statement(f"{target} = {value}\n"))
     return module.with_changes(body=body).code
 
 
 def convert_inputs(source: str, callee: str, conversion: str) -> str | None:
-    """``callee(x, ...)`` -> ``callee(x.<conversion>, ...)`` for every call by name; ``conversion`` is e.g. ``to(...)``."""
+    """``callee(x, ...)`` -> ``callee(x.<conversion>, ...)`` for every call by name; ``conversion`` is e.g.
+    ``to(...)``."""
     module = parse(source)
-    calls = find_nodes(module, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and n.func.value == callee
-                  and bool(n.args) and not n.args[0].star and n.args[0].keyword is None) if module else []
+    if module is None:
+        return None
+    calls = find_nodes(module, cst.Call, lambda n: isinstance(n.func, cst.Name) and n.func.value == callee
+                       and bool(n.args) and not n.args[0].star and n.args[0].keyword is None)
     if not calls:
         return None
-    template = cst.parse_expression(f"_.{conversion}")
+    template = cst.ensure_type(cst.parse_expression(f"_.{conversion}"), cst.Call)
 
     def convert(call: cst.Call) -> cst.Call:
         value = call.args[0].value
@@ -103,7 +118,7 @@ def _same(stmt: cst.CSTNode, new: cst.CSTNode) -> bool:
     return code(stmt.with_changes(leading_lines=[])).strip() == code(new).strip()
 
 
-def _binds(stmt: cst.CSTNode, name: str) -> bool:
+def binds_name(stmt: cst.CSTNode, name: str) -> bool:
     """Whether a top-level simple statement assigns ``name`` (``name = ...``, ``a, name = ...``, ``name: T = ...``)."""
     if not isinstance(stmt, cst.SimpleStatementLine):
         return False
@@ -132,21 +147,13 @@ def _configures(stmt: cst.CSTNode, name: str) -> bool:
         and isinstance(s.value.func.value, cst.Name) and s.value.func.value.value == name for s in stmt.body)
 
 
-def _after_imports(body: list[cst.CSTNode]) -> int:
-    at = 0
-    while at < len(body) and isinstance(body[at], cst.SimpleStatementLine) and all(
-            isinstance(s, (cst.Import, cst.ImportFrom)) for s in body[at].body):
-        at += 1
-    return at
-
-
-def _with_imports(body: list[cst.CSTNode], imports: Iterable[str], module: cst.Module) -> str:
+def _with_imports(body: Sequence[cst.BaseStatement], imports: Iterable[str], module: cst.Module) -> str:
     """The module with ``body``, and each ``import x.y`` the cell lacks added after its imports."""
     present = {code(alias.name) for stmt in body if isinstance(stmt, cst.SimpleStatementLine)
                for small in stmt.body if isinstance(small, cst.Import) for alias in small.names}
     missing = [cst.parse_statement(f"import {m}\n") for m in imports if m not in present]
-    at = _after_imports(body)
-    return module.with_changes(body=body[:at] + missing + body[at:]).code
+    at = after_imports(body)
+    return module.with_changes(body=[*body[:at], *missing, *body[at:]]).code
 
 
 def autocast_calls(source: str, callee: str, context: str) -> str | None:
@@ -154,7 +161,9 @@ def autocast_calls(source: str, callee: str, context: str) -> str | None:
     are ``with`` statements already (``with torch.inference_mode():``), with ``context`` added to their items."""
     wrapped = wrap_calls(source, callee, context)
     module = parse(source) if wrapped is None else None
-    hits = [s for s in module.body if calls_name(s, callee)] if module else []
+    if module is None:
+        return wrapped
+    hits = [s for s in module.body if calls_name(s, callee)]
     if not hits or not all(isinstance(s, cst.With) for s in hits):
         return wrapped
     item = cst.WithItem(cst.parse_expression(context))
@@ -169,20 +178,22 @@ def autocast_calls(source: str, callee: str, context: str) -> str | None:
 
 
 # --------------------------------------------------------------- training loop
-class _Loop:
+class TrainingLoop:
     """The cell's training loop: the ``for`` whose own body holds the one ``.backward()`` statement."""
 
     def __init__(self, loop: cst.For, line: int, backward: cst.Call):
         self.loop, self.line, self.backward = loop, line, backward
-        self.lines: list[cst.BaseStatement] = list(loop.body.body)
+        self.lines: list[cst.BaseStatement] = list(cst.ensure_type(loop.body, cst.IndentedBlock).body)
 
     @classmethod
-    def find(cls, module: cst.Module) -> _Loop | None:
-        calls = find_nodes(module, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute)
-                      and n.func.attr.value == "backward")
+    def find(cls, module: cst.Module) -> TrainingLoop | None:
+        calls = find_nodes(module, cst.Call, lambda n: isinstance(n.func, cst.Attribute)
+                           and n.func.attr.value == "backward")
         if len(calls) != 1:
             return None
-        for loop in find_nodes(module, lambda n: isinstance(n, cst.For) and isinstance(n.body, cst.IndentedBlock)):
+        for loop in find_nodes(module, cst.For):
+            if not isinstance(loop.body, cst.IndentedBlock):
+                continue
             for i, line in enumerate(loop.body.body):
                 if isinstance(line, cst.SimpleStatementLine) and any(
                         isinstance(s, cst.Expr) and s.value is calls[0] for s in line.body):
@@ -190,9 +201,14 @@ class _Loop:
         return None
 
     @property
+    def receiver(self) -> cst.BaseExpression:
+        """What ``.backward()`` is called on."""
+        return cst.ensure_type(self.backward.func, cst.Attribute).value
+
+    @property
     def loss(self) -> str | None:
         """``loss`` in ``loss.backward()``, ``(loss / 2).backward()``, ``scaler.scale(loss).backward()``."""
-        receiver = self.backward.func.value
+        receiver = self.receiver
         if _is_scaled(receiver):
             receiver = receiver.args[0].value
         if isinstance(receiver, cst.BinaryOperation) and isinstance(receiver.operator, cst.Divide):
@@ -203,14 +219,14 @@ class _Loop:
         return replace_nodes(module, {self.loop: lambda u: u.with_changes(body=u.body.with_changes(body=lines))})
 
 
-def _is_scaled(node: cst.CSTNode) -> bool:
+def _is_scaled(node: cst.CSTNode) -> TypeGuard[cst.Call]:
     """``scaler.scale(x)``: GradScaler's scaled loss."""
     return _is_call_of(node, ("scale",)) and len(node.args) == 1
 
 
 def _assigns(node: cst.CSTNode, name: str) -> bool:
     return any(isinstance(t.target, cst.Name) and t.target.value == name
-               for a in find_nodes(node, lambda n: isinstance(n, cst.Assign)) for t in a.targets)
+               for a in find_nodes(node, cst.Assign) for t in a.targets)
 
 
 def _wrap(lines: list[cst.BaseStatement], start: int, end: int, context: str) -> list[cst.BaseStatement]:
@@ -218,7 +234,7 @@ def _wrap(lines: list[cst.BaseStatement], start: int, end: int, context: str) ->
     inner = lines[start:end + 1]
     block = cst.With(items=[cst.WithItem(cst.parse_expression(context))],
                      body=cst.IndentedBlock(body=[inner[0].with_changes(leading_lines=[]), *inner[1:]]),
-                     leading_lines=inner[0].leading_lines)
+                     leading_lines=leading_lines(inner[0]))
     return [*lines[:start], block, *lines[end + 1:]]
 
 
@@ -230,9 +246,8 @@ def autocast_training(source: str, model: str, context: str) -> str | None:
     autocast ``with``.
     """
     module = parse(source)
-    found = _Loop.find(module) if module else None
-    loss = found.loss if found else None
-    if loss is None:
+    found = TrainingLoop.find(module) if module is not None else None
+    if module is None or found is None or (loss := found.loss) is None:
         return None
     before = found.lines[:found.line]
     if any(isinstance(s, cst.With) and _assigns(s, loss) and any("autocast" in code(w.item) for w in s.items)
@@ -253,27 +268,26 @@ def scale_gradients(source: str, scaler: str, optimizers: Iterable[str], create:
     already scaled.
     """
     module = parse(source)
-    found = _Loop.find(module) if module else None
-    if found is None or found.loss is None:
+    found = TrainingLoop.find(module) if module is not None else None
+    if module is None or found is None or found.loss is None:
         return None
-    if _is_scaled(found.backward.func.value):
+    if _is_scaled(found.receiver):
         return source
     names = set(optimizers)
-    lines = find_nodes(module, lambda n: isinstance(n, cst.SimpleStatementLine) and any(
-        _step_of(s, names) for s in n.body))
-    top = [s for s in module.body if find_nodes(s, lambda n: n is found.loop)]
+    lines = find_nodes(module, cst.SimpleStatementLine, lambda n: any(_step_of(s, names) for s in n.body))
+    top = [s for s in module.body if find_nodes(s, cst.For, lambda n: n is found.loop)]
     if len(lines) != 1:
         return None
     step_line = lines[0]
     at = next(i for i, s in enumerate(step_line.body) if _step_of(s, names))
     optimizer = _step_of(step_line.body[at], names)
-    scaled = cst.parse_expression(f"{scaler}.scale(_)")
+    scaled = cst.ensure_type(cst.parse_expression(f"{scaler}.scale(_)"), cst.Call)
     scaled = scaled.with_changes(args=[scaled.args[0].with_changes(
-        value=found.backward.func.value.with_changes(lpar=[], rpar=[]))])
+        value=found.receiver.with_changes(lpar=[], rpar=[]))])
     update = cst.parse_statement(f"{scaler}.update()\n")
     created = cst.parse_statement(create + "\n").with_changes(leading_lines=top[0].leading_lines)
 
-    def step(u: cst.SimpleStatementLine) -> cst.FlattenSentinel:
+    def step(u: cst.SimpleStatementLine) -> cst.FlattenSentinel[cst.BaseStatement]:
         body = list(u.body)
         body[at] = body[at].with_changes(value=cst.parse_expression(f"{scaler}.step({optimizer})"))
         return cst.FlattenSentinel([u.with_changes(body=body), update])
@@ -286,12 +300,14 @@ def scale_gradients(source: str, scaler: str, optimizers: Iterable[str], create:
 
 
 def _step_of(small: cst.CSTNode, optimizers: set[str]) -> str | None:
-    """The optimizer's name where ``small`` is the statement ``<optimizer>.step()`` or ``<scaler>.step(<optimizer>)``."""
+    """The optimizer's name where ``small`` is the statement ``<optimizer>.step()`` or
+    ``<scaler>.step(<optimizer>)``."""
     call = small.value if isinstance(small, cst.Expr) else None
     if not _is_call_of(call, ("step",)):
         return None
-    if isinstance(call.func.value, cst.Name) and call.func.value.value in optimizers and not call.args:
-        return call.func.value.value
+    receiver = cst.ensure_type(call.func, cst.Attribute).value
+    if isinstance(receiver, cst.Name) and receiver.value in optimizers and not call.args:
+        return receiver.value
     if len(call.args) == 1 and isinstance(call.args[0].value, cst.Name) and call.args[0].value.value in optimizers:
         return call.args[0].value.value
     return None
@@ -309,26 +325,26 @@ def micro_batches(source: str, k: int, optimizers: Iterable[str]) -> tuple[str, 
     follows the backward stay after it.
     """
     module = parse(source)
-    found = _Loop.find(module) if module else None
-    if found is None:
+    found = TrainingLoop.find(module) if module is not None else None
+    if module is None or found is None:
         return None
-    existing = _chunks(found.loop)
+    existing = chunk_count(found.loop)
     if existing is not None:
         return source, existing, set()
     names = _batch_names(found.loop)
-    scaled = _scaled_backward(found.backward, k)
-    split = _split(found, set(optimizers))
+    scaled = scaled_backward(found.backward, k)
+    split = split_loop_body(found, set(optimizers))
     if names is None or scaled is None or split is None:
         return None
     pre, micro, post = split
-    micro = [_replace_small(s, found.backward, scaled) for s in micro]
+    micro = [replace_call(s, found.backward, scaled) for s in micro]
     chunked = [f"{n}.chunk({k})" for n in names]
     iterable = chunked[0] if len(chunked) == 1 else f"zip({', '.join(chunked)})"
     target = code(_inner_target(found.loop))
     inner = cst.parse_statement(f"for {target} in {iterable}:\n    pass\n").with_changes(
         body=cst.IndentedBlock(body=[micro[0].with_changes(leading_lines=[]), *micro[1:]]),
         leading_lines=micro[0].leading_lines)
-    assigned = {t.target.value for s in micro for a in find_nodes(s, lambda n: isinstance(n, cst.Assign))
+    assigned = {t.target.value for s in micro for a in find_nodes(s, cst.Assign)
                 for t in a.targets if isinstance(t.target, cst.Name)}
     stale = {n for n in {*names, *assigned} if any(mentions(s, n) for s in post)}
     return found.replace_lines(module, [*pre, inner, *post]), None, stale
@@ -346,21 +362,22 @@ def _batch_names(loop: cst.For) -> list[str] | None:
     target = _inner_target(loop)
     if isinstance(target, cst.Name):
         return [target.value]
-    if isinstance(target, (cst.Tuple, cst.List)) and all(isinstance(e.value, cst.Name) for e in target.elements):
-        return [e.value.value for e in target.elements]
+    if isinstance(target, (cst.Tuple, cst.List)):
+        names = [e.value.value for e in target.elements if isinstance(e.value, cst.Name)]
+        return names if len(names) == len(target.elements) else None
     return None
 
 
-def _chunks(loop: cst.For) -> int | None:
+def chunk_count(loop: cst.For) -> int | None:
     """k where the loop already iterates ``x.chunk(k)`` or ``zip(x.chunk(k), ...)``."""
-    calls = find_nodes(loop.iter, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute)
-                  and n.func.attr.value == "chunk" and len(n.args) == 1 and isinstance(n.args[0].value, cst.Integer))
-    return int(calls[0].args[0].value.value) if calls else None
+    calls = find_nodes(loop.iter, cst.Call, lambda n: isinstance(n.func, cst.Attribute) and n.func.attr.value == "chunk"
+                       and len(n.args) == 1 and isinstance(n.args[0].value, cst.Integer))
+    return int(cst.ensure_type(calls[0].args[0].value, cst.Integer).value) if calls else None
 
 
-def _scaled_backward(call: cst.Call, k: int) -> cst.Call | None:
+def scaled_backward(call: cst.Call, k: int) -> cst.Call | None:
     """``(loss / k).backward()``; ``scaler.scale(loss / k).backward()``."""
-    receiver = call.func.value
+    receiver = cst.ensure_type(call.func, cst.Attribute).value
     if isinstance(receiver, cst.Name):
         return call.with_changes(func=call.func.with_changes(value=cst.parse_expression(f"({receiver.value} / {k})")))
     if _is_scaled(receiver) and isinstance(receiver.args[0].value, cst.Name):
@@ -369,7 +386,8 @@ def _scaled_backward(call: cst.Call, k: int) -> cst.Call | None:
     return None
 
 
-def _replace_small(stmt: cst.BaseStatement, old: cst.Call, new: cst.Call) -> cst.BaseStatement:
+def replace_call(stmt: cst.BaseStatement, old: cst.Call, new: cst.Call) -> cst.BaseStatement:
+    """``stmt`` with the expression statement that is the call ``old`` (by identity) made ``new``."""
     if not isinstance(stmt, cst.SimpleStatementLine):
         return stmt
     return stmt.with_changes(body=[s.with_changes(value=new) if isinstance(s, cst.Expr) and s.value is old else s
@@ -379,7 +397,7 @@ def _replace_small(stmt: cst.BaseStatement, old: cst.Call, new: cst.Call) -> cst
 _PRE, _MICRO, _POST = range(3)
 
 
-def _split(found: _Loop, optimizers: set[str]) -> tuple[list, list, list] | None:
+def split_loop_body(found: TrainingLoop, optimizers: set[str]) -> tuple[list, list, list] | None:
     """The loop body's lines as (before the micro-batch loop, inside it, after it); None where it cannot be split.
 
     Before the backward: ``zero_grad`` calls go before the micro-batch loop,
@@ -392,7 +410,7 @@ def _split(found: _Loop, optimizers: set[str]) -> tuple[list, list, list] | None
     seen_backward, steps = False, 0
     for line in found.lines:
         if not isinstance(line, cst.SimpleStatementLine):
-            if not seen_backward and find_nodes(line, lambda n: _is_call_of(n, ("zero_grad", "step"))):
+            if not seen_backward and find_nodes(line, cst.Call, lambda n: _is_call_of(n, ("zero_grad", "step"))):
                 return None  # inside an if/with before the backward: not the plain form
             regions[_POST if seen_backward else _MICRO].append(line)
             continue
@@ -411,10 +429,11 @@ def _split(found: _Loop, optimizers: set[str]) -> tuple[list, list, list] | None
                              else _MICRO)
         for region, run in _runs(line, parts):
             regions[region].append(run)
-    return tuple(regions) if steps == 1 else None
+    pre, micro, post = regions
+    return (pre, micro, post) if steps == 1 else None
 
 
-def _is_call_of(node: cst.CSTNode, methods: tuple[str, ...]) -> bool:
+def _is_call_of(node: cst.CSTNode | None, methods: tuple[str, ...]) -> TypeGuard[cst.Call]:
     return isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in methods
 
 

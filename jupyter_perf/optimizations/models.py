@@ -22,9 +22,10 @@ profile a cell that calls the model, or pass ``inputs=``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from typing import TYPE_CHECKING, Any
 
 from .. import state
@@ -138,9 +139,9 @@ class HeldInputs:
         device = device_of(model)
         for given in self.given:
             if isinstance(given, HeldBatch):
-                yield "the inputs given", lambda given=given: given
+                yield "the inputs given", _constant(given)
             else:
-                yield given, lambda given=given: self._batch(given, device)
+                yield given, functools.partial(self._batch, given, device)
         call = state.current().recorded(model)
         if call is not None:
             batch = HeldBatch.from_call(call)
@@ -148,7 +149,7 @@ class HeldInputs:
             if batch.devices() - {device}:
                 yield f"{RECORDED}, moved to {device}", lambda: batch.to(device)
         for name in self.found:
-            yield name, lambda name=name: self._batch(name, device)
+            yield name, functools.partial(self._batch, name, device)
 
     def _batch(self, name: str, device: Any) -> HeldBatch:
         value = self.namespace.get(name)
@@ -156,11 +157,16 @@ class HeldInputs:
         return batch.to(device)
 
 
+def _constant(batch: HeldBatch) -> Callable[[], HeldBatch]:
+    """A function that returns ``batch``."""
+    return lambda: batch
+
+
 def held_inputs(ctx: Context, model_name: str, model: nn.Module) -> HeldInputs:
     """The inputs the guard may check outputs on (module docstring: where they come from, in which order)."""
     given = ctx.given("inputs") is not None
     names = ctx.param("inputs", lambda: _input_names(ctx, model_name))
-    listed = [names] if isinstance(names, (str, HeldBatch)) else list(names)
+    listed: list[Any] = [names] if isinstance(names, (str, HeldBatch)) else list(names)
     if given:
         return HeldInputs(ctx.namespace, model_name, given=listed, found=[])
     if not listed and state.current().recorded(model) is None:
@@ -175,11 +181,9 @@ def _input_names(ctx: Context, model_name: str) -> list[str]:
 
     module = parse(ctx.cell.source) if ctx.cell is not None else None
     found = [*_call_arguments(module, model_name), *_loop_iterables(module, model_name)] if module else []
-    try:
+    with suppress(NotApplicable):
         found.append(find_object(ctx.namespace, DataLoader, "DataLoader", None,
                                  report_names(ctx.report, "dataloaders", order="data_wait_s"))[0])
-    except NotApplicable:
-        pass
     usable = [n for n in found if _is_loader(ctx.namespace.get(n))
               or _first_tensor_or_none(ctx.namespace.get(n)) is not None]
     return list(dict.fromkeys(usable))
@@ -190,11 +194,12 @@ def _call_arguments(module: Any, model_name: str) -> list[str]:
     whose namespace namesakes are something else."""
     import libcst as cst
 
-    local = {n.value for comp in find_nodes(module, lambda n: isinstance(n, cst.CompFor))
-             for n in find_nodes(comp.target, lambda n: isinstance(n, cst.Name))}
-    calls = find_nodes(module, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Name)
+    local = {n.value for comp in find_nodes(module, cst.CompFor)
+             for n in find_nodes(comp.target, cst.Name)}
+    calls = find_nodes(module, cst.Call, lambda n: isinstance(n.func, cst.Name)
                   and n.func.value == model_name and bool(n.args) and isinstance(n.args[0].value, cst.Name))
-    return [c.args[0].value.value for c in calls if c.args[0].value.value not in local]
+    names = [cst.ensure_type(c.args[0].value, cst.Name).value for c in calls]
+    return [n for n in names if n not in local]
 
 
 def _loop_iterables(module: Any, model_name: str) -> list[str]:
@@ -202,11 +207,12 @@ def _loop_iterables(module: Any, model_name: str) -> list[str]:
     ``[model(x) for (x,) in loader]``, ``enumerate(loader)``."""
     import libcst as cst
 
-    loops = find_nodes(module, lambda n: isinstance(n, cst.For) and calls_name(n.body, model_name))
-    comprehensions = find_nodes(module, lambda n: isinstance(n, (cst.ListComp, cst.GeneratorExp, cst.SetComp))
-                           and calls_name(n.elt, model_name))
+    loops = find_nodes(module, cst.For, lambda n: calls_name(n.body, model_name))
+    comprehensions = find_nodes(module, (cst.ListComp, cst.GeneratorExp, cst.SetComp), lambda n:
+                           calls_name(n.elt, model_name))
     iterables = [loop.iter for loop in loops] + [c.for_in.iter for c in comprehensions]
-    return [n.value for it in iterables for n in find_nodes(it, lambda n: isinstance(n, cst.Name)) if mentions(it, n.value)]
+    return [n.value for it in iterables for n in find_nodes(it, cst.Name)
+            if mentions(it, n.value)]
 
 
 def _is_loader(value: Any) -> bool:

@@ -38,13 +38,12 @@ from .ddp_code import (
     ddp_aliases,
     in_function,
     swap_function,
-    swapped,
     training_function,
     with_imports,
 )
-from .model_rewrite import _chunks, _Loop, _replace_small, _scaled_backward, _split, free_name
+from .model_rewrite import TrainingLoop, chunk_count, free_name, replace_call, scaled_backward, split_loop_body
 from .models import optimizer_names
-from .rewrite import code, find_nodes
+from .rewrite import code, find_nodes, leading_lines, swapped
 
 ACCELERATE = ("accelerator = Accelerator(gradient_accumulation_steps={k})\n...\nfor batch in loader:\n"
               "    with accelerator.accumulate(model):  # no_sync() on all but every {k}th batch\n"
@@ -72,14 +71,12 @@ class NoSync(Optimization):
             found = construction(function, aliases)
             if found is None:
                 return None
-            if find_nodes(function, lambda n: isinstance(n, cst.Call) and code(n.func) == f"{found[0]}.no_sync"):
-                return function  # (the backward is then inside a with: _Loop would not find it)
-            loop = _Loop.find(cst.Module([function]))
-            calls_model = loop is not None and find_nodes(
-                loop.loop, lambda n: isinstance(n, cst.Call) and code(n.func) == found[0])
-            if not calls_model:
+            if find_nodes(function, cst.Call, lambda n: code(n.func) == f"{found[0]}.no_sync"):
+                return function  # (the backward is then inside a with: TrainingLoop would not find it)
+            loop = TrainingLoop.find(cst.Module([function]))
+            if loop is None or not find_nodes(loop.loop, cst.Call, lambda n: code(n.func) == found[0]):
                 return None
-            chunks = outcome["micro"] = _chunks(loop.loop)
+            chunks = outcome["micro"] = chunk_count(loop.loop)
             new = _micro_batches(loop, found[0], chunks, function) if chunks else _across_batches(
                 loop, found[0], k, optimizers | bound_optimizers(function), function)
             return None if new is None else with_imports(swapped(function, loop.loop, new), ["import contextlib"])
@@ -107,21 +104,22 @@ class NoSync(Optimization):
                           swap_function(ctx, name, fn, target, rewrite), warnings, expects={name: fn})
 
 
-def _micro_batches(loop: _Loop, model: str, k: int, function: cst.FunctionDef) -> cst.For:
+def _micro_batches(loop: TrainingLoop, model: str, k: int, function: cst.FunctionDef) -> cst.For:
     """The micro-batch loop with its body under ``no_sync()`` for all but its last micro-batch."""
     index, target, iterable = _enumerated(loop.loop, code(function))
     body = [_with(f"({model}.no_sync() if {index} < {k - 1} else contextlib.nullcontext())", loop.lines)]
     return loop.loop.with_changes(target=target, iter=iterable, body=loop.loop.body.with_changes(body=body))
 
 
-def _across_batches(loop: _Loop, model: str, k: int, optimizers: set[str], function: cst.FunctionDef) -> cst.For | None:
+def _across_batches(loop: TrainingLoop, model: str, k: int, optimizers: set[str],
+                    function: cst.FunctionDef) -> cst.For | None:
     """A loop stepping every batch, made to accumulate over ``k`` batches (module docstring)."""
-    split = _split(loop, optimizers)
+    split = split_loop_body(loop, optimizers)
     if split is None:
         return None
     pre, micro, post = split
-    scaled = _scaled_backward(loop.backward, k) or _divided(loop.backward, k)
-    micro = [_replace_small(s, loop.backward, scaled) for s in micro]
+    scaled = scaled_backward(loop.backward, k) or _divided(loop.backward, k)
+    micro = [replace_call(s, loop.backward, scaled) for s in micro]
     index, target, iterable = _enumerated(loop.loop, code(function))
     sync = f"({index} + 1) % {k}"
     body = [_with(f"({model}.no_sync() if {sync} else contextlib.nullcontext())", micro),
@@ -132,7 +130,7 @@ def _across_batches(loop: _Loop, model: str, k: int, optimizers: set[str], funct
 
 def _divided(backward: cst.Call, k: int) -> cst.Call:
     """``(<receiver> / k).backward()`` for any receiver (``loss_fn(out, y).backward()``, the DDP tutorial's)."""
-    receiver = backward.func.value
+    receiver = cst.ensure_type(backward.func, cst.Attribute).value
     if not isinstance(receiver, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)):
         receiver = receiver.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
     divided = cst.BinaryOperation(receiver, cst.Divide(), cst.Integer(str(k)), lpar=[cst.LeftParen()],
@@ -155,4 +153,4 @@ def _enumerated(loop: cst.For, scope: str) -> tuple[str, cst.CSTNode, cst.CSTNod
 def _with(context: str, lines: list[cst.BaseStatement]) -> cst.With:
     return cst.With(items=[cst.WithItem(cst.parse_expression(context))],
                     body=cst.IndentedBlock(body=[lines[0].with_changes(leading_lines=[]), *lines[1:]]),
-                    leading_lines=lines[0].leading_lines)
+                    leading_lines=leading_lines(lines[0]))

@@ -83,6 +83,7 @@ class Prune(Optimization):
                     _prune(module, method, amount, extra, undo)
                 return model
 
+            assert inputs is not None  # (live runs only where there is something to do)
             return inputs.check("prune", model, prune_all)
 
         warnings = [("zeros in dense tensors run no faster and take no less memory by themselves: pruning pays off "

@@ -74,6 +74,7 @@ class QuantizeDynamic(Optimization):
                 rebind(ctx.namespace, model, copy, undo)
                 return copy
 
+            assert inputs is not None  # (live runs only where there is something to do)
             return inputs.check("quantize", model, quantize)
 
         notes = [(f"{name} is in training mode: dropout stays active in the quantized copy; call {name}.eval() for "

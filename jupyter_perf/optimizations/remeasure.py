@@ -16,7 +16,6 @@ from ..cells import Target, python
 from ..report import Comparison, Report
 from .base import Change
 
-
 #: What re-runs the cell: ``(python_source, namespace) -> Report``, profiled and diagnosed (runs.run); the
 #: caller passes it in, since profiling sits above the optimizations.
 Profile = Callable[[str, dict[str, Any]], Report]

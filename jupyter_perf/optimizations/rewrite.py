@@ -10,11 +10,14 @@ thing, it raises ``NoRewrite`` with the reason, which the snippet carries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import libcst as cst
 
 _NO_SPACE = cst.SimpleWhitespace("")
+_Node = TypeVar("_Node", bound=cst.CSTNode)
 
 
 class NoRewrite(Exception):  # noqa: N818 - a reason, not an error: the caller shows a snippet with it
@@ -63,14 +66,16 @@ def mentions(node: cst.CSTNode, name: str) -> bool:
     return visitor.found
 
 
-def find_nodes(node: cst.CSTNode, match: Callable[[cst.CSTNode], bool]) -> list[cst.CSTNode]:
+def find_nodes(node: cst.CSTNode, kind: type[_Node] | tuple[type[_Node], ...],
+               match: Callable[[_Node], bool] | None = None) -> list[_Node]:
+    """The nodes of ``kind`` in ``node`` (itself included) for which ``match`` holds, in the order of the code."""
     class Finder(cst.CSTVisitor):
         def on_visit(self, n: cst.CSTNode) -> bool:
-            if match(n):
+            if isinstance(n, kind) and (match is None or match(n)):
                 found.append(n)
             return True
 
-    found: list[cst.CSTNode] = []
+    found: list[_Node] = []
     node.visit(Finder())
     return found
 
@@ -78,14 +83,29 @@ def find_nodes(node: cst.CSTNode, match: Callable[[cst.CSTNode], bool]) -> list[
 def calls_method(source: str, method: str) -> bool:
     """Whether the code calls ``<anything>.method(...)`` (e.g. ``backward``)."""
     module = parse(source)
-    return module is not None and bool(find_nodes(module, lambda n: isinstance(n, cst.Call) and isinstance(
-        n.func, cst.Attribute) and n.func.attr.value == method))
+    return module is not None and bool(find_nodes(
+        module, cst.Call, lambda n: isinstance(n.func, cst.Attribute) and n.func.attr.value == method))
 
 
-Edit = Callable[[cst.CSTNode], cst.CSTNode]
+#: What replaces a node: its updated self edited, a FlattenSentinel of several, or RemovalSentinel.REMOVE. It takes
+#: the node (of the type of the one it is keyed by, which a dict's type cannot say, hence Any).
+Edit = Callable[[Any], cst.CSTNode | cst.FlattenSentinel[Any] | cst.RemovalSentinel]
 
 
-def replace_nodes(module: cst.Module, changes: dict[cst.CSTNode, Edit]) -> str:
+def swapped(node: _Node, old: cst.CSTNode, new: cst.CSTNode) -> _Node:
+    """``node`` with its descendant ``old`` (by identity) replaced by ``new`` (of a kind that may stand there, so
+    ``node`` stays of its kind)."""
+
+    class Swap(cst.CSTTransformer):
+        def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> Any:
+            return new if original_node is old else updated_node
+
+    result = node.visit(Swap())
+    assert isinstance(result, type(node))
+    return result
+
+
+def replace_nodes(module: cst.Module, changes: Mapping[_Node, Edit]) -> str:
     """The module's code with each original node (by identity) passed, updated, through its edit.
 
     Edits see the node with its children already edited, so nested matches
@@ -103,17 +123,14 @@ def replace_nodes(module: cst.Module, changes: dict[cst.CSTNode, Edit]) -> str:
 # ------------------------------------------------------------- call arguments
 def builder_calls(module: cst.Module, name: str, callee: str) -> list[cst.Call]:
     """Every call ``name = ...callee(...)`` in the cell (``callee`` is the last dotted part)."""
-    def match(n: cst.CSTNode) -> bool:
-        if isinstance(n, cst.Assign):
-            targets = [t.target for t in n.targets]
-        elif isinstance(n, cst.AnnAssign) and n.value is not None:
-            targets = [n.target]
-        else:
-            return False
-        return (len(targets) == 1 and isinstance(targets[0], cst.Name) and targets[0].value == name
-                and isinstance(n.value, cst.Call) and (dotted(n.value.func) or "").split(".")[-1] == callee)
-
-    return [n.value for n in find_nodes(module, match)]
+    calls = []
+    assignments: list[cst.Assign | cst.AnnAssign] = find_nodes(module, (cst.Assign, cst.AnnAssign))
+    for n in assignments:
+        targets = [t.target for t in n.targets] if isinstance(n, cst.Assign) else [n.target]
+        if (len(targets) == 1 and isinstance(targets[0], cst.Name) and targets[0].value == name
+                and isinstance(n.value, cst.Call) and (dotted(n.value.func) or "").split(".")[-1] == callee):
+            calls.append(n.value)
+    return calls
 
 
 def builder_call(module: cst.Module, name: str, callee: str) -> cst.Call | None:
@@ -141,7 +158,9 @@ def set_call_arguments(source: str, name: str, callee: str, values: dict[str, st
     passes ``*args`` or unpacks several mappings raises NoRewrite.
     """
     module = parse(source)
-    calls = builder_calls(module, name, callee) if module else []
+    if module is None:
+        return None
+    calls = builder_calls(module, name, callee)
     if len(calls) != 1:
         if calls:
             raise NoRewrite(f"the cell assigns {name} = {callee}(...) {len(calls)} times: which one built the live "
@@ -154,8 +173,8 @@ def set_call_arguments(source: str, name: str, callee: str, values: dict[str, st
         raise NoRewrite(f"the call passes *{code(starred[0].value)}: which parameters its items fill is known only "
                         "when it runs")
     if len(mappings) > 1:
-        unpacked = ", ".join("**" + code(call.args[i].value) for i in mappings)
-        raise NoRewrite(f"the call unpacks several mappings ({unpacked}): one of them may hold the argument too")
+        listed = ", ".join("**" + code(call.args[i].value) for i in mappings)
+        raise NoRewrite(f"the call unpacks several mappings ({listed}): one of them may hold the argument too")
     args, todo = list(call.args), dict(values)
     for i, arg in enumerate(args):
         key = arg.keyword.value if arg.keyword else (positional[i] if i < len(positional) and not arg.star else None)
@@ -167,15 +186,14 @@ def set_call_arguments(source: str, name: str, callee: str, values: dict[str, st
         unpacked = args[at].value
         quote = _quote(module)
         definition = unpacked if isinstance(unpacked, cst.Dict) else dict_defining(module, unpacked, call)
-        edited = _set_items(definition, todo, quote) if definition is not None else None
-        if edited is not None and definition is unpacked:
-            args[at] = args[at].with_changes(value=edited)
-        elif edited is not None:
-            changes[definition] = lambda _updated: edited
-        else:
+        if definition is None or (edited := _set_items(definition, todo, quote)) is None:
             args[at] = args[at].with_changes(value=_merged(unpacked, todo, quote))
+        elif definition is unpacked:
+            args[at] = args[at].with_changes(value=edited)
+        else:
+            changes[definition] = lambda _updated: edited
     elif todo:
-        args = _append_keywords(call, args, todo)
+        args = append_keywords(call, args, todo)
     changes[call] = lambda updated: updated.with_changes(args=args)
     return replace_nodes(module, changes)
 
@@ -194,7 +212,7 @@ def dict_defining(module: cst.Module, value: cst.BaseExpression, call: cst.Call)
     if not isinstance(value, cst.Name) or _uses(module, value.value) != 2:
         return None
     statements = list(module.body)
-    holding = next((i for i, stmt in enumerate(statements) if find_nodes(stmt, lambda n: n is call)), None)
+    holding = next((i for i, stmt in enumerate(statements) if find_nodes(stmt, cst.Call, lambda n: n is call)), None)
     for stmt in statements[:holding]:
         if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign):
             assign = stmt.body[0]
@@ -246,7 +264,8 @@ def _set_items(display: cst.Dict, values: dict[str, str], quote: str) -> cst.Dic
 
 def _key(element: cst.BaseDictElement) -> str | None:
     if isinstance(element, cst.DictElement) and isinstance(element.key, cst.SimpleString):
-        return element.key.evaluated_value
+        key = element.key.evaluated_value
+        return key if isinstance(key, str) else None  # (a bytes key is no keyword argument)
     return None
 
 
@@ -261,11 +280,13 @@ def _merged(mapping: cst.BaseExpression, values: dict[str, str], quote: str) -> 
 
 def _quote(module: cst.Module) -> str:
     """The cell's own string quote (pytorch/examples write ``'num_workers'``), for the keys written into it."""
-    strings = find_nodes(module, lambda n: isinstance(n, cst.SimpleString))
+    strings = find_nodes(module, cst.SimpleString)
     return strings[0].quote if strings and strings[0].quote in ("'", '"') else '"'
 
 
-def _append_keywords(call: cst.Call, args: list[cst.Arg], values: dict[str, str]) -> list[cst.Arg]:
+def append_keywords(call: cst.Call, args: list[cst.Arg], values: dict[str, str]) -> list[cst.Arg]:
+    """``args`` (the call's, maybe edited) with ``keyword=value`` appended for each item of ``values``, spaced
+    like the call's own keywords and laid out like its arguments."""
     keyword = next((a for a in args if a.keyword), None)
     equal = keyword.equal if keyword else cst.AssignEqual(whitespace_before=_NO_SPACE, whitespace_after=_NO_SPACE)
     new = [cst.Arg(cst.parse_expression(v), keyword=cst.Name(k), equal=equal) for k, v in values.items()]
@@ -306,18 +327,19 @@ def _bare(ws: cst.BaseParenthesizableWhitespace) -> cst.BaseParenthesizableWhite
 # ------------------------------------------------------------------- loops
 def loops_over(module: cst.Module, name: str) -> list[cst.For]:
     """``for`` statements whose iterable uses ``name`` (``loader``, ``enumerate(loader)``, ``tqdm(loader)``)."""
-    return [n for n in find_nodes(module, lambda n: isinstance(n, cst.For)) if mentions(n.iter, name)]
+    return [n for n in find_nodes(module, cst.For) if mentions(n.iter, name)]
 
 
 def add_non_blocking(source: str, loader: str) -> str | None:
     """``non_blocking=True`` on every ``.to(...)``/``.cuda(...)`` in the loops over ``loader``."""
     module = parse(source)
-    loops = loops_over(module, loader) if module else []
-    calls = [c for loop in loops for c in find_nodes(loop.body, lambda n: isinstance(n, cst.Call) and isinstance(
-        n.func, cst.Attribute) and n.func.attr.value in ("to", "cuda"))]
+    if module is None:
+        return None
+    calls = [c for loop in loops_over(module, loader) for c in find_nodes(
+        loop.body, cst.Call, lambda n: isinstance(n.func, cst.Attribute) and n.func.attr.value in ("to", "cuda"))]
     if not calls:
         return None
-    changes = {}
+    changes: dict[cst.Call, Edit] = {}
     for call in calls:
         if any(a.star == "**" for a in call.args) or any(a.keyword and a.keyword.value == "non_blocking"
                                                          for a in call.args):
@@ -327,13 +349,12 @@ def add_non_blocking(source: str, loader: str) -> str | None:
 
 
 def _non_blocking(call: cst.Call) -> cst.Call:
-    return call.with_changes(args=_append_keywords(call, list(call.args), {"non_blocking": "True"}))
+    return call.with_changes(args=append_keywords(call, list(call.args), {"non_blocking": "True"}))
 
 
 # -------------------------------------------------------------- statements
 def calls_name(node: cst.CSTNode, name: str) -> bool:
-    return bool(find_nodes(node, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Name)
-                      and n.func.value == name))
+    return bool(find_nodes(node, cst.Call, lambda n: isinstance(n.func, cst.Name) and n.func.value == name))
 
 
 def wrap_calls(source: str, callee: str, context: str, replaces: Sequence[str] = (),
@@ -355,16 +376,17 @@ def wrap_calls(source: str, callee: str, context: str, replaces: Sequence[str] =
     if not hits:
         return None
     first, last = hits[0], hits[-1]
-    items = [_with_items(body[i]) for i in hits]
-    if all(items):
-        for i, its in zip(hits, items, strict=True):
+    withs = [stmt for i in hits if isinstance(stmt := body[i], cst.With)]
+    if len(withs) == len(hits):
+        for i, stmt in zip(hits, withs, strict=True):
+            its = [code(w.item) for w in stmt.items]
             if context not in its and not set(its) & set(replaces):
                 return None
-            body[i] = body[i].with_changes(items=[
+            body[i] = stmt.with_changes(items=[
                 w.with_changes(item=cst.parse_expression(context)) if code(w.item) in replaces else w
-                for w in body[i].items])
+                for w in stmt.items])
         span = [body[first]]
-    elif any(items) or _is_expression(body[last]) and last == len(body) - 1:
+    elif withs or _is_expression(body[last]) and last == len(body) - 1:
         return None
     else:
         inner = body[first:last + 1]
@@ -380,12 +402,26 @@ def wrap_calls(source: str, callee: str, context: str, replaces: Sequence[str] =
     return module.with_changes(body=body).code
 
 
-def _with_items(stmt: cst.CSTNode) -> list[str]:
-    return [code(w.item) for w in stmt.items] if isinstance(stmt, cst.With) else []
-
-
 def _is_expression(stmt: cst.CSTNode) -> bool:
     return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[-1], cst.Expr)
+
+
+def leading_lines(stmt: cst.BaseStatement) -> Sequence[cst.EmptyLine]:
+    """The comment and blank lines above a statement (each kind of statement has them; their base class does
+    not say so)."""
+    assert isinstance(stmt, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+    return stmt.leading_lines
+
+
+def after_imports(body: Sequence[cst.BaseStatement]) -> int:
+    """Where the cell's leading import statements end: the index of the first other statement."""
+    at = 0
+    for stmt in body:
+        if not (isinstance(stmt, cst.SimpleStatementLine)
+                and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body)):
+            break
+        at += 1
+    return at
 
 
 def ensure_call(source: str, callee: str, args: str) -> str | None:
@@ -398,12 +434,9 @@ def ensure_call(source: str, callee: str, args: str) -> str | None:
         if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr):
             call = stmt.body[0].value
             if isinstance(call, cst.Call) and dotted(call.func) == callee:
-                new = cst.parse_expression(f"{callee}({args})")
-                return replace_nodes(module, {call: lambda updated, args=new.args: updated.with_changes(args=args)})
-    at = 0
-    while at < len(body) and isinstance(body[at], cst.SimpleStatementLine) and all(
-            isinstance(s, (cst.Import, cst.ImportFrom)) for s in body[at].body):
-        at += 1
+                new = cst.ensure_type(cst.parse_expression(f"{callee}({args})"), cst.Call)
+                return replace_nodes(module, {call: lambda updated: updated.with_changes(args=new.args)})
+    at = after_imports(body)
     statement = cst.parse_statement(f"{callee}({args})\n")
     return module.with_changes(body=body[:at] + [statement] + body[at:]).code
 
@@ -414,17 +447,25 @@ _RELEASED_METHODS = ("item", "detach", "tolist")
 _RELEASED_FUNCTIONS = ("float", "int")
 
 
-def _appends(module: cst.Module, container: str | None = None) -> list[cst.Call]:
-    """``X.append(value)`` calls (on ``container`` only, when given)."""
-    return find_nodes(module, lambda n: isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute)
-                 and n.func.attr.value == "append" and isinstance(n.func.value, cst.Name)
-                 and container in (None, n.func.value.value) and len(n.args) == 1 and not n.args[0].star)
+def _appended_to(call: cst.Call) -> str | None:
+    """``X`` for a call ``X.append(value)``; None for any other call."""
+    func = call.func
+    if (isinstance(func, cst.Attribute) and func.attr.value == "append" and isinstance(func.value, cst.Name)
+            and len(call.args) == 1 and not call.args[0].star):
+        return func.value.value
+    return None
+
+
+def _appends(module: cst.Module, container: str) -> list[cst.Call]:
+    """The ``container.append(value)`` calls."""
+    return find_nodes(module, cst.Call, lambda n: _appended_to(n) == container)
 
 
 def appended_names(source: str) -> list[str]:
     """The variables the cell appends to, in order of first appearance."""
     module = parse(source)
-    return list(dict.fromkeys(call.func.value.value for call in _appends(module))) if module else []
+    names = [_appended_to(call) for call in find_nodes(module, cst.Call)] if module else []
+    return list(dict.fromkeys(name for name in names if name is not None))
 
 
 def release_appends(source: str, container: str, method: str) -> str | None:
@@ -435,19 +476,23 @@ def release_appends(source: str, container: str, method: str) -> str | None:
     appends = _appends(module, container)
     if not appends:
         return None
-    changes = {}
+    changes: dict[cst.Call, Edit] = {}
     for call in appends:
         value = call.args[0].value
         if not _released(value):
             target = value if isinstance(value, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) else \
                 value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
             released = cst.Call(cst.Attribute(target, cst.Name(method)))
-            changes[call] = lambda updated, released=released: updated.with_changes(
-                args=[updated.args[0].with_changes(value=released)])
+            changes[call] = functools.partial(_with_argument, released)
     return replace_nodes(module, changes)
 
 
+def _with_argument(value: cst.BaseExpression, call: cst.Call) -> cst.Call:
+    """``call`` with the value of its one argument replaced by ``value``."""
+    return call.with_changes(args=[call.args[0].with_changes(value=value)])
+
+
 def _released(node: cst.CSTNode) -> bool:
-    return bool(find_nodes(node, lambda n: isinstance(n, cst.Call) and (
+    return bool(find_nodes(node, cst.Call, lambda n: (
         isinstance(n.func, cst.Attribute) and n.func.attr.value in _RELEASED_METHODS
         or isinstance(n.func, cst.Name) and n.func.value in _RELEASED_FUNCTIONS)))

@@ -55,11 +55,13 @@ class Tf32(Optimization):
                 undo.push(lambda: _restore(*before))
                 return model
 
+            assert inputs is not None  # (live runs only where there is something to do)
             return inputs.check("tf32", model, switch_on)
 
         snippet = None if found else (f'{tname}.set_float32_matmul_precision("high")\n'
                                       f"{tname}.backends.cudnn.allow_tf32 = True")
-        return ctx.change(f"float32 matmul precision {before[0]!r} → 'high' (TF32), cuDNN allow_tf32 {before[1]} → True",
+        return ctx.change(f"float32 matmul precision {before[0]!r} → 'high' (TF32), "
+                          f"cuDNN allow_tf32 {before[1]} → True",
                           None if live_done else live, snippet=snippet, expects={name: model})
 
 

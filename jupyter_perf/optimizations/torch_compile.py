@@ -66,7 +66,8 @@ class TorchCompile(Optimization):
         eval_frame = sys.modules.get("torch._dynamo.eval_frame")
         eager = model._orig_mod if eval_frame is not None and isinstance(model, eval_frame.OptimizedModule) else model
         live_done = eager is not model and self.compiled_as_wanted(model)
-        keywords = {k: repr(v) for k, v in (("mode", mode), ("backend", backend if backend != DEFAULT_BACKEND else None))
+        keywords = {k: repr(v) for k, v in (("mode", mode),
+                                            ("backend", backend if backend != DEFAULT_BACKEND else None))
                     if v is not None}
         call = f"{torch_name(ctx.namespace)}.compile({', '.join([name, *(f'{k}={v}' for k, v in keywords.items())])})"
 
@@ -91,6 +92,7 @@ class TorchCompile(Optimization):
                 return compiled
 
             try:
+                assert inputs is not None  # (live runs only where there is something to do)
                 return inputs.check("compile", model, compile_it)
             except NotApplicable:
                 raise
@@ -99,9 +101,9 @@ class TorchCompile(Optimization):
                 raise NotApplicable(f"torch.compile failed on {name}: {type(exc).__name__}: {first_line}") from exc
 
         snippet = None if found else f"{name} = {call}  # right after the line that builds {name}"
-        return ctx.change(f"{name} = {call}: the first call compiles (seconds to a minute), later calls run the compiled "
-                          "code; re-run the cell to measure", None if live_done else live, self.caveats(), snippet,
-                          expects={name: model})
+        return ctx.change(f"{name} = {call}: the first call compiles (seconds to a minute), later calls run the "
+                          "compiled code; re-run the cell to measure", None if live_done else live, self.caveats(),
+                          snippet, expects={name: model})
 
     def caveats(self) -> list[str]:
         return ["a new input shape, dtype or train/eval switch recompiles: the first steps after one are slow"]

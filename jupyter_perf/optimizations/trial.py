@@ -144,7 +144,7 @@ def swapped_iteration(original: Any, trial: Any, meter: Meter, others: list[Any]
     skipped = {id(other.dataset) for other in others if other is not original}
 
     def make(torch_iter: Any) -> Any:
-        def __iter__(loader: Any) -> Any:
+        def __iter__(loader: Any) -> Any:  # noqa: N807 - replaces DataLoader.__iter__ and is named as it
             if id(loader.dataset) in skipped:
                 return torch_iter(loader)
             source = trial if loader is original else loader
@@ -179,10 +179,8 @@ def run_code(code: str, namespace: dict[str, Any]) -> None:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
             warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
+        with contextlib.suppress(_Enough):
             exec(compiled, namespace)  # noqa: S102 - the user's own cell, as Apply & re-run runs it
-        except _Enough:
-            pass
 
 
 # ------------------------------------------------------------------ memory

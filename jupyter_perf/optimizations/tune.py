@@ -80,12 +80,14 @@ class Trial:
 
     def merged(self, again: Trial) -> Trial:
         """This value's trials together: their samples over their seconds, and how far they differed."""
-        if again.samples_per_s is None:
+        mine, theirs = self.samples_per_s, again.samples_per_s
+        if theirs is None:
             return self
+        assert mine is not None  # (only a trial that ran is tried again)
         seconds = self.seconds + again.seconds
-        samples = self.samples_per_s * self.seconds + again.samples_per_s * again.seconds
+        samples = mine * self.seconds + theirs * again.seconds
         peaks = [p for p in (self.peak_bytes, again.peak_bytes) if p is not None]
-        spread = abs(self.samples_per_s - again.samples_per_s) / max(self.samples_per_s, again.samples_per_s)
+        spread = abs(mine - theirs) / max(mine, theirs)
         return Trial(self.value, samples / seconds, self.batches + again.batches, seconds,
                      max(peaks) if peaks else None, self.note, self.runs + 1, spread)
 
@@ -241,7 +243,8 @@ class _Search:
         trials: list[Trial] = []
         best, fastest, stop = 0.0, 0, ""
         for value in values:
-            over = _over_budget(trials, value, budget) if self.knob.memory and value > current else ""
+            over = _over_budget(trials, value, budget) if budget is not None and self.knob.memory and value > current \
+                else ""
             if over or stop:  # (a size that would not fit says so, whatever else stopped the search)
                 trials.append(Trial(value, note=over or stop))
                 continue
@@ -261,7 +264,8 @@ class _Search:
         """The two fastest run once more, the larger first: the choice is between them, one window can catch
         another process's burst on a shared machine, and how far two trials of one value differ is the noise
         the choice must see past."""
-        ranked = sorted((t for t in trials if t.samples_per_s), key=lambda t: t.samples_per_s, reverse=True)
+        ranked = sorted((t for t in trials if t.samples_per_s), key=lambda t: t.samples_per_s or 0.0,
+                        reverse=True)
         if len(ranked) < 2:
             return trials
         again = {t.value: self._trial(t.value, sandbox, watch) for t in sorted(ranked[:2], key=lambda t: -t.value)}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
-from typing import Any
+from typing import Any, TypeGuard
 
 #: Calls that compute a softmax: ``F.softmax(x)``, ``torch.softmax(x)``, ``x.softmax(-1)`` (the last name).
 _SOFTMAX = ("softmax",)
@@ -87,11 +87,11 @@ def _where(cls: type) -> str | None:
         return None
 
 
-def _is_softmax(node: ast.AST) -> bool:
+def _is_softmax(node: ast.AST) -> TypeGuard[ast.Call]:
     return isinstance(node, ast.Call) and _callee(node) in _SOFTMAX
 
 
-def _operands(call: ast.Call) -> list[ast.AST]:
+def _operands(call: ast.Call) -> list[ast.expr]:
     """What a softmax may be taken of: its first argument (``F.softmax(x, -1)``), or the object it is called on
     (``x.softmax(-1)``); a module such as ``F`` or ``torch`` never holds a matmul, so both can be looked at."""
     return list(call.args[:1]) + ([call.func.value] if isinstance(call.func, ast.Attribute) else [])

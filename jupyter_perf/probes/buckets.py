@@ -32,7 +32,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, Callable
 
 from .patching import Ledger
-from .steps import StepTrace, _cuda_ready
+from .steps import StepTrace, cuda_ready
 
 if TYPE_CHECKING:
     from .collectives import CollectiveProbe
@@ -54,12 +54,13 @@ class _Watched:
 
 
 class BucketProbe:
+    _ledger: Ledger  # set by install(), before any DDP model is attached
+
     def __init__(self, trace: StepTrace, collectives: CollectiveProbe, namespace: dict[str, Any] | None = None):
         self.trace = trace
         self.collectives = collectives
         self.namespace = namespace or {}
         self._watched: list[_Watched] = []
-        self._ledger: Ledger | None = None
         #: Backward passes that all-reduced (outside ``no_sync()``).
         self.rounds = 0
         self.exposed_s = 0.0
@@ -78,7 +79,7 @@ class BucketProbe:
                 self._attach(value)
 
     def _wrap_init(self, original: Callable) -> Callable:
-        def __init__(ddp: Any, *args: Any, **kwargs: Any) -> None:
+        def __init__(ddp: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807 - replaces DDP's __init__, named as it
             original(ddp, *args, **kwargs)
             self._attach(ddp)
 
@@ -102,7 +103,7 @@ class BucketProbe:
         def gradient_ready(_param: Any) -> None:
             if watched.learning:
                 watched.order.append(index)
-            self._last = (perf_counter(), _event() if self.trace.cuda_possible and _cuda_ready() else None)
+            self._last = (perf_counter(), timing_event() if self.trace.cuda_possible and cuda_ready() else None)
 
         return gradient_ready
 
@@ -142,7 +143,7 @@ class BucketProbe:
         """Carve the time from the last gradient to the end of backward into ``communication``."""
         ready, start = last
         seconds = min(perf_counter() - ready, self.trace.last_duration)
-        end = _event() if start is not None else None
+        end = timing_event() if start is not None else None
         self.trace.carve("backward", seconds, start, end)
         if start is None:
             self.exposed_s += seconds
@@ -245,7 +246,8 @@ def _read_sample(sample: Any) -> dict[str, Any] | None:
     return read
 
 
-def _event() -> Any:
+def timing_event() -> Any:
+    """A CUDA event recorded now on the current stream, for timing device work without a synchronize."""
     import torch
 
     event = torch.cuda.Event(enable_timing=True)

@@ -28,13 +28,14 @@ nccl-tests' factor per operation.
 
 from __future__ import annotations
 
+import functools
 import socket
 from time import perf_counter
 from typing import Any, Callable
 
+from .buckets import BucketProbe, timing_event
 from .patching import Ledger
-from .steps import StepTrace, _cuda_ready
-from .buckets import BucketProbe, _event
+from .steps import StepTrace, cuda_ready
 
 #: Operation → (index of the argument whose tensors are the bytes moved, its keyword, nccl-tests' bus factor
 #: as a function of the world size n). None: no tensor argument (barriers), or bytes counted by nested calls.
@@ -98,7 +99,7 @@ class CollectiveProbe:
         c10d = dist.distributed_c10d
         for op in OPERATIONS:
             if hasattr(c10d, op):
-                _patch_both(ledger, dist, op, lambda original, op=op: self._wrap(op, original))
+                _patch_both(ledger, dist, op, functools.partial(self._wrap, op))
         _patch_both(ledger, dist, "init_process_group", self._wrap_init)
         ledger.patch(dist.Work, "wait", lambda original: self._wrap(WAIT, original))
         self.read_group()
@@ -111,31 +112,31 @@ class CollectiveProbe:
 
         def collective(*args: Any, **kwargs: Any) -> Any:
             if probe.depth:  # made by an outer collective: its bytes are the outer one's
-                if position is not None:
+                if position is not None and keyword is not None:
                     probe._nested_bytes += nbytes(args[position] if len(args) > position else kwargs.get(keyword))
                 return original(*args, **kwargs)
             probe.depth, probe._nested_bytes = 1, 0
             blocking = not kwargs.get("async_op")  # an asynchronous call blocks nothing: its wait() does
             enclosing = trace.active if blocking else None
             token = trace.begin("communication") if blocking else None
-            start = _event() if blocking and trace.cuda_possible and _cuda_ready() else None
+            start = timing_event() if blocking and trace.cuda_possible and cuda_ready() else None
             t0 = perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
                 t1 = perf_counter()
-                end = _event() if start is not None else None
+                end = timing_event() if start is not None else None
                 if token is not None:
                     trace.end(token)
                 elif enclosing is not None:  # inside another phase: carved from it once it ends
                     trace.carve(enclosing, t1 - t0, start, end)
                 probe.depth = 0
                 moved = probe._nested_bytes
-                if position is not None:
+                if position is not None and keyword is not None:
                     moved += nbytes(args[position] if len(args) > position else kwargs.get(keyword))
                 probe._record(op, moved, t1 - t0, start, end)
 
-        collective.__wrapped__ = original
+        functools.update_wrapper(collective, original, assigned=(), updated=())  # sets __wrapped__ only
         collective.__name__ = getattr(original, "__name__", op)
         collective.__doc__ = getattr(original, "__doc__", None)
         return collective
@@ -159,7 +160,7 @@ class CollectiveProbe:
             self.read_group()
             return result
 
-        init_process_group.__wrapped__ = original
+        functools.update_wrapper(init_process_group, original, assigned=(), updated=())  # sets __wrapped__ only
         return init_process_group
 
     def read_group(self) -> None:
@@ -191,7 +192,7 @@ class CollectiveProbe:
                        "bytes_per_step": moved / steps if steps else None,
                        "bus_bandwidth_bytes_per_s": moved / seconds * factor if factor and seconds > 0 else None}
         return {**self.group, "host": socket.gethostname(), "collectives": ops, "ddp": buckets,
-                "timing": "cuda_events" if self.trace.cuda_possible and _cuda_ready() else "host"}
+                "timing": "cuda_events" if self.trace.cuda_possible and cuda_ready() else "host"}
 
 
 def _patch_both(ledger: Ledger, dist: Any, name: str, make: Callable[[Callable], Callable]) -> None:

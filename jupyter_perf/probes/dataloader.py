@@ -29,7 +29,7 @@ class DataLoaderProbe:
         begin, end, cancel = trace.begin, trace.end, trace.cancel  # bound once: __next__ runs every batch
 
         def make_iter(original):
-            def __iter__(loader):
+            def __iter__(loader):  # noqa: N807 - replaces DataLoader.__iter__ and is named as it
                 probe._see(loader)
                 token = begin("data_wait")
                 try:
@@ -42,7 +42,7 @@ class DataLoaderProbe:
             return __iter__
 
         def make_next(original):
-            def __next__(iterator):
+            def __next__(iterator):  # noqa: N807 - replaces the iterator's __next__ and is named as it
                 token = begin("data_wait")
                 try:
                     batch = original(iterator)
@@ -71,7 +71,7 @@ class DataLoaderProbe:
         self._objects[id(loader)] = loader
         try:
             dataset_len = len(loader.dataset)
-        except Exception:  # iterable datasets have no length
+        except Exception:  # noqa: BLE001 - iterable datasets have no length, and a user's __len__ may raise anything
             dataset_len = None
         self.loaders[id(loader)] = {
             "name": None,

@@ -120,14 +120,14 @@ def data_functions(source: str, namespace: dict[str, Any]) -> list[str]:
     fed: set[str] = set()  # variables passed to a model
     direct: set[str] = set()  # functions called in a model's arguments
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and _called_name(node.value):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and (called := _called_name(node.value)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 for var in _names(target):
-                    producers.setdefault(var, set()).add(_called_name(node.value))
-        elif isinstance(node, ast.For) and _called_name(node.iter):
+                    producers.setdefault(var, set()).add(called)
+        elif isinstance(node, ast.For) and (called := _called_name(node.iter)):
             for var in _names(node.target):
-                producers.setdefault(var, set()).add(_called_name(node.iter))
+                producers.setdefault(var, set()).add(called)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in models:
             for arg in [*node.args, *(k.value for k in node.keywords)]:
                 fed |= _names(arg)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-
 #: Keyword arguments of a call that go with a generation's KV cache. The cache object itself (a transformers
 #: ``Cache``: ``past_key_values``, or ``cache`` as generate() passes it in transformers 5) fills as the run goes
 #: on: replaying with it would attend to the whole generated text, and grow it at each replay.

@@ -167,11 +167,12 @@ class StepTrace:
         if self.active is not None or get_ident() != self._thread:
             return None
         self.active = phase
-        if self._cuda or (self.cuda_possible and _cuda_ready()):
+        if self._cuda or (self.cuda_possible and cuda_ready()):
             return (phase, perf_counter(), self._event())
         return (phase, perf_counter(), None)
 
-    def end(self, token: tuple | None, samples: int | None = None, tag: Any = None, tokens: tuple | None = None) -> None:
+    def end(self, token: tuple | None, samples: int | None = None, tag: Any = None,
+            tokens: tuple | None = None) -> None:
         if token is None:
             return
         phase, t0, e0 = token
@@ -346,10 +347,7 @@ class StepTrace:
             if self._open is not None:
                 self._close(i[T0], i[E0])
             return
-        if mode == "forward":
-            opens = i[PHASE] == "forward" and tag == self.primary
-        else:
-            opens = i[PHASE] == "data_wait"
+        opens = (i[PHASE] == "forward" and tag == self.primary) if mode == "forward" else i[PHASE] == "data_wait"
         if opens and self._anchored:
             self._close(i[T0], i[E0])
         step = self._open
@@ -364,6 +362,7 @@ class StepTrace:
     def _close(self, end: float, end_event: Any) -> None:
         """Count the open step as closed; account the closed ones once ``ACCOUNT_EVERY_S`` has passed."""
         step = self._open
+        assert step is not None  # every caller has a step open
         self._closed.append((step, end, end_event))
         if self._data_only and self._mode == "data" and any(i[PHASE] != "data_wait" for i in step):
             self._data_only = False
@@ -519,7 +518,7 @@ class StepTrace:
         """
         t = perf_counter()
         timed = self._timed
-        if samples is None or (timed is None and self.cuda_possible and _cuda_ready()):
+        if samples is None or (timed is None and self.cuda_possible and cuda_ready()):
             self._leave(t, resume=False)
             return None
         n = self.steps_closed = self.steps_closed + 1
@@ -543,7 +542,8 @@ class StepTrace:
     def turned(self, timed: bool) -> None:
         """The call :meth:`turn` let through has returned (or raised)."""
         if timed:
-            self._timed = ("forward", self._timed_at, perf_counter(), None, None, self.last_samples, self.counting, None)
+            self._timed = ("forward", self._timed_at, perf_counter(), None, None, self.last_samples, self.counting,
+                           None)
         self.active = None
 
     def _set_gap(self, step_s: float) -> None:
@@ -603,7 +603,7 @@ class StepTrace:
         self._watch_until = t + _WATCH_FOR_S
 
 
-def _cuda_ready() -> bool:
+def cuda_ready() -> bool:
     """True once the user's code initialised CUDA; never initialises it."""
     torch = sys.modules.get("torch")
     return torch is not None and torch.cuda.is_initialized()

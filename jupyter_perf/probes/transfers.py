@@ -12,6 +12,7 @@ the host has launched new work.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -24,7 +25,8 @@ _SYNC_METHODS = ("item", "cpu", "tolist")
 class TransferProbe:
     def __init__(self, trace: StepTrace):
         self.trace = trace
-        self.copies = {"count": 0, "bytes": 0, "seconds": 0.0, "pageable_bytes": 0, "pinned_bytes": 0, "non_blocking": 0}
+        self.copies = {"count": 0, "bytes": 0, "seconds": 0.0, "pageable_bytes": 0, "pinned_bytes": 0,
+                       "non_blocking": 0}
         self.syncs = {"count": 0, "seconds": 0.0, "by_call": dict.fromkeys(_SYNC_METHODS, 0)}
 
     def install(self, ledger: Ledger) -> None:
@@ -33,7 +35,7 @@ class TransferProbe:
         for name in ("to", "cuda"):
             ledger.patch(torch.Tensor, name, self._copy_wrapper)
         for name in _SYNC_METHODS:
-            ledger.patch(torch.Tensor, name, lambda original, name=name: self._sync_wrapper(original, name))
+            ledger.patch(torch.Tensor, name, functools.partial(self._sync_wrapper, name=name))
 
     def _copy_wrapper(self, original):
         trace, copies = self.trace, self.copies

@@ -39,10 +39,17 @@ def _nvml() -> tuple[Any, list[Any], list[dict[str, Any]], str | None]:
         return None, [], [], "NVML found no GPU: GPU columns are absent"
     handles = [pynvml.nvmlDeviceGetHandleByIndex(index) for index in range(count)]
     devices = [
-        {"index": index, "name": _text(pynvml.nvmlDeviceGetName(h)), "mem_total": pynvml.nvmlDeviceGetMemoryInfo(h).total}
+        {"index": index, "name": _text(pynvml.nvmlDeviceGetName(h)),
+         "mem_total": pynvml.nvmlDeviceGetMemoryInfo(h).total}
         for index, h in enumerate(handles)
     ]
     return pynvml, handles, devices, None
+
+
+def forget_nvml() -> None:
+    """Drop this process's NVML handles, so the next GpuProbe initialises NVML anew (a forked process must not
+    reuse its parent's)."""
+    _nvml.cache_clear()
 
 
 class GpuProbe:
@@ -121,7 +128,7 @@ def _safe(read):
     """One NVML query; a counter the device does not support is missing, not fatal."""
     try:
         return read()
-    except Exception:  # NVMLError_NotSupported and friends: the column stays empty
+    except Exception:  # noqa: BLE001 - NVMLError_NotSupported and friends: the column stays empty
         return None
 
 

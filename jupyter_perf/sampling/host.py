@@ -21,6 +21,7 @@ while it is cheap, and every Nth when not (``_HeapSampler``).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -157,10 +158,8 @@ class HostProbe:
         if not self._procfs:
             if full:
                 self._scanned_at = now
-                try:
+                with contextlib.suppress(psutil.Error):
                     self._children.update(c.pid for c in psutil.Process(self.pid).children(recursive=True))
-                except psutil.Error:
-                    pass
             return
         if full:
             self._scanned_at = now

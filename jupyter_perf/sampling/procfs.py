@@ -41,8 +41,8 @@ class ProcfsReader:
     @staticmethod
     def core_times() -> list[tuple[float, float]]:
         """(busy, idle) jiffies of each core: idle is idle + iowait, busy the rest but guest time (already in user)."""
-        cores = []
-        for line in _read("/proc/stat").split(b"\n")[1:]:
+        cores: list[tuple[float, float]] = []
+        for line in _read_system("/proc/stat").split(b"\n")[1:]:
             if not line.startswith(b"cpu"):
                 break
             user, nice, system, idle, iowait, irq, softirq, steal = map(int, line.split()[1:9])
@@ -53,7 +53,7 @@ class ProcfsReader:
     def memory() -> tuple[int, int]:
         """(available, total) bytes; psutil's estimate on kernels older than 3.14, which lack MemAvailable."""
         fields = {}
-        for line in _read("/proc/meminfo").split(b"\n", 3)[:3]:  # MemTotal, MemFree, MemAvailable lead the file
+        for line in _read_system("/proc/meminfo").split(b"\n", 3)[:3]:  # MemTotal, MemFree, MemAvailable lead the file
             name, value = line.split(b":")
             fields[name] = int(value.split()[0]) * 1024
         if b"MemAvailable" not in fields:
@@ -70,9 +70,10 @@ class ProcfsReader:
         fields = stat[stat.rindex(b")") + 2:].split()  # the command name may hold spaces and parentheses
         cpu_seconds = (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
         rss = int(statm.split()[1]) * _PAGE
-        io = _read(f"/proc/{pid}/io")
-        if io is not None:
-            values = {name: int(value) for name, value in (line.split(b": ") for line in io.splitlines())}
+        io = None
+        counters = _read(f"/proc/{pid}/io")
+        if counters is not None:
+            values = {name: int(value) for name, value in (line.split(b": ") for line in counters.splitlines())}
             io = values[b"read_bytes"], values[b"write_bytes"], values[b"rchar"]
         return cpu_seconds, rss, io
 
@@ -113,6 +114,14 @@ class PsutilReader:
             self._processes.pop(pid, None)
             raise ProcessLookupError(pid) from exc
         return times.user + times.system, rss, io
+
+
+def _read_system(path: str) -> bytes:
+    """A system-wide file, readable wherever ProcfsReader.available()."""
+    data = _read(path)
+    if data is None:
+        raise OSError(f"cannot read {path}")
+    return data
 
 
 def _read(path: str) -> bytes | None:

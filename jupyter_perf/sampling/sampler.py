@@ -63,7 +63,7 @@ class Sampler:
         while not self._stop.wait(self.interval):
             try:
                 self.sample()
-            except Exception as exc:  # a broken counter must not kill sampling silently
+            except Exception as exc:  # noqa: BLE001 - a broken counter must not kill sampling silently
                 self.errors.append(f"sampling stopped early: {type(exc).__name__}: {exc}")
                 return
 

@@ -95,7 +95,7 @@ def _merge(rows: list[Row]) -> Row:
     """Mean of each column over rows; None where no row has a value."""
     merged: Row = {}
     for key in dict.fromkeys(k for row in rows for k in row):
-        values = [row[key] for row in rows if row.get(key) is not None]
+        values = [value for row in rows if (value := row.get(key)) is not None]
         merged[key] = sum(values) / len(values) if values else None
     return merged
 

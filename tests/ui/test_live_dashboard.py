@@ -62,7 +62,8 @@ while time.perf_counter() - t0 < 1.5:
 # canvas pixels, a hash of the timeline's canvas pixels, and whether the summary is there.
 SAMPLER = """
 (index) => {
-  const hashText = (s) => { let h = 0; for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) | 0; return h; };
+  const hashText = (s) => {
+    let h = 0; for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) | 0; return h; };
   const canvases = (root, out) => {
     for (const e of root.querySelectorAll('*')) {
       if (e.tagName === 'CANVAS') out.push(e);

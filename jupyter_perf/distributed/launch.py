@@ -33,6 +33,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Callable
 
 from .channel import RankSpec, Store
@@ -206,7 +207,7 @@ def stop(processes: list[Any]) -> None:
             process.join(max(0.0, deadline - time.monotonic()))
 
 
-def _restore_signal_handlers(saved: dict[int, Any]) -> None:
+def _restore_signal_handlers(saved: Mapping[signal.Signals, Any]) -> None:
     """Put back SIGINT and SIGTERM where torchelastic left its own handlers installed: accelerate's
     notebook_launcher runs through it, and afterwards Ctrl-C in any cell raised torchelastic's
     ``SignalException`` instead of KeyboardInterrupt (torch 2.13; with or without the profiler). A handler the

@@ -19,15 +19,15 @@ import threading
 import time
 from pathlib import Path
 
+import distributed_cases as cases
 import psutil
 import pytest
 from conftest import ROOT
 
-import distributed_cases as cases
 import jupyter_perf
 import jupyter_perf.distributed
-from jupyter_perf.report import Report
 from jupyter_perf import runs
+from jupyter_perf.report import Report
 from jupyter_perf.ui.ranks import live_rows
 
 pytestmark = pytest.mark.timeout(120)
@@ -77,7 +77,7 @@ def test_healthy_ddp_loop_every_rank_reports_and_nothing_fires():
 
         def poll():
             while not stop.wait(0.2):
-                seen.append(live_rows(session.ranks_live()))
+                seen.append(live_rows(session.ranks_live(), cores=2))
 
         poller = threading.Thread(target=poll)
         session.start()

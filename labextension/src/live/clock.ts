@@ -11,7 +11,16 @@
  * reading changes (at each half second of the run: never more than half a
  * second off), so text in the page changes once a second. Pure: times are
  * passed in, in seconds.
+ *
+ * The page's timers fire on another clock than `performance.now()`, which is
+ * coarsened: a timer set for the half second can run a fraction of a
+ * millisecond before it, read the old second, and wait a whole second more
+ * (the header lagged the run by a second, seen in tests/ui). So the next
+ * reading is due `READING_MARGIN` after the half second.
  */
+
+/** Seconds after the half second at which the reading is taken: well past timer jitter, unseen by a reader. */
+export const READING_MARGIN = 0.01;
 
 export class RunClock {
   /** A status stamped `t` seconds into the run arrived at page time `now`. */
@@ -28,13 +37,13 @@ export class RunClock {
     return this.known ? Math.max(0, now - this._start) : null;
   }
 
-  /** Seconds from `now` until the whole-second reading changes: the run's next half second. */
+  /** Seconds from `now` until the whole-second reading has changed: just past the run's next half second. */
   untilNextReading(now: number): number {
     const elapsed = this.elapsed(now);
     if (elapsed === null) {
       return Infinity;
     }
-    return Math.floor(elapsed + 0.5) + 0.5 - elapsed;
+    return Math.floor(elapsed + 0.5) + 0.5 + READING_MARGIN - elapsed;
   }
 
   private _start = Infinity;

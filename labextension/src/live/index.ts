@@ -193,7 +193,8 @@ function render({ model, el }: { model: IModel; el: HTMLElement }): () => void {
       return;
     }
     textStale = false;
-    const seconds = clock.elapsed(now());
+    const at = now(); // one reading of the clock: the text shown and the next timer agree on the second
+    const seconds = clock.elapsed(at);
     if (seconds !== null) {
       setText(elapsed, elapsedText(seconds));
     }
@@ -208,7 +209,7 @@ function render({ model, el }: { model: IModel; el: HTMLElement }): () => void {
     if (running && clock.known) {
       textTimer = window.setTimeout(
         showText,
-        clock.untilNextReading(now()) * 1000
+        clock.untilNextReading(at) * 1000
       );
     }
   }

@@ -99,14 +99,14 @@ def test_a_terminal_gets_no_figures(report):
 def notebook(tmp_path_factory):
     """Executed by nbclient: a short profiled cell with bokeh not imported, then, after the user's own
     ``import bokeh``, one long enough for the figures. Saved as a file, as a user's notebook would be."""
-    profiled = "%%perfprofile\n" + LOOP.format(steps=25)
+    profiled = "%%perfprofile\n" + LOOP.format(steps=35)
     nb = new_notebook(
         cells=[
             new_code_cell("%load_ext jupyter_perf"),
             new_code_cell("%%perfprofile\n" + LOOP.format(steps=3)),  # 1: 0.3 s
             new_code_cell("import sys; print('bokeh' in sys.modules)"),  # 2
             new_code_cell("import bokeh"),
-            new_code_cell(profiled),  # 4: 2.5 s, bokeh imported
+            new_code_cell(profiled),  # 4: 3.5 s, bokeh imported
             new_code_cell(profiled),  # 5
         ],
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},

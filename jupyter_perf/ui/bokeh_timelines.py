@@ -17,11 +17,11 @@ draws the figures in place of the static SVG charts, which stay in the HTML for 
 without it (GitHub, nbviewer, nbconvert, ``--export x.html``, VS Code, Colab). A notebook grows by
 tens of KB per profiled cell for it, ≤ 300 KB (docs/dashboard.md, tested).
 
-bokeh's import (≈ 0.5–1.1 s here) and the document (0.1–0.3 s, ``benchmarks/bokeh_summary.py``)
+bokeh's import (≈ 0.5–0.7 s here) and the document (0.1–0.3 s, ``benchmarks/bokeh_summary.py``)
 would break the profiled cell's budget (issue 11: the first ≤ 0.5 s extra, later ones ≤ 20 ms) if
 every summary paid them, so the figures are drawn only where they cost at most ``IMPORT_SHARE``
 (10 %) of the run: runs of ``MIN_RUN_FOR_IMPORT_S`` (10 s) or more, or of ``MIN_RUN_IMPORTED_S``
-(2 s) or more once bokeh is imported (by the user's own plots, or an earlier summary). Otherwise
+(3 s) or more once bokeh is imported (by the user's own plots, or an earlier summary). Otherwise
 the summary keeps its static SVG charts. bokeh is never imported by ``%load_ext`` or while a cell
 runs, and a terminal or plain IPython, which shows text, never imports it.
 """
@@ -66,10 +66,11 @@ INK, GRID = "#888888", "rgba(136, 136, 136, 0.25)"
 PERCENT = (1.0, "%")
 WIDTH, BAND_HEIGHT, PANEL_HEIGHT = 900, 96, 160
 #: What the figures cost the kernel, seconds, on the 2-core development machine (``benchmarks/bokeh_summary.py``):
-#: importing bokeh (0.5–1.1 s, a cold page cache more) and building and serialising the document (0.1–0.3 s).
-BOKEH_IMPORT_S, DRAW_S = 0.8, 0.2
+#: importing bokeh (0.5–0.7 s idle, a cold page cache or a loaded machine more) and building and serialising
+#: the document (0.1–0.3 s idle, ≈ 170 bokeh models; up to 0.7 s with the machine's cores busy elsewhere).
+BOKEH_IMPORT_S, DRAW_S = 0.7, 0.3
 #: The largest share of a run the figures may add to it: 10 %, so a run of 10 s or more pays for the import,
-#: and once bokeh is imported (by the user or an earlier summary) a run of 2 s or more gets figures.
+#: and once bokeh is imported (by the user or an earlier summary) a run of 3 s or more gets figures.
 IMPORT_SHARE = 0.10
 MIN_RUN_FOR_IMPORT_S = (BOKEH_IMPORT_S + DRAW_S) / IMPORT_SHARE
 MIN_RUN_IMPORTED_S = DRAW_S / IMPORT_SHARE

@@ -1,6 +1,6 @@
 """The live view's first seconds and the settled bokeh timelines, in JupyterLab with the extension.
 
-One notebook, run once: the user imports bokeh (so a 3-s run gets interactive figures: the rule in
+One notebook, run once: the user imports bokeh (so a 4-s run gets interactive figures: the rule in
 ``jupyter_perf/ui/bokeh_timelines.py``), then a profiled loop of one step every 100 ms, whose cell
 records when its body started and when its first step ended (``time.time()``: the page's
 ``Date.now()`` reads the same clock), then a second profiled loop. While the first runs, the page looks
@@ -80,8 +80,8 @@ def shown_steps(text: str | None) -> int:
 def ran(lab_server, browser_context, tmp_path_factory):
     from lab_browser import LabNotebook, write_notebook
 
-    path = write_notebook(lab_server.root / "timelines.ipynb", [SETUP, LOOP.format(steps=30), TIMES,
-                                                                 LOOP.format(steps=25)])
+    path = write_notebook(lab_server.root / "timelines.ipynb", [SETUP, LOOP.format(steps=40), TIMES,
+                                                                 LOOP.format(steps=35)])
     page = browser_context.new_page()
     page.set_default_timeout(60_000)
     nb = LabNotebook(page, lab_server, path.name).open()

@@ -80,6 +80,19 @@ def test_cpu_is_a_percent_of_the_machine_as_in_the_live_view(report):
     assert [round(float(v), 3) for v in data["proc"]] == pytest.approx([round(v, 3) for v in expected], abs=1e-3)
 
 
+def test_memory_reads_in_a_binary_unit_up_to_a_labelled_top_tick(report):
+    doc = bt.figures(report)
+    memory = next(child[0] for child in doc.children if child[0].title.text.startswith("host memory"))
+    unit = memory.yaxis.axis_label
+    assert unit in ("KiB", "MiB", "GiB")
+    scale = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[unit]
+    ticks = list(memory.yaxis.ticker.ticks)
+    peak = max(v for v in report.timeline["rss"] if v is not None) / scale
+    assert ticks[0] == 0 and ticks[-1] == memory.y_range.end >= peak, (ticks, peak)
+    assert memory.xaxis.axis_label is None or doc.children[-1][0].xaxis.axis_label == "seconds since the start"
+    assert bt.axis_ticks(363) == [0, 100, 200, 300, 400]  # as the live view: 363 MiB reads 0–400 MiB
+
+
 def test_short_runs_keep_the_static_charts_unless_bokeh_is_already_imported(report, monkeypatch):
     short, long_ = Report(wall_time=1.0), Report(wall_time=bt.MIN_RUN_FOR_IMPORT_S)
     medium = Report(wall_time=bt.MIN_RUN_IMPORTED_S)

@@ -37,7 +37,7 @@ from ..report import PHASES, Report
 from ..units import size_unit
 from .frontend_detect import current_shell
 from .svg import PALETTE
-from .timeline_panels import CPU_UNIT, machine_share
+from .timeline_panels import AUTO_PADDING, CPU_UNIT, machine_share
 
 #: The summary's part the JupyterLab extension draws (labextension/src/timelines.ts).
 TIMELINES_MIME = "application/vnd.jupyter-perf.timelines+json"
@@ -65,6 +65,8 @@ PHASE_COLORS = {
 INK, GRID = "#888888", "rgba(136, 136, 136, 0.25)"
 PERCENT = (1.0, "%")
 WIDTH, BAND_HEIGHT, PANEL_HEIGHT = 900, 96, 160
+#: Steps on a y axis that follows the data, at most; its headroom above the peak is the live view's.
+AXIS_TICKS = 4
 #: What the figures cost the kernel, seconds, on the 2-core development machine (``benchmarks/bokeh_summary.py``):
 #: importing bokeh (0.5–0.7 s idle, a cold page cache or a loaded machine more) and building and serialising
 #: the document (0.1–0.3 s idle, ≈ 170 bokeh models; up to 0.7 s with the machine's cores busy elsewhere).
@@ -200,6 +202,21 @@ def _gpus(timeline: dict[str, list]) -> list[int]:
     return sorted({int(k[3:].split("_")[0]) for k in timeline if k.startswith("gpu") and k.endswith("_util")})
 
 
+def axis_ticks(top: float, count: int = AXIS_TICKS) -> list[float]:
+    """Ticks from 0 to a round number at or above ``top``, at most ``count`` steps of 1, 2, 2.5 or 5 × 10ⁿ.
+
+    The live view's axes (``series.ts``'s ``niceTicks``) and the summary's do the same: 363 MiB reads
+    0–400 MiB in steps of 100, the top labelled.
+    """
+    if not top > 0:
+        return [0.0, 1.0]
+    raw = top / count
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    n = math.ceil(top / step - 1e-9)
+    return [round(i * step, 12) for i in range(n + 1)]
+
+
 def _size_unit(samples: dict[str, list[float]], keys: tuple[str, ...]) -> tuple[float, str]:
     """(scale, label) of the binary unit the columns' peak calls for: 300 MiB reads 0–300 MiB, not 0.0–0.3 GiB."""
     peak = max((v for k in keys for v in samples.get(k, []) if not math.isnan(v)), default=0.0)
@@ -234,8 +251,9 @@ def _step_ends(report: Report) -> list[float]:
 
 
 # ---------------------------------------------------------------- figures
-def _figure(x_range: Any, title: str, y_label: str, height: int, y_range: tuple[float, float] | None = None) -> Any:
-    from bokeh.models import BasicTicker, BoxZoomTool, FixedTicker, PanTool, Range1d, ResetTool, WheelZoomTool
+def _figure(x_range: Any, title: str, y_label: str, height: int, ticks: list[float]) -> Any:
+    """A panel on the shared x range, its y axis from the first to the last of ``ticks``, each labelled."""
+    from bokeh.models import BoxZoomTool, FixedTicker, PanTool, Range1d, ResetTool, WheelZoomTool
     from bokeh.models.annotations import Title
     from bokeh.plotting import figure
 
@@ -249,12 +267,8 @@ def _figure(x_range: Any, title: str, y_label: str, height: int, y_range: tuple[
     p.toolbar.active_scroll = None  # the wheel scrolls the notebook unless the wheel zoom is picked
     p.toolbar.logo = None
     p.yaxis.axis_label = y_label
-    if y_range is not None:
-        lo, hi = y_range
-        p.y_range = Range1d(start=lo, end=hi)
-        p.yaxis.ticker = FixedTicker(ticks=[lo, (lo + hi) / 2, hi])  # the top labelled
-    else:
-        p.yaxis.ticker = BasicTicker(desired_num_ticks=4)
+    p.y_range = Range1d(start=ticks[0], end=ticks[-1])
+    p.yaxis.ticker = FixedTicker(ticks=ticks)  # the top is a labelled tick: the axis reads its scale
     for axis in (p.xaxis, p.yaxis):
         axis.axis_label_text_color = axis.major_label_text_color = INK
         axis.axis_line_color = axis.major_tick_line_color = axis.minor_tick_line_color = INK
@@ -276,9 +290,12 @@ def _line_panel(x_range: Any, samples: dict[str, list[float]], title: str, unit:
     scale, label = unit
     data = {"t": samples["t"], "step": samples["step"], **{k: [v / scale for v in samples[k]] for k in labels}}
     source = ColumnDataSource({k: _array(v) for k, v in data.items()})
-    p = _figure(x_range, title, label, PANEL_HEIGHT, y_range)
     if y_range is None:
-        p.y_range.start = 0
+        peak = max((v for k in labels for v in data[k] if not math.isnan(v)), default=0.0)
+        ticks = axis_ticks(peak * (1 + AUTO_PADDING))
+    else:
+        ticks = [y_range[0], (y_range[0] + y_range[1]) / 2, y_range[1]]
+    p = _figure(x_range, title, label, PANEL_HEIGHT, ticks)
     lines = [p.line("t", key, source=source, color=color, line_width=1.5)
              for color, key in zip(PALETTE, labels)]
     value = "{0.0}%" if unit == PERCENT else "{0.00} " + label
@@ -310,7 +327,7 @@ def _steps_band(x_range: Any, report: Report) -> Any:
     for p in present:
         data[p] = [100 * r["phases"][p] / r["wall"] if r["wall"] else 0.0 for r in rows]  # share of the step
         data[f"{p}_ms"] = [r["phases"][p] * 1e3 for r in rows]
-    band = _figure(x_range, "steps: each step's phases", "% of step", BAND_HEIGHT, (0, 100))
+    band = _figure(x_range, "steps: each step's phases", "% of step", BAND_HEIGHT, [0, 50, 100])
     source = ColumnDataSource({k: v if k == "steps" else _array(v) for k, v in data.items()})
     bars = band.vbar_stack(present, x="x", width="width", source=source,
                            color=[PHASE_COLORS[p] for p in present])  # (outlined in their colour: no seams)

@@ -182,8 +182,8 @@ class Session:
     def _report(self, wall: float, error: BaseException | None) -> Report:
         trace = self.trace
         series = trace.series.columns()
-        if "start" in series:
-            series["start"] = [s - self._t0 if s is not None else None for s in series["start"]]
+        if "start" in series:  # on the timeline's clock (its t = 0), so steps and samples line up in one chart
+            series["start"] = [s - self.sampler.t0 if s is not None else None for s in series["start"]]
         steps = trace.steps
         report = Report(
             source=self.source,

@@ -40,7 +40,7 @@ from torch import nn
 model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10))
 opt = torch.optim.SGD(model.parameters(), lr=0.01)
 t0, steps = time.perf_counter(), 0
-while time.perf_counter() - t0 < 1.5 or steps < 200:  # long enough to push, steps enough to count
+while time.perf_counter() - t0 < 3 or steps < 200:  # past the first pushes' seconds, steps enough to count
     loss = model(torch.randn(64, 64)).pow(2).mean()
     opt.zero_grad(); loss.backward(); opt.step()
     steps += 1
@@ -85,7 +85,7 @@ def executed(tmp_path_factory):
             new_code_cell(TRAINING),  # 1
             new_code_cell("import json; print(json.dumps(rep.recommended()))"),  # 2
             new_code_cell(TRAINING.replace("-o rep", "--no-live")),  # 3
-            new_code_cell(TRAINING.replace("-o rep", "-o rep2").replace("1.5", "0.5")),  # 4
+            new_code_cell(TRAINING.replace("-o rep", "-o rep2").replace("< 3", "< 0.5")),  # 4
             new_code_cell(THREADS_AFTER_MANY_RUNS),  # 5
             new_code_cell(CLEARS_ITS_OUTPUT),  # 6
         ],
@@ -128,10 +128,10 @@ def test_nbclient_run_succeeds_stores_widget_state_and_settles_into_the_summary(
     # The stored state is the dashboard's last: the run ended, rows had arrived, the timeline panels are described.
     trained = [s for s in live.values() if s["frame"].get("rows")]
     assert trained, "rows were pushed to the dashboard while the cell ran"
-    for state in live.values():
-        assert state["done"] is True
-        assert [p["title"] for p in state["meta"]["panels"]] == ["CPU", "host RSS"]  # no GPU on this machine
-        assert all(p["series"] for p in state["meta"]["panels"])
+    for widget in live.values():
+        assert widget["done"] is True
+        assert [p["title"] for p in widget["meta"]["panels"]] == ["CPU", "host memory (RSS)"]  # no GPU on this machine
+        assert all(p["series"] for p in widget["meta"]["panels"])
     assert max(len(json.dumps(s)) for s in live.values()) < 64 * 1024, "each stored dashboard state stays small"
 
 
@@ -154,20 +154,26 @@ def test_updates_stream_while_the_cell_runs_with_the_cells_parent_header(execute
         if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == first["content"]["comm_id"]
         and "frame" in m["content"]["data"].get("state", {})
     ]  # fmt: skip
-    # At most 2 pushes a second, each a batch of the samples taken since the last.
+    # Ten pushes a second at the start (the first numbers show at once), then at most two, each a batch of the
+    # samples taken since the last.
     assert len(frames) >= 2
     dates = [m["header"]["date"] for m in frames]
+    run_times = [m["content"]["data"]["state"]["frame"]["status"]["t"] for m in frames]
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(dates)]
-    assert min(gaps) >= dashboard_module.PUSH_PERIOD - 0.01, gaps
+    assert min(gaps) >= dashboard_module.START_PERIOD - 0.01, gaps
+    assert run_times[0] < 0.5, "the first push comes within the run's first half second"
+    settled = [g for g, t in zip(gaps, run_times[1:]) if t > dashboard_module.START_SECONDS + 0.2]
+    assert settled and min(settled) >= dashboard_module.PUSH_PERIOD - 0.01, (gaps, run_times)
     seqs = [m["content"]["data"]["state"]["frame"]["seq"] for m in frames]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     rows = [r for m in frames for r in m["content"]["data"]["state"]["frame"]["rows"]]
-    assert len(rows) >= 10  # 10 Hz sampling over ≥ 1.5 s
+    assert len(rows) >= 20  # 10 Hz sampling over ≥ 3 s
     assert all(set(r) >= {"t", "cpu", "cores", "rss", "avail", "p"} for r in rows)
     assert [r["t"] for r in rows] == sorted(r["t"] for r in rows)
-    lasts = [m["content"]["data"]["state"]["frame"]["rows"][-1] for m in frames]
-    assert all("rate" in r for r in lasts)  # each push ends with the throughput and the last step
-    assert any(r["rate"]["steps"] > 0 and r["step"] and r["step"]["wall"] > 0 for r in lasts)
+    statuses = [m["content"]["data"]["state"]["frame"]["status"] for m in frames]
+    # each push carries the run's status: its time, the step count, the throughput and the last step
+    assert all(b["t"] > a["t"] and b["steps"] >= a["steps"] for a, b in itertools.pairwise(statuses))
+    assert any(s["steps"] > 0 and s["steps_per_s"] and s["step"] and s["step"]["wall"] > 0 for s in statuses)
     # Pushed from the updater thread, yet attributed to the cell that runs (ipykernel 7 keeps the
     # parent header in context variables, which the thread inherits).
     parent = first["parent_header"]["msg_id"]
@@ -248,6 +254,9 @@ class FakeGpu:
 class FakeSampler:
     gpu = FakeGpu()
 
+    def __init__(self):
+        self.t0 = time.perf_counter()
+
 
 class FakeSession:
     """Enough of a Session for the dashboard: a Timeline and a StepTrace filled by hand."""
@@ -268,7 +277,7 @@ def row(t, steps, **extra):
             "rss": 2**30, "rss_children": 0, "mem_available": 2**32, **extra}  # fmt: skip
 
 
-def test_frames_carry_new_rows_once_with_rate_and_step_markers():
+def test_frames_carry_new_rows_once_with_step_markers():
     session = FakeSession()
     dash = Dashboard(session, shell=None)
     try:
@@ -277,11 +286,37 @@ def test_frames_carry_new_rows_once_with_rate_and_step_markers():
         rows = dash.frame_rows()
         assert [r["t"] for r in rows] == [i / 10 for i in range(40)]
         assert dash.frame_rows() == [], "a row is sent once"
-        assert rows[-1]["p"]["proc"] == pytest.approx(90.0 / dash._cores)
-        assert rows[-1]["rate"]["steps_per_s"] == pytest.approx(40.0)
+        assert rows[-1]["p"]["proc"] == rows[-1]["proc"] == pytest.approx(90.0 / dash._cores)  # % of the machine
         # 40 steps a second: a marker every 100 steps (powers of ten, about one a second or fewer)
         marks = [m for r in rows for m in r.get("marks", [])]
         assert marks == [(2.5, 100)]
+    finally:
+        dash.close()
+
+
+def test_the_status_counts_steps_from_the_first_one_with_the_rates_of_the_last_seconds(monkeypatch):
+    """The count is the hot path's (``steps_closed``), there before any step is accounted or the anchor decided;
+    the rates come once a quarter second of history exists, samples and tokens per step from accounted steps."""
+    session = FakeSession()
+    dash = Dashboard(session, shell=None)
+    clock = [0.1]
+    monkeypatch.setattr(dash, "_run_time", lambda: clock[0])
+    try:
+        assert dash.status()["steps"] == 0 and dash.status()["steps_per_s"] is None
+        session.trace.steps_closed = 1  # one step closed, none accounted yet
+        first = dash.status()
+        assert first["steps"] == 1 and first["t"] == 0.1 and first["samples_per_s"] is None
+        clock[0] = 0.5
+        session.trace.steps_closed = 5
+        session.trace.steps, session.trace.samples, session.trace.tokens = 4, 4 * 32, 4 * 32 * 128
+        status = dash.status()
+        assert status["steps_per_s"] == pytest.approx(10.0)  # 5 steps in the run's first 0.5 s
+        assert status["samples_per_s"] == pytest.approx(320.0) and status["tokens_per_s"] == pytest.approx(40960.0)
+        for _ in range(54):  # a steady 20 steps a second: the window forgets the start
+            clock[0] += 0.05
+            session.trace.steps_closed += 1
+            status = dash.status()
+        assert status["steps"] == 59 and status["steps_per_s"] == pytest.approx(20.0)
     finally:
         dash.close()
 
@@ -364,9 +399,11 @@ def test_gpu_panels_and_their_values():
     from jupyter_perf.ui.timeline_panels import build_timeline, plot_row
 
     gpus = [{"index": 0, "name": "H200", "mem_total": 141 * 2**30}, {"index": 1, "name": "H200", "mem_total": 2**30}]
-    assert [p["title"] for p in build_timeline([])] == ["CPU", "host RSS"]
+    assert [p["title"] for p in build_timeline([])] == ["CPU", "host memory (RSS)"]
     panels = build_timeline(gpus)
-    assert [p["title"] for p in panels] == ["CPU", "GPU utilisation", "host RSS", "GPU memory"]
+    assert [p["title"] for p in panels] == ["CPU", "GPU utilisation", "host memory (RSS)", "GPU memory"]
+    assert panels[0]["unit"] == "% of the machine's cores" and panels[2]["unit"] == panels[3]["unit"] == "bytes"
+    assert panels[3]["y"] == {"min": 0, "max": 141 * 2**30}  # up to the largest device's capacity
     memory = panels[-1]
     assert [s["column"] for s in memory["series"]] == ["used0", "used1", "alloc", "resv"]
     values = plot_row(
@@ -374,5 +411,6 @@ def test_gpu_panels_and_their_values():
          "gpu0_mem_used": 3 * 2**30, "gpu1_util": None, "cuda_allocated": 2**30},
         cores=2, gpus=[0, 1],
     )  # fmt: skip
-    assert values["proc"] == 75.0 and values["rss"] == 2.0 and values["used0"] == 3.0 and values["alloc"] == 1.0
+    assert values["proc"] == 75.0 and values["rss"] == 2**31 and values["used0"] == 3 * 2**30
+    assert values["alloc"] == 2**30
     assert values["util1"] is None and values["used1"] is None and values["rssc"] is None  # unobserved stays a gap

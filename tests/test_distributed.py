@@ -77,7 +77,7 @@ def test_healthy_ddp_loop_every_rank_reports_and_nothing_fires():
 
         def poll():
             while not stop.wait(0.2):
-                seen.append(live_rows(session.ranks_live()))
+                seen.append(live_rows(session.ranks_live(), cores=2))
 
         poller = threading.Thread(target=poll)
         session.start()

@@ -96,7 +96,8 @@ def test_a_merged_report_round_trips_through_json():
 def test_live_rows_show_every_rank_or_for_many_the_slowest_median_and_fastest():
     summaries = [{"index": i, "steps": 10, "step_s": 0.1 + i / 100, "phases": {"forward": 0.05}, "cpu": 90.0,
                   "rss": 2**30, "gpu_util": None} for i in range(12)]
-    assert [r["label"] for r in live_rows(summaries[:3])] == ["rank 0", "rank 1", "rank 2"]
-    rows = live_rows(summaries)
+    assert [r["label"] for r in live_rows(summaries[:3], cores=2)] == ["rank 0", "rank 1", "rank 2"]
+    rows = live_rows(summaries, cores=2)
     assert [r["label"] for r in rows] == ["slowest · rank 11 of 12", "median · rank 5 of 12", "fastest · rank 0 of 12"]
     assert rows[0]["steps_per_s"] == pytest.approx(1 / 0.21)
+    assert rows[0]["cpu"] == pytest.approx(45.0)  # 90 % of one core: 45 % of the machine's 2 cores

@@ -179,3 +179,24 @@ def test_short_lived_worker_processes_are_counted():
     report = jupyter_perf.profile(source, interval=0.05)
     assert report.peaks["rss_children_bytes"] > 150 * 2**20
     assert report.peaks["rss_total_bytes"] >= report.peaks["rss_bytes"] + 150 * 2**20
+
+
+def test_a_cell_that_imports_torch_is_sampled_throughout():
+    """The sampler reads torch's allocator while the cell may be importing torch: a half-imported torch
+    (no ``torch.cuda`` yet) once stopped the sampling for the whole run, leaving two rows."""
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import sys, jupyter_perf
+        assert "torch" not in sys.modules
+        rep = jupyter_perf.profile("import time, torch\\nt0 = time.perf_counter()\\n"
+                                   "while time.perf_counter() - t0 < 0.5:\\n    torch.randn(8).sum()", {})
+        print(len(rep.timeline["t"]), rep.wall_time, [n for n in rep.notes if "sampling stopped" in n])
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    rows, wall, stopped = out.stdout.split(" ", 2)
+    assert stopped.strip() == "[]", out.stdout
+    assert int(rows) >= float(wall) / 0.1 * 0.5, out.stdout  # at least half the 10 Hz rows

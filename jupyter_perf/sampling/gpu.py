@@ -113,9 +113,17 @@ class GpuProbe:
 
 
 def cuda_memory() -> dict[str, float]:
-    """torch.cuda allocator totals, only when torch is imported and CUDA already initialised."""
+    """torch.cuda allocator totals, only when torch is imported and CUDA already initialised.
+
+    The sampler's thread runs while the cell may be importing torch: a torch still being imported is
+    in ``sys.modules`` without ``torch.cuda`` (reading it raised, and stopped the sampling for the
+    rest of the run), so it counts as not imported yet.
+    """
     torch = sys.modules.get("torch")
-    if torch is None or not torch.cuda.is_initialized():
+    if torch is None or getattr(getattr(torch, "__spec__", None), "_initializing", False):
+        return {}
+    is_initialized = getattr(getattr(torch, "cuda", None), "is_initialized", None)
+    if is_initialized is None or not is_initialized():
         return {}
     allocated = reserved = 0
     for device in range(torch.cuda.device_count()):

@@ -7,9 +7,16 @@
   and the magic displays the Report's text/HTML summary instead;
 * otherwise it displays a :class:`~.live_widget.LiveDashboard` and starts one
   daemon thread that, while the session runs, reads what the sampler and the
-  probes recorded and pushes it to the browser twice a second, one comm message
-  per push; the browser plays the samples back at their own cadence. The thread reads the Timeline, the StepTrace and the
-  sampler's device list, nothing else: never torch, never the user's objects.
+  probes recorded and pushes it to the browser, one comm message per push: ten
+  times a second for the first ``START_SECONDS`` (the first numbers reach the
+  page within a fraction of a second), then twice a second. Each push carries
+  the samples taken since the last one, which the browser plays back at their
+  own cadence, and the run's status now: its elapsed time, the step count the
+  probes keep on the hot path (``StepTrace.steps_closed``, right from the
+  first step, before the profiler has decided what delimits a step), the
+  rates, the last step's phases and the ranks. The thread reads the Timeline,
+  the StepTrace, the sampler's clock and device list, nothing else: never
+  torch, never the user's objects.
 
 ``Dashboard.finish(report)`` stops and joins the thread, then replaces the
 dashboard's output in place with the Report's summary (``ui/summary.py``): a
@@ -23,6 +30,7 @@ holds the GIL (a big matmul, a blocking read) pauses them until it returns.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 import time
@@ -32,21 +40,26 @@ from typing import Any
 import psutil
 from IPython.display import display
 
-from ..report import PHASES
 from .. import state
+from ..report import PHASES
 from .frontend_detect import current_shell, widgets_unavailable
-from .timeline_panels import MARK_ROLLOVER, ROLLOVER, build_timeline, plot_row, step_interval
+from .timeline_panels import MARK_ROLLOVER, ROLLOVER, build_timeline, machine_share, plot_row, step_interval
 
 #: Seconds between two pushes at the least. Each message costs the Jupyter server and the browser a
 #: little whatever it carries, and playback hides the push rate, so 2 Hz (≤ 4 Hz, what the browser
 #: takes without falling behind) at the price of half a second more delay.
 PUSH_PERIOD = 0.5
+#: For the first START_SECONDS of a run the updater looks every START_PERIOD and pushes what changed, so
+#: the first samples and the first step count reach the page at once: a dozen small messages, once.
+START_PERIOD = 0.1
+START_SECONDS = 2.0
 #: Extra playback delay in the browser on top of one push period, for network and scheduling jitter.
 PLAYBACK_MARGIN = 0.15
 #: An updater whose session never started (``start()`` raised) gives up after this long.
 START_TIMEOUT = 60.0
-#: Seconds of history the throughput is measured over.
+#: Seconds of history the throughput is measured over, and the least it needs.
 RATE_WINDOW = 2.0
+MIN_RATE_SPAN = 0.25
 #: How long ``finish()`` waits for the updater thread.
 JOIN_TIMEOUT = 10.0
 
@@ -59,13 +72,15 @@ def open_dashboard(session: Any, live: bool) -> Dashboard | None:
     reason = widgets_unavailable(shell)
     if reason is not None:
         if getattr(shell, "kernel", None) is not None:  # a kernel that could have shown it: say why not
-            state.current().say_once("no-widgets", f"live dashboard off: {reason}; the summary is shown when the run ends")
+            state.current().say_once(
+                "no-widgets", f"live dashboard off: {reason}; the summary is shown when the run ends"
+            )
         return None
     dashboard = None
     try:
         dashboard = Dashboard(session, shell)
         dashboard.show()
-    except Exception as exc:  # a broken frontend must never cost the user their run
+    except Exception as exc:  # noqa: BLE001 - a broken frontend must never cost the user their run
         if dashboard is not None:
             dashboard.close()
         state.current().say_once(
@@ -108,7 +123,8 @@ class Dashboard:
         self._stop = threading.Event()
         self._seen = 0
         self._seq = 0
-        self._window: deque[tuple[float, float]] = deque()
+        self._pushed_steps = 0
+        self._window: deque[tuple[float, int]] = deque([(0.0, 0)])  # (run time, steps): none at the start
         self._mark_every = 1
         self._mark_bucket: int | None = None
         # The thread runs in a copy of this context: on ipykernel 7 the parent header (which cell
@@ -122,8 +138,9 @@ class Dashboard:
     def show(self) -> None:
         self._handle = display(self.widget, display_id=True)
         publisher = getattr(self.shell, "display_pub", None)
-        if hasattr(publisher, "register_hook"):
-            publisher.register_hook(self._watch_output)
+        register = getattr(publisher, "register_hook", None)
+        if register is not None:
+            register(self._watch_output)
             self._hooked = publisher
         self._thread.start()
 
@@ -136,23 +153,24 @@ class Dashboard:
                 display(report)
             else:
                 self._handle.update(report)
-        except Exception as exc:
-            state.current().say_once("finish-failed", f"the dashboard could not show the summary ({type(exc).__name__}: {exc})")
+        except Exception as exc:  # noqa: BLE001 - whatever the frontend did, the summary is shown
+            state.current().say_once(
+                "finish-failed", f"the dashboard could not show the summary ({type(exc).__name__}: {exc})"
+            )
             display(report)
         if self.error is not None:
             state.current().say_once(
                 "update-failed",
-                f"the live dashboard stopped updating ({type(self.error).__name__}: {self.error}); the summary is complete",
+                f"the live dashboard stopped updating ({type(self.error).__name__}: {self.error}); "
+                "the summary is complete",
             )
         state.current().dashboard = self  # closed when the next dashboard opens
 
     def close(self) -> None:
         """Stop the updates and close the widget (the next dashboard does this to the previous one)."""
         self._stop_updates()
-        try:
+        with contextlib.suppress(Exception):  # a comm already gone: nothing left to close
             self.widget.close()
-        except Exception:
-            pass
 
     def _stop_updates(self) -> None:
         self._stop.set()
@@ -172,22 +190,34 @@ class Dashboard:
     def _loop(self) -> None:
         started, ran = time.monotonic(), False
         try:
-            while not self._stop.wait(self._period):
+            while not self._stop.wait(self._wait()):
                 if self.session.running:
                     ran = True
                     self.push()
                 elif ran or time.monotonic() - started > START_TIMEOUT:
                     return  # the run ended (finish() takes over), or it never started
-        except BaseException as exc:  # never into the user's cell: finish() says so once
+        except BaseException as exc:  # noqa: BLE001 - never into the user's cell: finish() says so once
             self.error = exc
 
+    def _wait(self) -> float:
+        """Seconds until the next look: START_PERIOD until the run is START_SECONDS old, then the push period."""
+        if not self.session.running or self._run_time() < START_SECONDS:
+            return min(START_PERIOD, self._period)
+        return self._period
+
+    def _run_time(self) -> float:
+        """Seconds since the run's sampling started: the clock of the rows' ``t``, read now."""
+        return time.perf_counter() - self.session.sampler.t0
+
     def push(self) -> bool:
-        """Send what was sampled since the last push; False when nothing new arrived."""
+        """Send what was sampled since the last push and the status now; False when neither changed."""
         rows = self.frame_rows()
-        if not rows:
+        status = self.status()
+        if not rows and status["steps"] == self._pushed_steps:
             return False
         self._seq += 1
-        self.widget.frame = {"seq": self._seq, "rows": rows}  # one trait: one comm message
+        self._pushed_steps = status["steps"]
+        self.widget.frame = {"seq": self._seq, "rows": rows, "status": status}  # one trait: one comm message
         return True
 
     def frame_rows(self) -> list[dict[str, Any]]:
@@ -195,26 +225,51 @@ class Dashboard:
         columns, count = self.session.timeline.since(self._seen)
         self._seen = count
         times = columns.get("t") or []
-        rows = [self._row({key: values[i] for key, values in columns.items()}) for i in range(len(times))]
-        if rows:
-            rows[-1]["rate"] = self._rate()
-            rows[-1]["step"] = self._last_step()
-            if ranks := self._ranks():
-                rows[-1]["ranks"] = ranks
-        return rows
+        return [self._row({key: values[i] for key, values in columns.items()}) for i in range(len(times))]
+
+    def status(self) -> dict[str, Any]:
+        """The run now: seconds since it started (``t``, the rows' clock), steps, rates, the last step, the ranks.
+
+        The count is ``steps_closed``, kept on the profiled thread as each step closes; samples and tokens
+        per step come from the steps accounted so far (at most ``ACCOUNT_EVERY_S`` behind).
+        """
+        trace = self.session.trace
+        t, steps = self._run_time(), trace.steps_closed
+        window = self._window
+        window.append((t, steps))
+        while len(window) > 2 and t - window[1][0] >= RATE_WINDOW:
+            window.popleft()
+        (t0, s0), (t1, s1) = window[0], window[-1]
+        rate = max(0.0, (s1 - s0) / (t1 - t0)) if steps and t1 - t0 >= MIN_RATE_SPAN else None
+        accounted = trace.steps
+
+        def per_second(total: float) -> float | None:
+            return rate * total / accounted if rate is not None and accounted and total else None
+
+        status: dict[str, Any] = {
+            "t": t,
+            "steps": steps,
+            "steps_per_s": rate,
+            "samples_per_s": per_second(trace.samples) if trace.samples_known else None,
+            "tokens_per_s": per_second(trace.tokens),
+            "step": self._last_step(),
+        }
+        if ranks := self._ranks():
+            status["ranks"] = ranks
+        return status
 
     def _ranks(self) -> list[dict[str, Any]]:
         """A cell that launched ranks: a compact row per rank from their live summaries (ui/ranks.py)."""
         from .ranks import live_rows
 
         live = getattr(self.session, "ranks_live", None)
-        return live_rows(live()) if live is not None else []
+        return live_rows(live(), self._cores) if live is not None else []
 
     def _row(self, raw: dict[str, Any]) -> dict[str, Any]:
         row: dict[str, Any] = {
             "t": raw.get("t"),
             "cpu": raw.get("cpu_percent"),
-            "proc": raw.get("proc_cpu_percent"),
+            "proc": machine_share(raw.get("proc_cpu_percent"), self._cores),
             "cores": [raw.get(f"cpu{i}") for i in range(self._cores)],
             "rss": raw.get("rss"),
             "rssc": raw.get("rss_children"),
@@ -226,12 +281,8 @@ class Dashboard:
             "p": plot_row(raw, self._cores, self._gpus),
         }
         steps, t = raw.get("steps"), raw.get("t")
-        if steps is not None and t is not None:
-            self._window.append((t, steps))
-            while len(self._window) > 2 and t - self._window[0][0] > RATE_WINDOW:
-                self._window.popleft()
-            if marks := self._marks(t, int(steps)):
-                row["marks"] = marks
+        if steps is not None and t is not None and (marks := self._marks(t, int(steps))):
+            row["marks"] = marks
         return row
 
     def _marks(self, t: float, steps: int) -> list[tuple[float, int]]:
@@ -250,20 +301,6 @@ class Dashboard:
             return []
         self._mark_bucket = bucket
         return [(t, bucket * self._mark_every)]
-
-    def _rate(self) -> dict[str, Any]:
-        trace = self.session.trace
-        steps = trace.steps
-        rate = None
-        if len(self._window) >= 2:
-            (t0, s0), (t1, s1) = self._window[0], self._window[-1]
-            rate = (s1 - s0) / (t1 - t0) if t1 > t0 else None
-        per_step = trace.samples / steps if steps and trace.samples_known and trace.samples else None
-        return {
-            "steps": steps,
-            "steps_per_s": rate,
-            "samples_per_s": rate * per_step if rate is not None and per_step else None,
-        }
 
     def _last_step(self) -> dict[str, Any] | None:
         trace = self.session.trace

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..report import Report
 from ..units import count, duration, size
+from .timeline_panels import machine_share
 
 #: What a table shows where a rank did not measure a figure.
 MISSING = "—"
@@ -106,10 +107,11 @@ def html(report: Report) -> str:
 
 
 
-def live_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def live_rows(summaries: list[dict[str, Any]], cores: int) -> list[dict[str, Any]]:
     """The dashboard's per-rank rows: one per rank up to ``LIVE_RANKS``, else the median, slowest and fastest
-    rank by their last step's time (ranks without a step yet are left out of the three)."""
-    rows = [_live_row(f"rank {s.get('index')}", s) for s in summaries]
+    rank by their last step's time (ranks without a step yet are left out of the three). A rank's CPU is a
+    percent of the machine's ``cores``, the dashboard's one CPU scale."""
+    rows = [_live_row(f"rank {s.get('index')}", s, cores) for s in summaries]
     if len(rows) <= LIVE_RANKS:
         return rows
     timed = sorted((r for r in rows if r["step_s"]), key=lambda r: r["step_s"])
@@ -119,8 +121,8 @@ def live_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**row, "label": f"{label} · {row['label']} of {len(rows)}"} for label, row in picks]
 
 
-def _live_row(label: str, summary: dict[str, Any]) -> dict[str, Any]:
+def _live_row(label: str, summary: dict[str, Any], cores: int) -> dict[str, Any]:
     step = summary.get("step_s")
     return {"label": label, "steps": summary.get("steps"), "step_s": step,
             "steps_per_s": 1 / step if step else None, "phases": summary.get("phases") or {},
-            "cpu": summary.get("cpu"), "rss": summary.get("rss"), "gpu": summary.get("gpu_util")}
+            "cpu": machine_share(summary.get("cpu"), cores), "rss": summary.get("rss"), "gpu": summary.get("gpu_util")}

@@ -412,7 +412,12 @@ def report_part(report: Report) -> dict[str, Any]:
 
 
 def mimebundle(report: Report) -> dict[str, Any]:
-    return {"text/plain": text_summary(report), "text/html": html_summary(report), REPORT_MIME: report_part(report)}
+    # The interactive timelines (bokeh_timelines.py): a part the JupyterLab extension draws over the HTML's
+    # static charts, which stay for every view without it.
+    from .bokeh_timelines import interactive_timelines
+
+    return {"text/plain": text_summary(report), "text/html": html_summary(report), REPORT_MIME: report_part(report),
+            **interactive_timelines(report)}
 
 
 def _script_json(data: str) -> str:

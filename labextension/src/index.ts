@@ -6,8 +6,9 @@
  * (channel.ts), act on panel buttons at once while a cell runs (actions.ts),
  * draw the optimization panel, or its static record once its kernel is gone
  * (record.ts),
- * and show the kernel's GPU/CPU in the status bar with a list of the
- * notebook's profiled runs (metrics.ts, runs.ts).
+ * draw a summary's timelines as interactive bokeh figures, loading BokehJS
+ * once per page (timelines.ts), and show the kernel's GPU/CPU in the status
+ * bar with a list of the notebook's profiled runs (metrics.ts, runs.ts).
  */
 
 import {
@@ -24,6 +25,7 @@ import { EditChannel } from './channel';
 import { MetricsItem } from './metrics';
 import { renderPanels } from './record';
 import { RunsPanel } from './runs';
+import { renderTimelines } from './timelines';
 
 const PLUGIN_ID = 'jupyter-perf:plugin';
 const SHOW_RUNS = 'jupyter-perf:show-runs';
@@ -45,6 +47,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     new EditChannel(tracker, editor);
     new PanelActions(tracker, editor);
     renderPanels(tracker);
+    renderTimelines(tracker);
 
     const runs = new RunsPanel(tracker, panel =>
       app.shell.activateById(panel.id)

@@ -60,6 +60,15 @@ export function size(bytes: Maybe): string {
   return `${bytes < 0 ? '−' : ''}${text} ${SIZE_UNITS[exponent]}`;
 }
 
+/** The binary unit an axis of sizes up to `peak` bytes is drawn in: `[scale, label]` (`units.size_unit`). */
+export function sizeUnit(peak: number): [number, string] {
+  const exponent =
+    peak < 1024
+      ? 0
+      : Math.min(Math.floor(Math.log2(peak) / 10), SIZE_UNITS.length - 1);
+  return [1024 ** exponent, SIZE_UNITS[exponent]];
+}
+
 /** `3.00 µs`, `850 µs`, `4.20 ms`, `1.25 s`, `2 min 5 s`, `1 h 2 min`. */
 export function duration(seconds: Maybe): string {
   if (missing(seconds)) {

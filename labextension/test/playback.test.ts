@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { IFrame, IRow } from '../src/live/model';
-import { MAX_BEHIND, Playback, Throttle } from '../src/live/playback';
+import { MAX_BEHIND, Playback } from '../src/live/playback';
 
 // Times in quarter seconds: exact in binary, so 'due at' means exactly then.
 const DELAY = 0.5;
@@ -70,12 +70,4 @@ test('a view more than MAX_BEHIND late shows everything queued at once', () => {
   playback.receive(frame(3, [1.25]), late + 0.5);
   assert.deepEqual(times(playback.due(late)), []);
   assert.deepEqual(times(playback.due(late + 0.25)), [1.25]);
-});
-
-test('the text throttle lets one update through per period', () => {
-  const text = new Throttle(1);
-  assert.deepEqual(
-    [0, 0.5, 0.99, 1, 1.5, 2.2, 2.3, 3.2].map(t => text.due(t)),
-    [true, false, false, true, false, true, false, true]
-  );
 });

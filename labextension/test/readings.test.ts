@@ -2,17 +2,21 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { IRow, IStep } from '../src/live/model';
+import { IRow, IStatus, IStep } from '../src/live/model';
 import {
   CPU_ROWS,
   cpuGauge,
+  cpuTitle,
   elapsedText,
+  emptyGauge,
   GPU_ROWS,
   gpuGauge,
   MEMORY_ROWS,
   memoryGauge,
+  phaseGradient,
   phaseShares,
   phaseTransforms,
+  rankText,
   stepText,
   throughputText
 } from '../src/live/readings';
@@ -23,7 +27,7 @@ const GiB = 2 ** 30;
 const sample: IRow = {
   t: 12.34,
   cpu: 63.4,
-  proc: 187.6,
+  proc: 93.8,
   cores: [90, 37],
   rss: 1.5 * GiB,
   rssc: 300 * MiB,
@@ -61,7 +65,7 @@ test('gauges read in whole percents and binary units', () => {
     pct: 63.4,
     value: '63%',
     rows: [
-      { kind: 'line', text: 'this kernel + workers 188% of one core' },
+      { kind: 'line', text: 'this kernel + workers 93.8%' },
       { kind: 'cores', pcts: [90, 37] }
     ]
   });
@@ -111,18 +115,75 @@ test('a reading not taken shows a dash and an empty track, never 0', () => {
   ]);
 });
 
-test('the header and the step line', () => {
-  assert.equal(elapsedText(12.34), ' · 12.3 s');
+test('one CPU scale: the card says it, the kernel reads as a share of the same cores', () => {
+  assert.equal(cpuTitle(2), 'CPU · % of 2 cores');
+  assert.equal(cpuTitle(64), 'CPU · % of 64 cores');
+});
+
+test('a card before its first sample: the track and a dash, its rows empty', () => {
+  for (const kinds of [CPU_ROWS, MEMORY_ROWS, GPU_ROWS]) {
+    const gauge = emptyGauge(kinds);
+    assert.equal(gauge.value, '—');
+    assert.equal(gauge.pct, null);
+    assert.deepEqual(
+      gauge.rows.map(r => r.kind),
+      kinds
+    );
+  }
+});
+
+test('the header: whole seconds since the start, then the steps and the rates there are', () => {
+  assert.equal(elapsedText(0.3), ' · 0 s');
+  assert.equal(elapsedText(12.34), ' · 12 s');
+  assert.equal(elapsedText(12.5), ' · 13 s');
+  assert.equal(elapsedText(59.6), ' · 1 min');
+  assert.equal(elapsedText(125.2), ' · 2 min 5 s');
+  const status: IStatus = {
+    t: 3,
+    steps: 1234,
+    steps_per_s: 45.6,
+    samples_per_s: 1459.2,
+    tokens_per_s: 186777.6,
+    step: null
+  };
   assert.equal(
-    throughputText({ steps: 1234, steps_per_s: 45.6, samples_per_s: 1459.2 }),
-    ' · 1,234 steps · 45.6 steps/s · 1.46k samples/s'
+    throughputText(status),
+    ' · 1,234 steps · 45.6 steps/s · 1.46k samples/s · 187k tokens/s'
   );
   assert.equal(
-    throughputText({ steps: 3, steps_per_s: null, samples_per_s: null }),
-    ' · 3 steps'
+    throughputText({
+      ...status,
+      steps: 1,
+      steps_per_s: null,
+      samples_per_s: null,
+      tokens_per_s: null
+    }),
+    ' · 1 step'
   );
   const step: IStep = { n: 1500, wall: 0.0042, phases: {} };
   assert.equal(stepText(step), 'step 1,500: 4.20 ms');
+});
+
+test("a rank's line and its phase bar", () => {
+  assert.equal(
+    rankText({
+      label: 'rank 1',
+      steps: 1234,
+      step_s: 0.2,
+      steps_per_s: 5,
+      phases: {},
+      cpu: 45.2,
+      rss: 1.2 * GiB,
+      gpu: null
+    }),
+    '1,234 steps · 5.00 steps/s · CPU 45% · 1.20 GiB'
+  );
+  const colors = { data_wait: '#e45756', forward: '#4c78a8', other: '#999' };
+  assert.equal(
+    phaseGradient({ data_wait: 0.25, forward: 0.75, other: null }, colors),
+    'linear-gradient(to right, #e45756 0.0% 25.0%, #4c78a8 25.0% 100.0%)'
+  );
+  assert.equal(phaseGradient({}, colors), '');
 });
 
 test("the phase bar's segments follow each other, each scaled to its share", () => {

@@ -5,10 +5,10 @@ import { test } from 'node:test';
 import { IPanelSpec, IRow } from '../src/live/model';
 import { niceTicks, Series } from '../src/live/series';
 
-function panel(y: IPanelSpec['y']): IPanelSpec {
+function panel(y: IPanelSpec['y'], unit = 'bytes'): IPanelSpec {
   return {
-    title: 'host RSS',
-    unit: 'GiB',
+    title: 'host memory (RSS)',
+    unit,
     y,
     time_axis: false,
     step_labels: true,
@@ -53,15 +53,34 @@ test('each line keeps its last points; a value not sampled is a gap (NaN)', () =
   ]);
 });
 
-test('the y axis is fixed, or follows the data from its minimum with headroom', () => {
+test('the y axis is fixed, or follows the data from its minimum with headroom up to a labelled tick', () => {
+  const fixed = new Series(panel({ min: 0, max: 100 }, '%'), 10, 10).axis();
   assert.deepEqual(
-    new Series(panel({ min: 0, max: 105 }), 10, 10).yRange(),
-    [0, 105]
+    [fixed.lo, fixed.hi, fixed.unit, fixed.labels],
+    [0, 100, '%', ['0', '50', '100']]
   );
-  const auto = new Series(panel({ min: 0, padding: 0.5 }), 10, 10);
-  assert.deepEqual(auto.yRange(), [0, 1]); // nothing yet: a unit axis
+  const auto = new Series(panel({ min: 0, padding: 0.5 }, '%'), 10, 10);
+  assert.deepEqual([auto.axis().lo, auto.axis().hi], [0, 1]); // nothing yet: a unit axis
   auto.push([row(0, { rss: 2, rssc: null }), row(1, { rss: 1, rssc: 4 })]);
-  assert.deepEqual(auto.yRange(), [0, 6]);
+  const axis = auto.axis();
+  assert.deepEqual([axis.hi, axis.labels], [6, ['0', '2', '4', '6']]);
+});
+
+test('sizes are drawn in the binary unit the top calls for, the top a tick', () => {
+  const memory = new Series(panel({ min: 0, padding: 0.1 }, 'bytes'), 10, 10);
+  memory.push([row(0, { rss: 300 * 2 ** 20, rssc: 0 })]);
+  const axis = memory.axis();
+  assert.equal(axis.unit, 'MiB'); // not 0.0–0.4 GiB
+  assert.equal(axis.scale, 2 ** 20);
+  assert.deepEqual([axis.hi, axis.labels], [400, ['0', '200', '400']]);
+  memory.push([row(1, { rss: 1.5 * 2 ** 30, rssc: 0 })]);
+  assert.deepEqual([memory.axis().unit, memory.axis().hi], ['GiB', 2]);
+  // a fixed top (a GPU's capacity) is labelled as it is; a round tick too close to it gives way
+  const gpu = (gib: number) =>
+    new Series(panel({ min: 0, max: gib * 2 ** 30 }, 'bytes'), 10, 10).axis();
+  assert.deepEqual([gpu(80).unit, gpu(80).labels], ['GiB', ['0', '50', '80']]);
+  assert.deepEqual(gpu(141).labels, ['0', '50', '100', '141']);
+  assert.deepEqual(gpu(94.5).labels, ['0', '50', '94.5']);
 });
 
 test('ticks fall on 1, 2 or 5 times a power of ten, with the decimals they need', () => {

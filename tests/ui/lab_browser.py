@@ -69,6 +69,7 @@ class LabServer:
             IPYTHONDIR=str(self.home / "ipython"),
             PYTHONUNBUFFERED="1",
         )
+        env["JUPYTER_PATH"] = os.pathsep.join(p for p in (self._checkout_extension(), env.get("JUPYTER_PATH")) if p)
         cmd = [
             sys.executable, "-m", "jupyter", "lab",
             "--no-browser",
@@ -97,6 +98,24 @@ class LabServer:
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(0.25)
         raise RuntimeError(f"jupyter lab did not answer within {SERVER_START_TIMEOUT:.0f} s:\n{self.log()}")
+
+    def _checkout_extension(self) -> str | None:
+        """A data directory whose ``labextensions/jupyter-perf`` is the tested checkout's build, if it has one.
+
+        JupyterLab takes the first ``jupyter-perf`` on the Jupyter path: without this, a worktree's tests would
+        drive whichever build the shared environment installed.
+        """
+        import jupyter_perf
+
+        built = Path(jupyter_perf.__file__).parent / "labextension"
+        if not (built / "package.json").exists():
+            return None
+        data = self.home / "data"
+        (data / "labextensions").mkdir(parents=True, exist_ok=True)
+        link = data / "labextensions" / "jupyter-perf"
+        if not link.exists():
+            link.symlink_to(built, target_is_directory=True)
+        return str(data)
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None

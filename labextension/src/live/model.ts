@@ -9,8 +9,9 @@ export type Value = number | null;
 /** A timeline panel: its title and unit, its y axis, and one line per series. */
 export interface IPanelSpec {
   title: string;
+  /** A label (`%`, `% of the machine's cores`), or `bytes`: sizes, written in the binary unit the axis's top calls for. */
   unit: string;
-  /** Fixed (`max` set: percents, GPU memory up to a device's capacity) or following the data from `min`. */
+  /** Fixed (`max` set: percents, GPU memory up to a device's capacity) or following the data from `min`, its top rounded up to a tick. */
   y: { min: number; max?: number; padding?: number };
   /** The bottom panel carries the time axis; the top one labels the step markers. */
   time_axis: boolean;
@@ -33,18 +34,38 @@ export interface IMeta {
   mark_rollover: number;
 }
 
-/** The throughput over the last seconds, on the last row of a push. */
-export interface IRate {
-  steps: number;
-  steps_per_s: Value;
-  samples_per_s: Value;
-}
-
-/** The last step recognised: its number, wall time and phase seconds. */
+/** The last step accounted: its number, wall time and phase seconds. */
 export interface IStep {
   n: number;
   wall: number;
   phases: { [phase: string]: Value };
+}
+
+/** A rank the cell launched, as the dashboard shows it (jupyter_perf/ui/ranks.py `live_rows`). */
+export interface IRankRow {
+  label: string;
+  steps: Value;
+  step_s: Value;
+  steps_per_s: Value;
+  phases: { [phase: string]: Value };
+  /** Percent of the machine's cores. */
+  cpu: Value;
+  rss: Value;
+  gpu: Value;
+}
+
+/** The run at the moment of a push (`Dashboard.status`). */
+export interface IStatus {
+  /** Seconds since the run started, on the rows' clock. */
+  t: number;
+  /** Steps closed so far, counted as each one closes. */
+  steps: number;
+  /** Over the last two seconds; null until a quarter second of history, or unknown. */
+  steps_per_s: Value;
+  samples_per_s: Value;
+  tokens_per_s: Value;
+  step: IStep | null;
+  ranks?: IRankRow[];
 }
 
 /** One GPU's reading: utilisation %, memory used and total (bytes), power (W), temperature (°C). */
@@ -54,7 +75,7 @@ export type GpuReading = [Value, Value, Value, Value, Value];
 export interface IRow {
   /** Seconds since the run started. */
   t: number;
-  /** The machine's CPU %, this kernel's and its workers' (100 = one core), each core's. */
+  /** CPU in percent of the machine's cores: all of them, this kernel's and its workers'; each core's own. */
   cpu: Value;
   proc: Value;
   cores: Value[];
@@ -67,12 +88,11 @@ export interface IRow {
   p: { [column: string]: Value };
   /** Step markers passed at this sample: `[t, step]`. */
   marks?: [number, number][];
-  rate?: IRate;
-  step?: IStep | null;
 }
 
-/** One push: a sequence number and the rows sampled since the previous push. */
+/** One push: a sequence number, the rows sampled since the previous push, and the run's status then. */
 export interface IFrame {
   seq: number;
   rows: IRow[];
+  status?: IStatus;
 }

@@ -57,18 +57,3 @@ export class Playback {
   private _lastSeq = -1;
   private _bestLag = Infinity;
 }
-
-/** True at most once per `period` seconds: the first call, then the first at least `period` after the last true. */
-export class Throttle {
-  constructor(private readonly _period: number) {}
-
-  due(now: number): boolean {
-    if (now < this._next) {
-      return false;
-    }
-    this._next = now + this._period;
-    return true;
-  }
-
-  private _next = -Infinity;
-}

@@ -8,12 +8,13 @@ import {
   count,
   duration,
   Maybe,
+  MISSING,
   missing,
   rate,
   significant,
   size
 } from '../units';
-import { GpuReading, IRate, IRow, IStep, Value } from './model';
+import { GpuReading, IRankRow, IRow, IStatus, IStep, Value } from './model';
 
 /** The rows of a gauge card under its arc: a line of text, a bar filled to a percent, one bar per core. */
 export type GaugeRow =
@@ -40,6 +41,26 @@ export function wholePercent(v: Maybe): string {
   return missing(v) ? '—' : `${v.toFixed(0)}%`;
 }
 
+/** A card before its first sample: the arc's track, '—', empty rows (drawn at once, so nothing looks missing). */
+export function emptyGauge(kinds: GaugeKind[]): IGauge {
+  return {
+    pct: null,
+    value: MISSING,
+    rows: kinds.map(kind =>
+      kind === 'line'
+        ? { kind, text: '' }
+        : kind === 'bar'
+          ? { kind, pct: null }
+          : { kind, pcts: [] }
+    )
+  };
+}
+
+/** The card's title: its scale, the one every CPU figure uses (the machine's cores, all busy = 100%). */
+export function cpuTitle(cores: number): string {
+  return `CPU · % of ${count(cores)} cores`;
+}
+
 export function cpuGauge(r: IRow): IGauge {
   return {
     pct: r.cpu,
@@ -49,7 +70,7 @@ export function cpuGauge(r: IRow): IGauge {
         kind: 'line',
         text: missing(r.proc)
           ? ''
-          : `this kernel + workers ${significant(r.proc)}% of one core`
+          : `this kernel + workers ${significant(r.proc)}%`
       },
       { kind: 'cores', pcts: r.cores ?? [] }
     ]
@@ -87,17 +108,21 @@ export function gpuGauge([util, used, total, power, temp]: GpuReading): IGauge {
   };
 }
 
-/** The header's time since the run started: ` · 12.3 s`. */
-export function elapsedText(t: number): string {
-  return ` · ${duration(t)}`;
+/** The header's time since the run started, in whole seconds (it changes once a second): ` · 12 s`. */
+export function elapsedText(seconds: number): string {
+  const whole = Math.round(seconds);
+  return ` · ${whole < 60 ? `${whole} s` : duration(whole)}`;
 }
 
-/** The header's throughput: ` · 1,234 steps · 45.6 steps/s · 1.46k samples/s`. */
-export function throughputText(r: IRate): string {
+/** The header's throughput: ` · 1,234 steps · 45.6 steps/s · 1.46k samples/s · 187k tokens/s`. */
+export function throughputText(s: IStatus): string {
+  const per = (value: Maybe, unit: string) =>
+    missing(value) ? '' : ` · ${rate(value, unit)}`;
   return (
-    ` · ${count(r.steps)} steps` +
-    (missing(r.steps_per_s) ? '' : ` · ${rate(r.steps_per_s, 'steps')}`) +
-    (missing(r.samples_per_s) ? '' : ` · ${rate(r.samples_per_s, 'samples')}`)
+    ` · ${count(s.steps)} ${s.steps === 1 ? 'step' : 'steps'}` +
+    per(s.steps_per_s, 'steps') +
+    per(s.samples_per_s, 'samples') +
+    per(s.tokens_per_s, 'tokens')
   );
 }
 
@@ -134,4 +159,32 @@ export function phaseTransforms(
     left += shares[phase];
   }
   return transforms;
+}
+
+/** A rank's line: `1,234 steps · 4.56 steps/s · CPU 45% · 1.20 GiB · GPU 80%`. */
+export function rankText(r: IRankRow): string {
+  return (
+    `${count(r.steps ?? 0)} steps · ${rate(r.steps_per_s, 'steps')} · ` +
+    `CPU ${wholePercent(r.cpu)} · ${size(r.rss)}` +
+    (missing(r.gpu) ? '' : ` · GPU ${wholePercent(r.gpu)}`)
+  );
+}
+
+/** A step's phases as one bar: a CSS gradient with each phase's share in its colour ('' when nothing was timed). */
+export function phaseGradient(
+  phases: { [phase: string]: Value },
+  colors: { [phase: string]: string }
+): string {
+  const names = Object.keys(colors);
+  const shares = phaseShares({ n: 0, wall: 0, phases }, names);
+  const stops: string[] = [];
+  let left = 0;
+  for (const phase of names) {
+    if (shares[phase] > 0) {
+      const right = left + shares[phase];
+      stops.push(`${colors[phase]} ${left.toFixed(1)}% ${right.toFixed(1)}%`);
+      left = right;
+    }
+  }
+  return stops.length ? `linear-gradient(to right, ${stops.join(', ')})` : '';
 }

@@ -3,7 +3,7 @@
  * the y range they need, and round tick values. Pure; `strip.ts` draws it.
  */
 
-import { missing } from '../units';
+import { missing, significant, sizeUnit } from '../units';
 import { IPanelSpec, IRow } from './model';
 
 export class Series {
@@ -40,22 +40,62 @@ export class Series {
     }
   }
 
-  /** `[lo, hi]` of the y axis: fixed, or from `min` to the highest value plus padding. */
-  yRange(): [number, number] {
+  /** The y axis: its range, its ticks (the top one at the top where the axis follows the data) and their unit. */
+  axis(): IAxis {
     const { min, max, padding = 0 } = this._spec.y;
-    if (max !== undefined) {
-      return [min, max];
-    }
-    let top = 0;
-    for (const column of this.columns) {
-      for (const v of column) {
-        if (v > top) {
-          top = v;
+    let top = max;
+    if (top === undefined) {
+      top = 0;
+      for (const column of this.columns) {
+        for (const v of column) {
+          if (v > top) {
+            top = v;
+          }
         }
       }
+      top *= 1 + padding;
     }
-    return [min, top > 0 ? top * (1 + padding) : 1];
+    const [scale, unit] =
+      this._spec.unit === BYTES ? sizeUnit(top) : [1, this._spec.unit];
+    const lo = min / scale;
+    let hi = top > min ? top / scale : lo + 1;
+    const { ticks, digits } = niceTicks(lo, hi, AXIS_TICKS);
+    const labels = ticks.map(v => v.toFixed(digits));
+    const step = ticks.length > 1 ? ticks[1] - ticks[0] : 0;
+    const last = ticks[ticks.length - 1];
+    if (step && last < hi - step * 1e-9) {
+      if (max === undefined) {
+        hi = last + step; // up to the next round value
+        labels.push(hi.toFixed(digits));
+      } else {
+        if (hi - last < step * 0.4) {
+          ticks.pop(); // too close to the top's label
+          labels.pop();
+        }
+        // the fixed top (a GPU's capacity), as it is
+        labels.push(
+          Number.isInteger(hi) ? hi.toFixed(digits) : significant(hi)
+        );
+      }
+      ticks.push(hi);
+    }
+    return { lo, hi, scale, unit, ticks, labels };
   }
+}
+
+/** `IPanelSpec.unit` of a panel of sizes. */
+export const BYTES = 'bytes';
+/** About this many ticks on a y axis. */
+const AXIS_TICKS = 3;
+
+/** A y axis in its unit: values are divided by `scale` before they are placed between `lo` and `hi`. */
+export interface IAxis {
+  lo: number;
+  hi: number;
+  scale: number;
+  unit: string;
+  ticks: number[];
+  labels: string[];
 }
 
 /** About `count` round values (1, 2 or 5 times a power of ten apart) from `lo` to `hi`, and the decimals they need. */

@@ -1,12 +1,14 @@
 /**
  * A strip chart: a panel's lines against time on one canvas, dashed step
- * markers, a few y ticks; the time axis on the bottom panel. The title and
- * legend are HTML above it, drawn once. Each redraw draws the whole panel: a
- * few hundred points per line cost well under a millisecond.
+ * markers, a few y ticks (the top one labelled); the time axis on the bottom
+ * panel. The title, unit and legend are HTML above it, drawn once; the unit of
+ * a panel of sizes changes with the data (MiB to GiB as memory grows), rarely.
+ * Each redraw draws the whole panel: a few hundred points per line cost well
+ * under a millisecond.
  */
 
 import { count } from '../units';
-import { fitCanvas, ITheme, node } from './dom';
+import { fitCanvas, ITheme, node, setText } from './dom';
 import { IPanelSpec, IRow } from './model';
 import { niceTicks, Series } from './series';
 
@@ -21,12 +23,14 @@ export interface IStripChart {
   resize(width: number): void;
 }
 
+/** `unit`: the element in the panel's head that names the y axis's unit. */
 export function stripChart(
   parent: Element,
   spec: IPanelSpec,
   rollover: number,
   markRollover: number,
-  style: ITheme
+  style: ITheme,
+  unit: HTMLElement
 ): IStripChart {
   const canvas = node('canvas', 'jpp-strip', parent);
   const height = spec.time_axis ? 112 : 88;
@@ -42,27 +46,28 @@ export function stripChart(
     }
     const ctx = fitCanvas(canvas, width, height);
     const bottom = spec.time_axis ? 26 : 4;
-    const [x0, x1, y0, y1] = [AXIS_WIDTH, width - 8, 5, height - bottom];
+    const [x0, x1, y0, y1] = [AXIS_WIDTH, width - 8, 7, height - bottom];
     const t0 = t[0];
     const t1 = n > 1 ? t[n - 1] : t0 + 1;
-    const [lo, hi] = data.yRange();
+    const axis = data.axis();
+    const { lo, hi, scale } = axis;
+    setText(unit, ` ${axis.unit}`);
     const X = (v: number) => x0 + ((v - t0) / (t1 - t0)) * (x1 - x0);
-    const Y = (v: number) => y1 - ((v - lo) / (hi - lo)) * (y1 - y0);
+    const Y = (v: number) => y1 - ((v / scale - lo) / (hi - lo)) * (y1 - y0);
     ctx.font = style.axisFont;
     ctx.lineWidth = 1;
-    // y ticks and their grid lines
-    const yt = niceTicks(lo, hi, 3);
+    // y ticks and their grid lines (ticks are in the axis's unit)
     ctx.fillStyle = style.text;
     ctx.strokeStyle = style.grid;
     ctx.textAlign = 'right';
     ctx.textBaseline = 'middle';
     ctx.beginPath();
-    for (const v of yt.ticks) {
-      const y = Math.round(Y(v)) + 0.5;
+    axis.ticks.forEach((v, i) => {
+      const y = Math.round(Y(v * scale)) + 0.5;
       ctx.moveTo(x0, y);
       ctx.lineTo(x1, y);
-      ctx.fillText(v.toFixed(yt.digits), x0 - 5, y);
-    }
+      ctx.fillText(axis.labels[i], x0 - 5, y);
+    });
     ctx.stroke();
     // the time axis
     if (spec.time_axis) {
@@ -110,7 +115,7 @@ export function stripChart(
           continue;
         }
         const x = X(t[k]);
-        const y = Y(Math.min(hi, Math.max(lo, c[k])));
+        const y = Y(Math.min(hi * scale, Math.max(lo * scale, c[k])));
         if (pen) {
           ctx.lineTo(x, y);
         } else {

@@ -60,6 +60,17 @@ def cell_label(count: int | None, text: str) -> str:
     return f"the cell starting {first[:40]!r}" if first else "the cell"
 
 
+def _prompt_count(shell: Any) -> int:
+    """The number the running cell's prompt shows, from inside ``pre_run_cell``.
+
+    IPython 9 increments ``execution_count`` before that event and IPython 8 after it, so the counter is off by
+    one on one of them; both store the cell's input in the history only after the event, so the history's
+    length (it starts with one blank entry) is the running cell's number on either.
+    """
+    history = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+    return len(history) if history else shell.execution_count
+
+
 def split_magic(text: str) -> tuple[str, str]:
     """(``%%perfprofile ...`` line with its newline, the Python body), or ("", text) for a plain cell."""
     first, newline, body = text.partition("\n")
@@ -106,7 +117,7 @@ class CellTracker:
         return self.defined.get(name)
 
     def pre_run_cell(self, info: Any) -> None:
-        count = self.shell.execution_count if getattr(info, "store_history", False) else None
+        count = _prompt_count(self.shell) if getattr(info, "store_history", False) else None
         self.current = CellRecord(getattr(info, "cell_id", None), info.raw_cell or "", count)
         self._before = {k: id(v) for k, v in self.shell.user_ns.items()}
 

@@ -101,6 +101,16 @@ def test_a_memory_fix_is_judged_by_the_peak_and_may_run_slower():
     assert "regression" not in view.text(comparison)
 
 
+def test_peaks_of_a_rerun_in_the_same_process_move_a_little_without_being_worse():
+    # a bigger batch after: faster, and the kernel's peak a few percent higher, as the re-run found it
+    comparison = Comparison(run(peak=258 * MiB), run(step_s=0.05, peak=273 * MiB, seed=1), "dataloader.batch_size")
+    peaks = {m.name: m.verdict for m in comparison.rows() if m.unit == "B"}
+    assert peaks == {"peak total RSS": "same", "peak kernel RSS": "same"}
+    assert "noise: ±10% on peak memory" in view.text(comparison)
+    doubled = Comparison(run(peak=258 * MiB), run(peak=520 * MiB, seed=1), "dataloader.batch_size")
+    assert {m.verdict for m in doubled.rows() if m.unit == "B"} == {"worse"}
+
+
 def test_an_undone_change_marks_its_comparison_out_of_date():
     comparison = Comparison(run(), run(step_s=0.08, seed=1), "dataloader.workers", outdated="the change was undone")
     assert "out of date: the change was undone" in view.text(comparison)

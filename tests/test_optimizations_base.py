@@ -371,3 +371,16 @@ def test_a_cell_is_named_as_its_prompt_shows_it_never_by_its_internal_id():
     assert Target("\n  loader = DataLoader(data)\n", "abc").label == "the cell starting 'loader = DataLoader(data)'"
     assert Target("").label == "the cell" and "abc" not in Target("x", "abc").label
     assert "--- a/cell [5]" in Edit(t, "x = 2\n").diff
+
+
+def test_a_tracked_cell_carries_the_number_its_prompt_shows(ipython):
+    # IPython 9 counts the cell before pre_run_cell and IPython 8 after: the label must match the prompt on both
+    ipython.run_cell("tracked_a = 1", store_history=True)
+    first = ipython.execution_count - 1  # the prompt of the cell just run
+    ipython.run_cell("tracked_b = 2", store_history=True)
+    tracker = state.current().tracker
+    assert tracker.defining("tracked_a").count == first
+    assert tracker.defining("tracked_b").count == first + 1
+    assert tracker.defining("tracked_b").target().label == f"cell [{first + 1}]"
+    ipython.run_cell("tracked_c = 3", store_history=False)  # a silent run has no prompt number
+    assert tracker.defining("tracked_c").count is None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from html import escape
 
 from .. import units
-from ..report import Comparison, Metric, samples_per_step
+from ..report import PEAK_NOISE, Comparison, Metric, samples_per_step
 from .summary import CSS
 from .verdict import title
 
@@ -66,6 +66,9 @@ def notes(comparison: Comparison) -> list[str]:
         out.append(f"noise: ±{value(judged, judged.noise).lstrip('+')} (the scatter of both runs' memory about "
                    "their fitted lines)")
     out.append(f"noise: ±{units.percent(comparison.noise)} on rates and times (from the step times of both runs)")
+    if any(m.unit == "B" for m in comparison.rows()):
+        out.append(f"noise: ±{units.percent(PEAK_NOISE)} on peak memory (the re-run starts from what the first run "
+                   "left allocated)")
     if comparison.per_sample:
         b, a = comparison.before, comparison.after
         held = f"{units.count(samples_per_step(b))} samples before and {units.count(samples_per_step(a))} after"

@@ -205,13 +205,14 @@ def text_summary(report: Report) -> str:
 
 # ---------------------------------------------------------------------- HTML
 #: Scoped to the summary; specific enough to win over JupyterLab's rendered-HTML table styles (right-aligned,
-#: striped rows, wide padding), which would make a small table hard to read.
+#: striped rows, wide padding), which would make a small table hard to read: its right alignment is (0,2,1)
+#: specific (``:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td``), hence the doubled class on cells.
 CSS = """
 .jp-perf-summary{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px;line-height:1.45;
   color:var(--jp-ui-font-color1,#222);max-width:900px}
 .jp-perf-summary h4{margin:14px 0 4px;font-size:13px;font-weight:600}
 .jp-perf-summary table{border-collapse:collapse;margin:0;table-layout:auto}
-.jp-perf-summary table th,.jp-perf-summary table td{padding:1px 14px 1px 0;text-align:left;vertical-align:top;
+.jp-perf-summary.jp-perf-summary table th,.jp-perf-summary.jp-perf-summary table td{padding:1px 14px 1px 0;text-align:left;vertical-align:top;
   line-height:1.45;border:none;white-space:normal;font-size:12px}
 .jp-perf-summary table tbody tr:nth-child(n){background:transparent}
 .jp-perf-summary table td.n,.jp-perf-summary table th.n{text-align:right;font-variant-numeric:tabular-nums;

@@ -44,11 +44,16 @@ def line_chart(
     xs, ys = _downsample(x, series)
     valid_x = [v for v in xs if _finite(v)]
     values = [v for col in ys.values() for v in col if _finite(v)]
+    heading = title + (f" ({unit})" if unit else "")
+    # the legend shares the title's line where both fit, else it gets a line of its own and the chart grows
+    legend_y = 12 if _text_width(heading, 6.6) + _legend_width(list(ys)) <= width - _PAD_LEFT - _PAD_RIGHT else 25
+    top = _PAD_TOP + legend_y - 12
+    height += legend_y - 12
     head = (
         f'<svg class="jp-perf-chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
         f'<text x="{_PAD_LEFT}" y="12" font-size="11" font-weight="bold" fill="currentColor">'
-        f"{escape(title)}{f' ({escape(unit)})' if unit else ''}</text>"
+        f"{escape(heading)}</text>"
     )
     if not valid_x or not values:
         return head + (
@@ -62,22 +67,22 @@ def line_chart(
     hi = ticks[-1]
     x1 = x1 if x1 > x0 else x0 + 1
     plot_w = width - _PAD_LEFT - _PAD_RIGHT
-    plot_h = height - _PAD_TOP - _PAD_BOTTOM
+    plot_h = height - top - _PAD_BOTTOM
 
     def px(v: float) -> float:
         return _PAD_LEFT + (v - x0) / (x1 - x0) * plot_w
 
     def py(v: float) -> float:
-        return _PAD_TOP + (hi - v) / (hi - lo) * plot_h
+        return top + (hi - v) / (hi - lo) * plot_h
 
-    bottom, right = _PAD_TOP + plot_h, width - _PAD_RIGHT
+    bottom, right = top + plot_h, width - _PAD_RIGHT
     grid = "".join(f'<line x1="{_PAD_LEFT}" y1="{py(t):.1f}" x2="{right}" y2="{py(t):.1f}"/>' for t in ticks)
     labels = "".join(
         f'<text x="{_PAD_LEFT - 4}" y="{py(t) + 3:.1f}" text-anchor="end">{_short(t)}</text>' for t in ticks
     )
     parts = [
         head,
-        _legend(list(ys), width),
+        _legend(list(ys), width, legend_y),
         f'<g stroke="currentColor" stroke-opacity="0.2" stroke-width="1">{grid}</g>',
         f'<g font-size="10" fill="currentColor" opacity="0.75">{labels}'
         f'<text x="{_PAD_LEFT}" y="{bottom + 12}">{_short_time(x0)}</text>'
@@ -141,15 +146,24 @@ def _downsample(x: list[float | None], series: dict[str, list[float | None]]):
     return xs, ys
 
 
-def _legend(names: list[str], width: int) -> str:
-    """Series names in their colours, right-aligned on the title line."""
+def _legend(names: list[str], width: int, y: int = 12) -> str:
+    """Series names in their colours, right-aligned on the line at ``y`` (the title's, where they fit)."""
     if len(names) < 2:
         return ""
     parts, x = [], width - _PAD_RIGHT
     for name, color in reversed(list(zip(names, cycle(PALETTE)))):
-        parts.append(f'<text x="{x}" y="12" font-size="10" text-anchor="end" fill="{color}">{escape(name)}</text>')
-        x -= 6 * len(name) + 10
+        parts.append(f'<text x="{x}" y="{y}" font-size="10" text-anchor="end" fill="{color}">{escape(name)}</text>')
+        x -= _text_width(name, 6) + 10
     return "".join(parts)
+
+
+def _legend_width(names: list[str]) -> float:
+    return sum(_text_width(name, 6) + 10 for name in names) if len(names) > 1 else 0.0
+
+
+def _text_width(text: str, per_char: float) -> float:
+    """About how wide ``text`` draws: SVG text does not wrap or measure itself, so the layout estimates."""
+    return per_char * len(text)
 
 
 def _finite(v) -> bool:

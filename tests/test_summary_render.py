@@ -371,3 +371,14 @@ def test_imports_nothing_heavy():
     code = f"import sys, jupyter_perf.ui.summary; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_names_in_a_finding_read_as_code_and_a_share_is_said_once():
+    finding = Finding("input_pipeline", "high", "The model waited for data 37% of each step; `loader` loads "
+                      "batches in the main process", {}, "input_pipeline", share=0.37)
+    html = html_summary(full_report(bottleneck="input_pipeline", findings=[finding]))
+    assert "<code>loader</code> loads batches" in html and "`" not in html.split("</style>", 1)[1]
+    assert "37% of step time" not in html and "37% of step time" not in text_summary(
+        full_report(bottleneck="input_pipeline", findings=[finding]))
+    # a headline's label and value never part across lines
+    assert '<span class="jpp-stat"><span class="muted">samples/s</span>' in html

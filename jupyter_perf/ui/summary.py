@@ -119,7 +119,9 @@ def _findings(report: Report) -> list[Finding]:
 
 
 def _finding_line(f: Finding) -> str:
-    share = f" ({units.percent(f.share)} of step time)" if f.share is not None else ""
+    """``[high] input_pipeline: …``, with the finding's share of the step unless its summary says it already."""
+    said = f.share is None or units.percent(f.share) in f.summary
+    share = "" if said else f" ({units.percent(f.share)} of step time)"
     return f"[{f.severity}] {f.id}: {f.summary}{share}"
 
 
@@ -231,6 +233,7 @@ CSS = """
 .jp-perf-summary details{margin:2px 0 4px}
 .jp-perf-summary summary{cursor:pointer;color:var(--jp-ui-font-color2,#666);font-size:12px}
 .jp-perf-summary .jpp-stats{margin:8px 0 0}
+.jp-perf-summary .jpp-stat{white-space:nowrap}
 .jp-perf-verdict{padding:8px 12px;border:1px solid var(--jp-border-color1,#bbb);
   border-left:4px solid var(--jp-brand-color1,#1976d2);border-radius:4px;background:var(--jp-layout-color1,#fff)}
 .jp-perf-verdict[data-bottleneck=compute]{border-left-color:var(--jp-success-color1,#388e3c)}
@@ -278,7 +281,7 @@ def _phase_table(report: Report) -> str:
 
 def _findings_html(report: Report) -> str:
     items = "".join(
-        f"<li>{escape(_finding_line(f))}"
+        f"<li>{verdict.prose_html(_finding_line(f))}"
         + (f"<details><summary>evidence</summary>{evidence.html_table(f.evidence)}</details>" if f.evidence else "")
         + "</li>"
         for f in _findings(report)
@@ -347,7 +350,8 @@ def html_summary(report: Report, panel: bool = False) -> str:
     h += [f'<div class="alert">{escape(a)}</div>' for a in _alerts(report)]
     h.append(
         '<div class="jpp-stats"><b>jupyter-perf</b> · '
-        + " · ".join(f'<span class="muted">{k}</span> <b>{escape(v)}</b>' for k, v in _headline(report))
+        + " · ".join(f'<span class="jpp-stat"><span class="muted">{k}</span> <b>{escape(v)}</b></span>'
+                     for k, v in _headline(report))
         + "</div>"
     )
     h.append(f"<h4>Step breakdown (mean {units.duration(report.step_time)})</h4>")

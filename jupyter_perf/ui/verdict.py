@@ -10,6 +10,7 @@ GitHub) it says where the fixes are; without widgets it names the magic option t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from html import escape
 
@@ -17,6 +18,8 @@ from .. import units
 from ..catalog import CATALOG
 from ..report import PHASES, Finding, Recommendation, Report
 
+#: A name in a finding's sentence, as diagnosis quotes it: `loader`.
+_BACKTICKS = re.compile(r"`([^`\n]+)`")
 #: What a recommendation reads where the report could not estimate its gain.
 NO_ESTIMATE = "gain: measure with Apply & re-run"
 #: The same where there are no buttons (a terminal, an exported page).
@@ -79,7 +82,7 @@ def html(report: Report, panel: bool) -> str:
     parts = [f'<div class="jpp-verdict-line">{escape(v.sentence)}</div>']
     why = v.finding.summary if v.finding is not None else ""
     parts.append(
-        f'<div class="jpp-verdict-why">{escape(why)} <span class="muted">bottleneck: '
+        f'<div class="jpp-verdict-why">{prose_html(why)} <span class="muted">bottleneck: '
         f"<code>{escape(report.bottleneck)}</code></span></div>"
     )
     if v.fix is not None:
@@ -96,6 +99,11 @@ def html(report: Report, panel: bool) -> str:
         f'<div class="jp-perf-verdict" data-bottleneck="{escape(report.bottleneck)}" '
         f'data-started="{escape(report.started_at)}">{"".join(parts)}</div>'
     )
+
+
+def prose_html(text: str) -> str:
+    """A finding's sentence as HTML: escaped, its `names` in backticks (as diagnosis writes them) as code."""
+    return _BACKTICKS.sub(r"<code>\1</code>", escape(text))
 
 
 def text(report: Report) -> list[str]:

@@ -6,7 +6,7 @@ finds) under Debian's Chromium, then photographs that cell's output in each
 theme. The same script made the "before" pictures (the summary as it was) and
 makes the current ones:
 
-    python scripts/screenshots.py                      # docs/img/quickstart-summary-{light,dark}.png
+    python scripts/screenshots.py --prefix after-      # docs/img/after-quickstart-summary-{light,dark}.png
     python scripts/screenshots.py --prefix before-     # docs/img/before-quickstart-summary-….png
 """
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import state
+from .. import state, units
 from ..cells import Target, python
 from ..report import Comparison, Report
 from .base import Change
@@ -54,6 +54,7 @@ def remeasure(change: Change, namespace: dict[str, Any], cell: str | Target, rep
         change.warnings.append(f"the re-run raised {after.error['type']}: {after.error['message'][:200]}; "
                                "undo with change.undo()")
     elif comparison.regression and judged is not None:
-        change.warnings.append(f"re-measured: {judged.name} got worse beyond the run-to-run noise; undo with "
+        moved = f" {units.ratio(judged.ratio)}" if judged.ratio is not None else ""
+        change.warnings.append(f"re-measured: {judged.name}{moved}, worse beyond the run-to-run noise; undo with "
                                "change.undo()")
     return comparison

@@ -7,8 +7,8 @@ from torch import nn
 
 import jupyter_perf
 from jupyter_perf import cells, frontend, state
-from jupyter_perf.optimizations import apply_to_cell, catalog, get, ids, parse_ids
 from jupyter_perf.cells import Edit
+from jupyter_perf.optimizations import apply_to_cell, catalog, get, ids, parse_ids
 from jupyter_perf.optimizations.base import Context, NotApplicable, Optimization, Target, Undo, applied, find_object
 from jupyter_perf.optimizations.guard import THRESHOLDS, HeldBatch, compare
 from jupyter_perf.optimizations.rewrite import ensure_call
@@ -225,18 +225,24 @@ def test_a_partly_refused_change_puts_back_the_cells_that_were_rewritten(ns, ans
     assert answering.cells == {"c1": "x = 1\n", "c2": "y = 2\n"}
 
 
+def reports_sources(cells: dict[str, str]) -> None:
+    """The notebook tells the kernel what its cells hold now (the extension's ``sources`` message)."""
+    state.current().channel.handle({"content": {"data": {"type": "sources", "cells": {
+        cell_id: frontend.sha256(text) for cell_id, text in cells.items()}}}})
+
+
 def test_a_cell_edited_since_it_ran_is_refused_before_anything_changes(ns, answering):
     """The notebook reports what its cells hold now; a plan from the text as it ran is no plan."""
     target = answering.add("c1", "x = 1\n")
-    state.current().channel.handle({"content": {"data": {"type": "sources", "cells": {"c1": frontend.sha256("x = 2\n")}}}})
-    with pytest.raises(NotApplicable, match="the cell starting 'x = 1' was edited since it ran, so nothing was changed: "
-                       "run it as it is now"):
+    reports_sources({"c1": "x = 2\n"})
+    with pytest.raises(NotApplicable, match="the cell starting 'x = 1' was edited since it ran, so nothing was "
+                       "changed: run it as it is now"):
         Scale().apply(ns, cell=target)
     assert "scaled" not in ns and not answering.answers
 
-    state.current().channel.handle({"content": {"data": {"type": "sources", "cells": {"c1": frontend.sha256("x = 1\n")}}}})
+    reports_sources({"c1": "x = 1\n"})
     change = Scale().preview(ns, cell=target)  # as it ran again: fine
-    state.current().channel.handle({"content": {"data": {"type": "sources", "cells": {"c1": frontend.sha256("x = 3\n")}}}})
+    reports_sources({"c1": "x = 3\n"})
     with pytest.raises(NotApplicable, match="was edited since it ran"):
         change.commit()  # edited between the plan and the commit
     assert "scaled" not in ns

@@ -18,9 +18,9 @@ from optimization_fixtures import fix, release_namespaces, run  # noqa: F401
 from timing import assert_faster, seconds_per_sample
 
 import jupyter_perf
+from jupyter_perf import apply_and_rerun
 from jupyter_perf.diagnosis.memory import fit_growth
 from jupyter_perf.optimizations import applied
-from jupyter_perf import apply_and_rerun
 from jupyter_perf.report import Comparison, Report
 
 MB = 1e6

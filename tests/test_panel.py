@@ -25,8 +25,8 @@ from test_optimizations_base import AnsweringNotebook
 import jupyter_perf
 from jupyter_perf import cells, frontend, state
 from jupyter_perf.optimizations import applied
-from jupyter_perf.optimizations.base import Target
 from jupyter_perf.optimizations import tune as tune_module
+from jupyter_perf.optimizations.base import Target
 from jupyter_perf.optimizations.guard import NumericsResult
 from jupyter_perf.report import Comparison, Recommendation
 from jupyter_perf.ui import frontend_detect
@@ -196,7 +196,8 @@ def test_applying_twice_does_not_stack(panel, book, ipython):
     by_widget(panel, detail)
     loader, sent = ipython.user_ns["loader"], state.current().channel.requests
     by_widget(panel, detail)  # the same click again (a second view, a double click)
-    assert ipython.user_ns["loader"] is loader and len(applied()) == count + 1 and state.current().channel.requests == sent
+    assert ipython.user_ns["loader"] is loader and len(applied()) == count + 1
+    assert state.current().channel.requests == sent
     assert card(panel)["message"].startswith("already applied")
     assert book.cells["setup"].count("num_workers") == 1
 

@@ -22,7 +22,7 @@ from jupyter_perf.ui.summary import (
     text_summary,
 )
 from jupyter_perf.ui.svg import MAX_POINTS, line_chart
-from jupyter_perf.ui.verdict import NO_ESTIMATE, NO_ESTIMATE_PLAIN
+from jupyter_perf.ui.verdict import NO_ESTIMATE_PLAIN
 
 GiB, MiB = 2**30, 2**20
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -180,7 +180,8 @@ def test_empty_report_renders():
     text = text_summary(Report())
     assert "steps 0" in text and "steps/s —" in text
     assert "no steps recognised" in text
-    assert text.splitlines()[0] == "jupyter-perf · Too little ran to name a bottleneck (0 steps recognised)  [bottleneck: none]"
+    assert text.splitlines()[0] == ("jupyter-perf · Too little ran to name a bottleneck (0 steps recognised)  "
+                                    "[bottleneck: none]")
     check_html(html_summary(Report()))
 
 
@@ -199,7 +200,7 @@ def test_empty_report_renders():
 def test_the_verdict_says_the_bottleneck_in_words_with_its_key_number(overrides, sentence):
     html = html_summary(full_report(**overrides))
     verdict = re.search(r'<div class="jpp-verdict-line">([^<]*)</div>', html).group(1)
-    assert html.index('class="jp-perf-verdict"') < html.index('class="jpp-stats"')  # the first thing, before the numbers
+    assert html.index('class="jp-perf-verdict"') < html.index('class="jpp-stats"')  # first, before the numbers
     assert verdict.replace("&#x27;", "'") == sentence
 
 

@@ -10,7 +10,7 @@ mid-word.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html import escape
 from typing import Any
 
@@ -22,7 +22,7 @@ MAX_ITEMS = 6
 MAX_DEPTH = 3
 #: Name endings that carry a unit, longest first, how a value under them reads, and whether the label keeps
 #: them (a share says what it is; seconds and bytes say it in the value's unit).
-_SUFFIXES: tuple[tuple[str, Any, bool], ...] = (
+_SUFFIXES: tuple[tuple[str, Callable[[float], str], bool], ...] = (
     ("_bytes_per_s", lambda v: units.rate(v, "B"), False),
     ("_per_s", lambda v: units.number(v) + "/s", False),
     ("_bytes", units.size, False),
@@ -32,7 +32,7 @@ _SUFFIXES: tuple[tuple[str, Any, bool], ...] = (
     ("_s", units.duration, False),
 )
 #: Whole names that carry a unit (``share``, ``fraction``: 0..1).
-_NAMES = {"share": units.percent, "fraction": units.percent, "bytes": units.size}
+_NAMES: dict[str, Callable[[float], str]] = {"share": units.percent, "fraction": units.percent, "bytes": units.size}
 #: A name starting so is microseconds per something (``us_per_leaf_call``).
 _MICROS = "us_per_"
 

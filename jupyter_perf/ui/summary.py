@@ -214,8 +214,8 @@ CSS = """
   color:var(--jp-ui-font-color1,#222);max-width:900px}
 .jp-perf-summary h4{margin:14px 0 4px;font-size:13px;font-weight:600}
 .jp-perf-summary table{border-collapse:collapse;margin:0;table-layout:auto}
-.jp-perf-summary.jp-perf-summary table th,.jp-perf-summary.jp-perf-summary table td{padding:1px 14px 1px 0;text-align:left;vertical-align:top;
-  line-height:1.45;border:none;white-space:normal;font-size:12px}
+.jp-perf-summary.jp-perf-summary table th,.jp-perf-summary.jp-perf-summary table td{padding:1px 14px 1px 0;
+  text-align:left;vertical-align:top;line-height:1.45;border:none;white-space:normal;font-size:12px}
 .jp-perf-summary table tbody tr:nth-child(n){background:transparent}
 .jp-perf-summary table td.n,.jp-perf-summary table th.n{text-align:right;font-variant-numeric:tabular-nums;
   white-space:nowrap}

@@ -150,9 +150,9 @@ def _legend(names: list[str], width: int, y: int = 12) -> str:
     """Series names in their colours, right-aligned on the line at ``y`` (the title's, where they fit)."""
     if len(names) < 2:
         return ""
-    parts, x = [], width - _PAD_RIGHT
+    parts, x = [], float(width - _PAD_RIGHT)
     for name, color in reversed(list(zip(names, cycle(PALETTE)))):
-        parts.append(f'<text x="{x}" y="{y}" font-size="10" text-anchor="end" fill="{color}">{escape(name)}</text>')
+        parts.append(f'<text x="{x:g}" y="{y}" font-size="10" text-anchor="end" fill="{color}">{escape(name)}</text>')
         x -= _text_width(name, 6) + 10
     return "".join(parts)
 

@@ -9,11 +9,10 @@ server replaces conftest's ``lab_server`` (every other fixture is conftest's).
 from __future__ import annotations
 
 import pytest
+from lab_browser import LabServer
 from scenarios import INPUT_PIPELINE
 from test_labextension import LOAD, run_cell, source, wait_source
 from verdict_checks import decimal_sizes, live_buttons, verdict_box
-
-from lab_browser import LabServer
 
 pytestmark = pytest.mark.browser
 

@@ -383,3 +383,16 @@ def test_names_in_a_finding_read_as_code_and_a_share_is_said_once():
         full_report(bottleneck="input_pipeline", findings=[finding]))
     # a headline's label and value never part across lines
     assert '<span class="jpp-stat"><span class="muted">samples/s</span>' in html
+
+
+def test_a_fix_without_an_estimate_says_how_to_measure_it_never_a_bare_dash():
+    from html import escape
+
+    from jupyter_perf.ui import verdict as box
+
+    report = full_report(recommendations=[Recommendation("precision.amp", "tensor cores idle", None)])
+    with_panel = html_summary(report, panel=True)
+    assert f"· {escape(box.NO_ESTIMATE)}" in with_panel  # the verdict's top fix, where the panel's buttons follow
+    assert box.NO_ESTIMATE_PLAIN in html_summary(report) and box.NO_ESTIMATE_PLAIN in text_summary(report)
+    for shown in (with_panel, text_summary(report)):
+        assert "—:" not in shown and "— :" not in shown

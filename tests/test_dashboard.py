@@ -123,7 +123,7 @@ def test_nbclient_run_succeeds_stores_widget_state_and_settles_into_the_summary(
         assert only_summary_and_panel(outputs), outputs
         data = outputs[0]["data"]
         assert WIDGET_VIEW not in data, "the dashboard's output was replaced by the summary"
-        assert 'class="jp-perf-summary"' in data["text/html"] and "Bottleneck:" in data["text/html"]
+        assert 'class="jp-perf-summary"' in data["text/html"] and 'class="jp-perf-verdict"' in data["text/html"]
         assert data["text/plain"].startswith("jupyter-perf ·") and "Step breakdown" in data["text/plain"]
     # The stored state is the dashboard's last: the run ended, rows had arrived, the timeline panels are described.
     trained = [s for s in live.values() if s["frame"].get("rows")]

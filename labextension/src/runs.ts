@@ -17,6 +17,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { listIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
+import { showCell } from './goToCell';
 import {
   GO_TO_CELL,
   IRunFields,
@@ -177,11 +178,7 @@ function runsList(
     span('jp-perf-run-time', run.time);
     span('jp-perf-run-throughput', run.throughput);
     span('jp-perf-run-state', run.state);
-    item.addEventListener('click', () => {
-      activate(panel);
-      panel.content.activeCellIndex = run.index;
-      void panel.content.scrollToItem(run.index, 'center');
-    });
+    item.addEventListener('click', () => showCell(panel, run.index, activate));
   }
   return list;
 }

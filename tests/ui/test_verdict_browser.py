@@ -68,6 +68,13 @@ def test_the_verdict_box_opens_the_summary_with_the_bottleneck_and_the_top_fix(l
     assert "—:" not in text and not decimal_sizes(text), decimal_sizes(text)
     nb.cell(2).screenshot(path=str(ui_artifacts / "verdict-lab.png"))
 
+    # the card names the cell it rewrites by its prompt, and the name takes you there: active, flashed
+    link = card(nb, "dataloader.workers").locator(".jpp-cell-link").first
+    assert link.inner_text() == "cell [2]"
+    link.click()
+    nb.page.wait_for_function("() => window.jupyterapp.shell.currentWidget.content.activeCellIndex === 1")
+    assert "jp-perf-edited" in nb.cell(1).get_attribute("class")
+
 
 def test_a_leak_fix_is_judged_by_its_growth_per_step_and_undo_dates_the_comparison(lab_notebook, notebook_file,
                                                                                  ui_artifacts):

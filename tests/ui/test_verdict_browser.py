@@ -45,6 +45,29 @@ def rerun(nb, optimization: str):
     return shown, comparison
 
 
+#: The WCAG contrast ratio of an element's text against what is drawn under it (its tint over the nearest opaque
+#: background), computed in the page.
+CONTRAST_JS = """el => {
+  const rgba = s => (s.match(/[\\d.]+/g) || []).map(Number).concat([1]).slice(0, 4);
+  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  let under = [255, 255, 255];
+  const layers = [];
+  for (let e = el; e; e = e.parentElement) {
+    const c = rgba(getComputedStyle(e).backgroundColor);
+    if (c[3] > 0) { layers.push(c); if (c[3] >= 1) { under = c.slice(0, 3); break; } }
+  }
+  for (const c of layers.reverse()) { under = under.map((u, i) => c[i] * c[3] + u * (1 - c[3])); }
+  const text = rgba(getComputedStyle(el).color).slice(0, 3);
+  const [a, b] = [lum(text), lum(under)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}"""
+
+
+def contrast(locator) -> float:
+    return locator.evaluate(CONTRAST_JS)
+
+
 def outputs(nb) -> str:
     return nb.cell(2).locator(".jp-Cell-outputArea").inner_text()
 
@@ -74,6 +97,22 @@ def test_the_verdict_box_opens_the_summary_with_the_bottleneck_and_the_top_fix(l
     link.click()
     nb.page.wait_for_function("() => window.jupyterapp.shell.currentWidget.content.activeCellIndex === 1")
     assert "jp-perf-edited" in nb.cell(1).get_attribute("class")
+
+    # the diff's deleted line stays readable in the dark theme: theme-coloured text on a tint, not red on red
+    workers = card(nb, "dataloader.workers")
+    workers.locator("summary").first.click()
+    nb.command("apputils:change-theme", {"theme": "JupyterLab Dark"})
+    try:
+        nb.page.wait_for_function("() => document.body.dataset.jpThemeName === 'JupyterLab Dark'", timeout=30_000)
+        deleted = workers.locator(".jpp-diff .jpp-del").first
+        assert contrast(deleted) >= 4.5, contrast(deleted)
+        # each line on a line of its own, from the left edge: the added line below the deleted one, in view
+        pre, removed, added = (box.bounding_box() for box in (workers.locator(".jpp-diff"), deleted,
+                                                              workers.locator(".jpp-diff .jpp-add").first))
+        assert added["y"] >= removed["y"] + removed["height"] - 1 and added["x"] - pre["x"] < 20, (removed, added)
+        workers.screenshot(path=str(ui_artifacts / "verdict-card-dark.png"))
+    finally:
+        nb.command("apputils:change-theme", {"theme": "JupyterLab Light"})
 
 
 def test_a_leak_fix_is_judged_by_its_growth_per_step_and_undo_dates_the_comparison(lab_notebook, notebook_file,

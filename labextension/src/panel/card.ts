@@ -98,7 +98,10 @@ export function cardNode(
     node('summary', '', details, 'Code change');
     const pre = node('pre', 'jpp-diff', details);
     for (const line of diffLines(card.diff)) {
-      node('span', line.cls, pre, `${line.text}\n`);
+      // the line break outside the tinted span: inside it, the next line's full-width tint would start on
+      // the same line (white-space: pre never wraps) and be pushed out of view
+      node('span', line.cls, pre, line.text);
+      pre.append('\n');
     }
   }
   if (card.snippet) {

@@ -27,6 +27,7 @@ from jupyter_perf import state
 from jupyter_perf.report import Report
 from jupyter_perf.ui import dashboard as dashboard_module
 from jupyter_perf.ui.dashboard import Dashboard
+from jupyter_perf.ui.panel import MIME as PANEL_MIME
 from jupyter_perf.ui.panel import TEXT as PANEL_TEXT
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -128,20 +129,23 @@ def test_nbclient_run_succeeds_stores_widget_state_and_settles_into_the_summary(
     # The stored state is the dashboard's last: the run ended, rows had arrived, the timeline panels are described.
     trained = [s for s in live.values() if s["frame"].get("rows")]
     assert trained, "rows were pushed to the dashboard while the cell ran"
-    for state in live.values():
-        assert state["done"] is True
-        assert [p["title"] for p in state["meta"]["panels"]] == ["CPU", "host RSS"]  # no GPU on this machine
-        assert all(p["series"] for p in state["meta"]["panels"])
+    for stored in live.values():
+        assert stored["done"] is True
+        assert [p["title"] for p in stored["meta"]["panels"]] == ["CPU", "host RSS"]  # no GPU on this machine
+        assert all(p["series"] for p in stored["meta"]["panels"])
     assert max(len(json.dumps(s)) for s in live.values()) < 64 * 1024, "each stored dashboard state stays small"
 
 
-def test_recommendations_render_as_cards_the_panel_can_wire(executed):
+def test_recommendations_are_listed_once_as_the_panels_cards_the_top_one_in_the_verdict(executed):
     nb, _ = executed
     recommended = json.loads(stream_text(nb.cells[2]))
-    html = nb.cells[1].outputs[0]["data"]["text/html"]
-    assert html.count('class="jp-perf-rec"') == len(recommended)
-    for opt in recommended:
-        assert f'data-optimization="{opt}"' in html
+    summary, panel = (o["data"] for o in nb.cells[1].outputs[:2])
+    html = summary["text/html"]
+    assert 'class="jp-perf-rec"' not in html  # one list of fixes: the panel's cards, not a second one here
+    assert f'<div class="jpp-verdict-actions" data-optimization="{recommended[0]}">' in html  # the buttons' slot
+    assert PANEL_MIME in panel  # the panel's own output, its cards in the record beside the widget's view
+    cards = [line[2:].split(" — ")[0] for line in panel["text/plain"].splitlines() if line.startswith("* ")]
+    assert cards == recommended
 
 
 def test_updates_stream_while_the_cell_runs_with_the_cells_parent_header(executed):

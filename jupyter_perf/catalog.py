@@ -19,6 +19,10 @@ from dataclasses import dataclass
 
 CERTAINTY = ("certain", "likely", "speculative")
 COST = ("free", "tradeoff", "numerics")
+#: What a fix is judged by when re-measured (``report.Comparison``): the work done per second (tokens where
+#: both runs counted them, else samples, else steps), the memory a step adds (a leak fix), or the peak memory
+#: (a fix that trades time for memory, which is expected to run slower).
+TARGETS = ("throughput", "memory_growth", "peak_memory")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class Entry:
     #: Outputs may differ (AMP, TF32, quantization, pruning, and compile's reordered float math): committing it
     #: runs the numerics guard. (Compile's cost is its compile time and graph breaks, not its rounding.)
     changes_numerics: bool = False
+    #: The metric a re-measurement judges it by (one of ``TARGETS``).
+    target: str = "throughput"
 
 
 _ENTRIES = (
@@ -59,13 +65,13 @@ _ENTRIES = (
           "torch_compile:CudaGraphs", True),
     Entry("memory.checkpointing", "Activation checkpointing of the model's repeated blocks",
           "recomputing activations in backward instead of storing them frees most of their memory", "certain",
-          "tradeoff", "checkpointing:Checkpointing"),
+          "tradeoff", "checkpointing:Checkpointing", target="peak_memory"),
     Entry("memory.grad_accumulation", "Gradient accumulation over micro-batches",
           "smaller micro-batches with gradients accumulated keep the effective batch and shrink activations",
-          "certain", "tradeoff", "grad_accumulation:GradAccumulation"),
+          "certain", "tradeoff", "grad_accumulation:GradAccumulation", target="peak_memory"),
     Entry("memory.release_graph", "Store loss values instead of autograd graphs",
           "storing .item() or .detach() values frees the graphs nothing reads", "certain", "free",
-          "memory_graph:ReleaseGraph"),
+          "memory_graph:ReleaseGraph", target="memory_growth"),
     Entry("inference.inference_mode", "Run inference under torch.inference_mode()",
           "inference_mode skips recording graphs no backward reads and frees activations at once", "certain", "free",
           "inference:InferenceMode"),

@@ -28,7 +28,7 @@ from __future__ import annotations
 import ast
 import difflib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 #: Cell magics whose body is plain Python that a rewrite may edit; the magic line is kept verbatim.
@@ -37,14 +37,38 @@ _PYTHON_CELL_MAGICS = ("%%perfprofile",)
 
 @dataclass(frozen=True)
 class CellRecord:
-    """A cell as it ran: the notebook's cell id (None outside a notebook) and its exact text."""
+    """A cell as it ran: the notebook's cell id (None outside a notebook), its exact text, and the execution
+    count its prompt shows (``[5]``; None for a silent run)."""
 
     cell_id: str | None
     text: str
+    count: int | None = None
 
     def target(self) -> Target:
         prefix, body = split_magic(self.text)
-        return Target(body, self.cell_id, prefix)
+        return Target(body, self.cell_id, prefix, self.count)
+
+
+def cell_label(count: int | None, text: str) -> str:
+    """How a person finds a cell: by the number its prompt shows (``cell [5]``), else by how it starts.
+
+    Never by the notebook's internal id, which the page does not show.
+    """
+    if count:
+        return f"cell [{count}]"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"the cell starting {first[:40]!r}" if first else "the cell"
+
+
+def _prompt_count(shell: Any) -> int:
+    """The number the running cell's prompt shows, from inside ``pre_run_cell``.
+
+    IPython 9 increments ``execution_count`` before that event and IPython 8 after it, so the counter is off by
+    one on one of them; both store the cell's input in the history only after the event, so the history's
+    length (it starts with one blank entry) is the running cell's number on either.
+    """
+    history = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+    return len(history) if history else shell.execution_count
 
 
 def split_magic(text: str) -> tuple[str, str]:
@@ -93,7 +117,8 @@ class CellTracker:
         return self.defined.get(name)
 
     def pre_run_cell(self, info: Any) -> None:
-        self.current = CellRecord(getattr(info, "cell_id", None), info.raw_cell or "")
+        count = _prompt_count(self.shell) if getattr(info, "store_history", False) else None
+        self.current = CellRecord(getattr(info, "cell_id", None), info.raw_cell or "", count)
         self._before = {k: id(v) for k, v in self.shell.user_ns.items()}
 
     def post_run_cell(self, result: Any) -> None:
@@ -156,6 +181,8 @@ class Target:
     source: str
     cell_id: str | None = None
     prefix: str = ""
+    #: The execution count of the run the text was recorded from, to name the cell by (not part of its identity).
+    count: int | None = field(default=None, compare=False)
 
     @property
     def text(self) -> str:
@@ -163,7 +190,8 @@ class Target:
 
     @property
     def label(self) -> str:
-        return f"cell {self.cell_id}" if self.cell_id else "cell"
+        """``cell [5]``, or ``the cell starting 'loader = ...'`` (``cell_label``)."""
+        return cell_label(self.count, self.text)
 
     @classmethod
     def of(cls, cell: str | Target | None, tracker: CellTracker | None = None) -> Target | None:

@@ -37,7 +37,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeGuard
 
-from .cells import unified_diff
+from .cells import cell_label, unified_diff
 
 TARGET = "jupyter_perf"
 PROTOCOL = 1
@@ -147,25 +147,26 @@ class Channel:
         print(text, file=sys.stderr)
 
     def request_edit(self, cell_id: str | None, expected_source: str, new_source: str,
-                     on_result: Callable[[dict[str, Any]], None] | None = None) -> str:
+                     on_result: Callable[[dict[str, Any]], None] | None = None, label: str | None = None) -> str:
         """Ask the notebook to replace ``expected_source`` by ``new_source`` in cell ``cell_id``.
 
         Returns ``"sent"`` when the extension got the request (``on_result`` is
         called with its answer, once it arrives), ``"shown"`` when the new code
-        was displayed for the user to copy instead.
+        was displayed for the user to copy instead, naming the cell ``label``
+        (by default by how it starts: cells.cell_label).
         """
         if self.reaches(cell_id):
             self.send_edit(cell_id, expected_source, new_source, on_result)
             return "sent"
         from IPython.display import display
 
-        display(self.fallback_bundle(cell_id, expected_source, new_source), raw=True)
+        display(self.fallback_bundle(label or cell_label(None, expected_source), expected_source, new_source),
+                raw=True)
         return "shown"
 
-    def fallback_bundle(self, cell_id: str | None, expected_source: str, new_source: str) -> dict[str, str]:
-        """The diff and the new code (with a copy button), saying once why the cell was not edited."""
-        first = next((line.strip() for line in expected_source.splitlines() if line.strip()), "")
-        where = f"cell {cell_id}" if cell_id else f"the cell starting {first[:40]!r}" if first else "the cell"
+    def fallback_bundle(self, where: str, expected_source: str, new_source: str) -> dict[str, str]:
+        """The diff and the new code of the cell ``where`` names, with a copy button; says once why the cell was
+        not edited."""
         note = "" if self.told_no_extension else _NOT_INSTALLED
         self.told_no_extension = True
         diff = unified_diff(expected_source, new_source, where)

@@ -104,9 +104,9 @@ class PerfMagics(Magics):
             from .export import export_report
 
             export_report(report, args.export)
-        display(report)
-        if report.recommendations:
-            self._panel(report, "")
+        summary = self._summary(report)
+        display(summary)
+        self._panel(summary, "")
         return None
 
     def _before(self, name: str | None):
@@ -152,35 +152,44 @@ class PerfMagics(Magics):
             from .export import export_report
 
             export_report(report, args.export)
+        summary = self._summary(report)
         if dashboard is not None:
-            dashboard.finish(report)
+            dashboard.finish(summary)
         else:
-            display(report)
+            display(summary)
         if before is not None:
             from .report import Comparison
 
             display(Comparison(before, report))
-        if report.recommendations:
-            self._panel(report, source)
+        self._panel(summary, source)
         if error is not None:
             self._fail(error)
             return None
         return value
 
-    def _panel(self, report, source: str) -> None:
-        """The optimization panel under the summary, where widgets show; elsewhere the summary's list is all."""
-        from .state import current
+    def _summary(self, report):
+        """The Report's summary; where widgets show and there are fixes, the optimization panel follows it and
+        its cards are the list of fixes."""
         from .ui.frontend_detect import widgets_unavailable
+        from .ui.summary import Summary
 
-        if widgets_unavailable(self.shell) is not None:
+        return Summary(report, panel=bool(report.recommendations) and widgets_unavailable(self.shell) is None)
+
+    def _panel(self, summary, source: str) -> None:
+        """The optimization panel under the summary, where it was promised; if it fails, the plain list of fixes."""
+        if not summary.panel:
             return
         try:
             from .ui.panel import show_panel
 
-            show_panel(report, self.shell.user_ns, source)
+            show_panel(summary.report, self.shell.user_ns, source)
         except Exception as exc:  # noqa: BLE001 - the run and its summary stand without the panel
-            current().say_once("panel-failed", f"the optimization panel failed to open ({type(exc).__name__}: {exc}); "
-                     "the recommendations are listed in the summary")
+            from .state import current
+            from .ui.summary import fixes_mimebundle
+
+            current().say_once("panel-failed", f"the optimization panel failed to open ({type(exc).__name__}: "
+                               f"{exc}); the fixes are listed instead")
+            display(fixes_mimebundle(summary.report), raw=True)
 
     def _fail(self, error: BaseException) -> None:
         """Show the traceback the cell would show unprofiled, and mark the cell failed."""

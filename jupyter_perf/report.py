@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import CATALOG
+from .trend import Line, after_warmup, fit_line
 
 #: The phases of one step, in the order a step goes through them (contract). ``communication`` is the
 #: exposed time blocked on collectives, carved out of the phase it blocked (docs/report.md).
@@ -156,20 +158,97 @@ class Report:
         return f"<Report {self.wall_time:.2f}s, {self.steps} steps{rate}{ranks}, bottleneck={self.bottleneck}>"
 
 
+#: A before/after change within this fraction is the same whatever the runs' own scatter says: a run rarely
+#: repeats its throughput or its peak closer than this on a shared machine.
+NOISE_FLOOR = 0.03
+#: A peak memory within this fraction is the same: Apply & re-run runs again in the same process, whose peak
+#: starts from what the first run left allocated (allocator pools, caches, a leak's objects), so peaks of the
+#: two runs differ by several percent with nothing changed (+4% after a leak fix that stopped the growth, +6%
+#: after a batch of 16 instead of 1 on a 260 MiB kernel, in tests/ui/test_verdict_browser.py's runs).
+PEAK_NOISE = 0.10
+#: How many standard errors a change must exceed to count: two, about 95% of repeats of a steady run.
+NOISE_SIGMAS = 2.0
+#: Samples per step that differ by more than this make a step different work: rows go per sample.
+BATCH_CHANGE = 0.01
+#: The throughput a comparison reads, best first: useful tokens, tokens, samples, steps (per second).
+_RATES = (("real_tokens_per_s", "real tokens/s"), ("tokens_per_s", "tokens/s"), ("samples_per_s", "samples/s"),
+          ("steps_per_s", "steps/s"))
+#: Timeline columns a memory growth is fitted on, and what they are called.
+_GROWTH_SERIES = {"rss_total": "host RSS", "heap_in_use": "host heap", "cuda_allocated": "torch allocated"}
+#: Peaks a memory fix is judged by, the device's first.
+_PEAKS = (("cuda_allocated_bytes", "peak torch allocated"), ("gpu0_mem_used_bytes", "peak GPU0 memory"),
+          ("rss_total_bytes", "peak total RSS"), ("rss_bytes", "peak kernel RSS"))
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One quantity of a comparison in both runs, which way is better, and how big a change is only noise."""
+
+    name: str
+    before: float | None
+    after: float | None
+    #: ``/s`` rates, ``s`` times, ``B`` bytes, ``B/step`` a memory growth per step.
+    unit: str
+    higher_is_better: bool
+    #: The change that is still noise: a fraction (ratio − 1) for rates, times and peaks; bytes per step for a
+    #: growth, whose values can be zero or negative.
+    noise: float
+    #: A part of the row above it (a phase of the step).
+    indent: bool = False
+
+    @property
+    def ratio(self) -> float | None:
+        """After over before; None where either is missing or the before is not positive."""
+        if self.before is None or self.after is None or self.before <= 0 or self.unit == "B/step":
+            return None
+        return self.after / self.before
+
+    @property
+    def verdict(self) -> str | None:
+        """``better``, ``worse`` or ``same`` (a change within the noise); None where a run lacks the value."""
+        if self.before is None or self.after is None:
+            return None
+        if self.unit == "B/step":
+            change = self.after - self.before
+            if abs(change) <= self.noise:
+                return "same"
+            return "better" if (change > 0) == self.higher_is_better else "worse"
+        ratio = self.ratio
+        if ratio is None:
+            return None
+        gain = ratio if self.higher_is_better else (1 / ratio if ratio else math.inf)
+        return "better" if gain > 1 + self.noise else "worse" if gain < 1 - self.noise else "same"
+
+
 @dataclass
 class Comparison:
-    """Before/after of two runs of the same work: ratios > 1 mean 'after' is better."""
+    """Before/after of two runs of the same work, judged by the metric the optimization targets.
+
+    A leak fix is judged by the memory a step adds, a memory fix by the peak (it may run slower: that is its
+    price, not a regression), anything else by the work done per second. A change counts only beyond the
+    noise the two runs' own step times show (``noise``); where a step holds a different number of samples
+    after (a batch-size change), the per-step rows are per sample.
+    """
 
     before: Report
     after: Report
+    #: The optimization whose effect this measures; its catalog entry names the metric judged.
+    optimization: str | None = None
+    #: Why 'after' no longer describes the code (the change was undone); None while it does.
+    outdated: str | None = None
+
+    @property
+    def target(self) -> str:
+        entry = CATALOG.get(self.optimization or "")
+        return entry.target if entry is not None else "throughput"
 
     @property
     def basis(self) -> str | None:
-        """What the speedup compares: samples/s where both runs counted samples (a batch-size
+        """What the speedup compares: tokens or samples per second where both runs counted them (a batch-size
         change alters what a step is), else steps/s, else wall time."""
-        for key in ("samples_per_s", "steps_per_s"):
+        for key, name in _RATES:
             if self.before.throughput.get(key) and self.after.throughput.get(key):
-                return key.replace("_per_s", "/s")
+                return name
         return "wall time" if self.before.wall_time and self.after.wall_time else None
 
     @property
@@ -180,23 +259,124 @@ class Comparison:
             return None
         if basis == "wall time":
             return self.before.wall_time / self.after.wall_time
-        key = basis.replace("/s", "_per_s")
-        return self.after.throughput[key] / self.before.throughput[key]
+        key = next(key for key, name in _RATES if name == basis)
+        before, after = self.before.throughput.get(key), self.after.throughput.get(key)
+        return after / before if before and after else None
 
-    def rows(self) -> list[tuple[str, float | None, float | None, str]]:
-        """(metric, before, after, unit) for every metric both runs could measure."""
-        b, a = self.before, self.after
-        rows = [
-            ("wall time", b.wall_time, a.wall_time, "s"),
-            ("steps/s", b.throughput.get("steps_per_s"), a.throughput.get("steps_per_s"), "/s"),
-            ("samples/s", b.throughput.get("samples_per_s"), a.throughput.get("samples_per_s"), "/s"),
-            ("step time", b.step_time, a.step_time, "s"),
-        ]
-        rows += [(f"  {p}", b.phases.get(p), a.phases.get(p), "s") for p in PHASES if b.phases.get(p) or a.phases.get(p)]
-        for key in sorted(set(b.peaks) | set(a.peaks)):
-            if key.endswith("_bytes"):
-                rows.append((f"peak {key[:-6]}", b.peaks.get(key), a.peaks.get(key), "B"))
-        return [r for r in rows if r[1] is not None or r[2] is not None]
+    @property
+    def noise(self) -> float:
+        """The relative change of a rate or a time that is still noise: two standard errors of the ratio of the
+        two runs' mean step times (each from its own steps' scatter), at least ``NOISE_FLOOR``."""
+        errors = [step_time_error(r) for r in (self.before, self.after)]
+        known = [e for e in errors if e is not None]
+        return max(NOISE_FLOOR, NOISE_SIGMAS * math.sqrt(sum(e * e for e in known))) if known else NOISE_FLOOR
+
+    @property
+    def per_sample(self) -> bool:
+        """Whether a step holds a different number of samples after than before (rows then go per sample)."""
+        b, a = samples_per_step(self.before), samples_per_step(self.after)
+        return b is not None and a is not None and abs(a / b - 1) > BATCH_CHANGE
+
+    def judged(self) -> Metric | None:
+        """The row of the metric the optimization targets; None where the runs cannot show it."""
+        if self.target == "memory_growth":
+            return self._growth()
+        if self.target == "peak_memory":
+            return self._peak()
+        return self._throughput()
+
+    @property
+    def regression(self) -> bool:
+        """The targeted metric got worse beyond the noise."""
+        judged = self.judged()
+        return judged is not None and judged.verdict == "worse"
+
+    def rows(self) -> list[Metric]:
+        """Every metric both runs could measure: the judged one first, then the run's shape, then memory."""
+        b, a, noise = self.before, self.after, self.noise
+        rows: list[Metric | None] = [self.judged(), Metric("wall time", b.wall_time, a.wall_time, "s", False, noise)]
+        rows += [self._rate(key, name) for key, name in _RATES
+                 if not (self.per_sample and key == "steps_per_s")]  # a step is other work after: its rate misleads
+        scale_b, scale_a = (samples_per_step(b), samples_per_step(a)) if self.per_sample else (1, 1)
+        per = "per sample" if self.per_sample else "per step"
+        rows.append(Metric(f"time {per}", _over(b.step_time, scale_b), _over(a.step_time, scale_a), "s", False,
+                           noise))
+        rows += [Metric(p, _over(b.phases.get(p), scale_b), _over(a.phases.get(p), scale_a), "s", False, noise,
+                        indent=True) for p in PHASES if b.phases.get(p) or a.phases.get(p)]
+        if self.target != "throughput":  # (memory a step adds is noise to a throughput fix)
+            rows.append(self._growth())
+        rows += self._peaks()
+        seen: set[str] = set()
+        out = []
+        for row in rows:
+            if row is not None and row.name not in seen and (row.before is not None or row.after is not None):
+                seen.add(row.name)
+                out.append(row)
+        return out
+
+    # ------------------------------------------------------------ metrics
+    def _rate(self, key: str, name: str) -> Metric | None:
+        b, a = self.before.throughput.get(key), self.after.throughput.get(key)
+        return Metric(name, b, a, "/s", True, self.noise) if b or a else None
+
+    def _throughput(self) -> Metric | None:
+        basis = self.basis
+        if basis is None:
+            return None
+        if basis == "wall time":
+            return Metric("wall time", self.before.wall_time, self.after.wall_time, "s", False, self.noise)
+        return self._rate(next(key for key, name in _RATES if name == basis), basis)
+
+    def _growth(self) -> Metric | None:
+        """Memory added per step, on the series that grew most before (the one the leak rule named)."""
+        fits = {col: (_growth(self.before, col), _growth(self.after, col)) for col in _GROWTH_SERIES}
+        fits = {col: pair for col, pair in fits.items() if pair[0] is not None and pair[1] is not None}
+        if not fits:
+            return None
+        col, (b, a) = max(fits.items(), key=lambda kv: kv[1][0].slope)  # type: ignore[union-attr]
+        noise = NOISE_SIGMAS * math.hypot(b.slope_error, a.slope_error)  # type: ignore[union-attr]
+        return Metric(f"{_GROWTH_SERIES[col]} growth per step", b.slope, a.slope,  # type: ignore[union-attr]
+                      "B/step", False, noise)
+
+    def _peaks(self) -> list[Metric]:
+        b, a = self.before.peaks, self.after.peaks
+        return [Metric(name, b.get(key), a.get(key), "B", False, PEAK_NOISE) for key, name in _PEAKS
+                if key in b or key in a]
+
+    def _peak(self) -> Metric | None:
+        return next((m for m in self._peaks() if m.before is not None and m.after is not None), None)
+
+
+def step_time_error(report: Report) -> float | None:
+    """The relative standard error of a run's mean step time, from its own steps' scatter.
+
+    Robust to a slow first step (warm-up, compilation) and to the odd pause: the median absolute deviation
+    stands in for the standard deviation. Rows of the step series are means of a few steps each in a long
+    run, and their scatter is that of such means, so the error is still that of the run's mean.
+    """
+    walls = sorted(w for w in report.step_series.get("wall") or [] if w is not None and w > 0)
+    if len(walls) < 3:
+        return None
+    middle = statistics.median(walls)
+    spread = 1.4826 * statistics.median(abs(w - middle) for w in walls)  # a normal scatter's standard deviation
+    return spread / middle / math.sqrt(len(walls))
+
+
+def _growth(report: Report, column: str) -> Line | None:
+    """The line of ``column`` (bytes) against steps completed, after warm-up (trend.py)."""
+    timeline = report.timeline
+    if column not in timeline or "steps" not in timeline:
+        return None
+    return fit_line(after_warmup(timeline["steps"], timeline[column]))
+
+
+def samples_per_step(report: Report) -> float | None:
+    """Samples in a step on average, where the run counted them."""
+    return report.samples / report.steps if report.samples and report.steps else None
+
+
+def _over(value: float | None, scale: float | None) -> float | None:
+    return None if value is None or not scale else value / scale
 
 
 def _json_safe(value: Any) -> Any:

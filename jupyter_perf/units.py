@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import math
 
+#: What a value the run did not observe reads as: never 0.
+MISSING = "—"
+
 _SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 _RATE_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
@@ -32,7 +35,7 @@ def significant(value: float) -> str:
 def size(nbytes: float | None, signed: bool = False) -> str:
     """``512 B``, ``6.00 MiB``, ``1.90 GiB``; ``signed`` shows the sign (``+6.00 MiB``, ``−64.0 KiB``)."""
     if nbytes is None or not math.isfinite(nbytes):
-        return "—"
+        return MISSING
     sign = ("+" if nbytes > 0 else "−" if nbytes < 0 else "") if signed else ("−" if nbytes < 0 else "")
     magnitude = abs(nbytes)
     exponent = 0 if magnitude < KiB else min(int(math.log(magnitude, 1024)), len(_SIZE_UNITS) - 1)
@@ -52,7 +55,7 @@ def size_unit(peak: float) -> tuple[float, str]:
 def duration(seconds: float | None) -> str:
     """``3.0 µs``, ``850 µs``, ``4.20 ms``, ``1.25 s``, ``2 min 5 s``, ``1 h 2 min``."""
     if seconds is None or not math.isfinite(seconds):
-        return "—"
+        return MISSING
     if seconds < 0:
         return "−" + duration(-seconds)
     if seconds == 0:
@@ -73,17 +76,25 @@ def duration(seconds: float | None) -> str:
 def rate(per_second: float | None, unit: str) -> str:
     """A count per second with a decimal prefix (``1.23k samples/s``, ``45.6 steps/s``); a byte rate in binary."""
     if per_second is None or not math.isfinite(per_second):
-        return "—"
+        return MISSING
     if unit == "B":
         return size(per_second) + "/s"
     number, prefix = _decimal(per_second)
     return f"{number}{prefix} {unit}/s"
 
 
+def number(value: float | None) -> str:
+    """A count or rate without its unit, with a decimal prefix: ``68.6``, ``1.23k``, ``4.56M``."""
+    if value is None or not math.isfinite(value):
+        return MISSING
+    digits, prefix = _decimal(value)
+    return digits + prefix
+
+
 def flops(per_second: float | None) -> str:
     """FLOP/s with the prefix on the unit, as GPU datasheets quote them (``312 TFLOP/s``)."""
     if per_second is None or not math.isfinite(per_second):
-        return "—"
+        return MISSING
     number, prefix = _decimal(per_second)
     return f"{number} {prefix}FLOP/s"
 
@@ -98,7 +109,7 @@ def _decimal(value: float) -> tuple[str, str]:
 def percent(fraction: float | None) -> str:
     """A share (0..1) as a percentage: ``42%``, ``4.2%``, ``0.42%``, ``<0.01%``."""
     if fraction is None or not math.isfinite(fraction):
-        return "—"
+        return MISSING
     value = fraction * 100
     if 0 < abs(value) < 0.01:
         return "<0.01%"
@@ -110,14 +121,14 @@ def percent(fraction: float | None) -> str:
 def ratio(x: float | None) -> str:
     """A speedup or ratio: ``×1.46``, ``×0.71``, ``×12``."""
     if x is None or not math.isfinite(x):
-        return "—"
+        return MISSING
     return f"×{x:.2f}" if x < 10 else f"×{x:.0f}"
 
 
 def count(n: float | None) -> str:
     """A count with thousands separators; a fraction with three significant digits."""
     if n is None:
-        return "—"
+        return MISSING
     if float(n).is_integer():
         return f"{int(n):,}"
     return significant(n)

@@ -8,7 +8,7 @@ from layers import check
 #: Each layer and the module prefixes in it, lowest first.
 LAYERS = {
     "vocabulary": ("jupyter_perf.report", "jupyter_perf.units", "jupyter_perf.hardware", "jupyter_perf.catalog",
-                   "jupyter_perf.data"),
+                   "jupyter_perf.data", "jupyter_perf.trend"),
     "sampling": ("jupyter_perf.sampling",),
     "probes": ("jupyter_perf.probes",),
     "session": ("jupyter_perf.session", "jupyter_perf.execution", "jupyter_perf.tracebacks"),

@@ -27,6 +27,7 @@ from jupyter_perf import state
 from jupyter_perf.report import Report
 from jupyter_perf.ui import dashboard as dashboard_module
 from jupyter_perf.ui.dashboard import Dashboard
+from jupyter_perf.ui.panel import MIME as PANEL_MIME
 from jupyter_perf.ui.panel import TEXT as PANEL_TEXT
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -123,25 +124,28 @@ def test_nbclient_run_succeeds_stores_widget_state_and_settles_into_the_summary(
         assert only_summary_and_panel(outputs), outputs
         data = outputs[0]["data"]
         assert WIDGET_VIEW not in data, "the dashboard's output was replaced by the summary"
-        assert 'class="jp-perf-summary"' in data["text/html"] and "Bottleneck:" in data["text/html"]
+        assert 'class="jp-perf-summary"' in data["text/html"] and 'class="jp-perf-verdict"' in data["text/html"]
         assert data["text/plain"].startswith("jupyter-perf ·") and "Step breakdown" in data["text/plain"]
     # The stored state is the dashboard's last: the run ended, rows had arrived, the timeline panels are described.
     trained = [s for s in live.values() if s["frame"].get("rows")]
     assert trained, "rows were pushed to the dashboard while the cell ran"
-    for widget in live.values():
-        assert widget["done"] is True
-        assert [p["title"] for p in widget["meta"]["panels"]] == ["CPU", "host memory (RSS)"]  # no GPU on this machine
-        assert all(p["series"] for p in widget["meta"]["panels"])
+    for stored in live.values():
+        assert stored["done"] is True
+        assert [p["title"] for p in stored["meta"]["panels"]] == ["CPU", "host memory (RSS)"]  # no GPU on this machine
+        assert all(p["series"] for p in stored["meta"]["panels"])
     assert max(len(json.dumps(s)) for s in live.values()) < 64 * 1024, "each stored dashboard state stays small"
 
 
-def test_recommendations_render_as_cards_the_panel_can_wire(executed):
+def test_recommendations_are_listed_once_as_the_panels_cards_the_top_one_in_the_verdict(executed):
     nb, _ = executed
     recommended = json.loads(stream_text(nb.cells[2]))
-    html = nb.cells[1].outputs[0]["data"]["text/html"]
-    assert html.count('class="jp-perf-rec"') == len(recommended)
-    for opt in recommended:
-        assert f'data-optimization="{opt}"' in html
+    summary, panel = (o["data"] for o in nb.cells[1].outputs[:2])
+    html = summary["text/html"]
+    assert 'class="jp-perf-rec"' not in html  # one list of fixes: the panel's cards, not a second one here
+    assert f'<div class="jpp-verdict-actions" data-optimization="{recommended[0]}">' in html  # the buttons' slot
+    assert PANEL_MIME in panel  # the panel's own output, its cards in the record beside the widget's view
+    cards = [line[2:].split(" — ")[0] for line in panel["text/plain"].splitlines() if line.startswith("* ")]
+    assert cards == recommended
 
 
 def test_updates_stream_while_the_cell_runs_with_the_cells_parent_header(executed):
@@ -232,7 +236,9 @@ def test_plain_ipython_prints_the_text_summary_and_imports_no_widgets():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "jupyter-perf · wall time" in out and "Step breakdown" in out and "Bottleneck:" in out
+    # the verdict first (a sub-second loop with no torch: too little to name one), then the numbers
+    assert out.startswith("jupyter-perf · Too little ran to name a bottleneck"), out
+    assert "[bottleneck: none]" in out and "wall time 3" in out and "Step breakdown" in out
     assert "<div" not in out, "a terminal gets text, not HTML"
     assert "MODULES []" in out
     assert "THREADS LEFT True" in out

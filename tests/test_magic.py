@@ -113,7 +113,7 @@ def test_compare_against_an_earlier_report(shell, capsys):
     shell.run_cell("%%perfprofile -o after --compare before\n" + scenarios.INPUT_PIPELINE.cell)
     out = capsys.readouterr().out
     from jupyter_perf.report import Comparison
-    from jupyter_perf.ui.summary import comparison_text
+    from jupyter_perf.ui.comparison import text as comparison_text
 
     # The table shown is the one the two stored Reports make. Whether the workers made it faster is
     # not this test's question, nor one a loaded machine always answers the same way: with four busy

@@ -7,6 +7,7 @@ from torch import nn
 
 import jupyter_perf
 from jupyter_perf import cells, frontend, state
+from jupyter_perf.cells import Edit
 from jupyter_perf.optimizations import apply_to_cell, catalog, get, ids, parse_ids
 from jupyter_perf.optimizations.base import Context, NotApplicable, Optimization, Target, Undo, applied, find_object
 from jupyter_perf.optimizations.guard import THRESHOLDS, HeldBatch, compare
@@ -198,7 +199,8 @@ def test_an_edit_refused_after_apply_takes_the_live_change_back_and_says_so(ns, 
     assert torch.equal(ns["model"].weight, weight) and "scaled" not in ns  # the objects match the code again
     assert answering.cells["c1"] == "x = 2\n"  # the user's text, untouched
     told = answering.notices[0]
-    assert "test.scale was taken back" in told and "cell c1: the cell changed" in told and "apply again" in told
+    assert "test.scale was taken back" in told and "the cell starting 'x = 1': the cell changed" in told
+    assert "profile again" in told
     assert told in capsys.readouterr().err and "Taken back" in change.summary()
     change.undo()  # nothing left to undo: harmless
     assert torch.equal(ns["model"].weight, weight)
@@ -223,23 +225,25 @@ def test_a_partly_refused_change_puts_back_the_cells_that_were_rewritten(ns, ans
     assert answering.cells == {"c1": "x = 1\n", "c2": "y = 2\n"}
 
 
+def reports_sources(cells: dict[str, str]) -> None:
+    """The notebook tells the kernel what its cells hold now (the extension's ``sources`` message)."""
+    state.current().channel.handle({"content": {"data": {"type": "sources", "cells": {
+        cell_id: frontend.sha256(text) for cell_id, text in cells.items()}}}})
+
+
 def test_a_cell_edited_since_it_ran_is_refused_before_anything_changes(ns, answering):
     """The notebook reports what its cells hold now; a plan from the text as it ran is no plan."""
     target = answering.add("c1", "x = 1\n")
-
-    def notebook_holds(source: str) -> None:
-        sources = {"type": "sources", "cells": {"c1": frontend.sha256(source)}}
-        state.current().channel.handle({"content": {"data": sources}})
-
-    notebook_holds("x = 2\n")
-    with pytest.raises(NotApplicable, match="cell c1 changed in the notebook since it last ran: run it"):
+    reports_sources({"c1": "x = 2\n"})
+    with pytest.raises(NotApplicable, match="the cell starting 'x = 1' was edited since it ran, so nothing was "
+                       "changed: run it as it is now"):
         Scale().apply(ns, cell=target)
     assert "scaled" not in ns and not answering.answers
 
-    notebook_holds("x = 1\n")
+    reports_sources({"c1": "x = 1\n"})
     change = Scale().preview(ns, cell=target)  # as it ran again: fine
-    notebook_holds("x = 3\n")
-    with pytest.raises(NotApplicable, match="changed in the notebook"):
+    reports_sources({"c1": "x = 3\n"})
+    with pytest.raises(NotApplicable, match="was edited since it ran"):
         change.commit()  # edited between the plan and the commit
     assert "scaled" not in ns
     assert change.commit(publish=False).status == "applied"  # the browser checked the text itself
@@ -270,8 +274,8 @@ def test_a_rerun_runs_the_cell_as_ipython_would(ipython):
 
 def test_fallback_shows_the_new_code_and_says_once_why(monkeypatch):
     monkeypatch.setattr(state.current().channel, "told_no_extension", False)
-    first = state.current().channel.fallback_bundle("c9", "a = 1\n", "a = 2\n")
-    second = state.current().channel.fallback_bundle("c9", "a = 1\n", "a = 2\n")
+    first = state.current().channel.fallback_bundle("cell [9]", "a = 1\n", "a = 2\n")
+    second = state.current().channel.fallback_bundle("cell [9]", "a = 1\n", "a = 2\n")
     assert "not installed" in first["text/plain"] and "not installed" not in second["text/plain"]
     assert "Copy new code" in first["text/html"] and "-a = 1" in first["text/plain"] and "a = 2" in second["text/html"]
 
@@ -366,6 +370,23 @@ def test_held_batch_runs_in_eval_without_grad_and_restores_modes():
     assert model.training and not model[1].training
 
 
-def test_target_label_and_text():
-    t = Target("x = 1\n", "abc", "%%perfprofile\n")
-    assert t.text == "%%perfprofile\nx = 1\n" and t.label == "cell abc" and Target("x").label == "cell"
+def test_a_cell_is_named_as_its_prompt_shows_it_never_by_its_internal_id():
+    t = Target("x = 1\n", "abc", "%%perfprofile\n", count=5)
+    assert t.text == "%%perfprofile\nx = 1\n" and t.label == "cell [5]"
+    assert t == Target("x = 1\n", "abc", "%%perfprofile\n")  # the count names the cell; it is not its identity
+    assert Target("\n  loader = DataLoader(data)\n", "abc").label == "the cell starting 'loader = DataLoader(data)'"
+    assert Target("").label == "the cell" and "abc" not in Target("x", "abc").label
+    assert "--- a/cell [5]" in Edit(t, "x = 2\n").diff
+
+
+def test_a_tracked_cell_carries_the_number_its_prompt_shows(ipython):
+    # IPython 9 counts the cell before pre_run_cell and IPython 8 after: the label must match the prompt on both
+    ipython.run_cell("tracked_a = 1", store_history=True)
+    first = ipython.execution_count - 1  # the prompt of the cell just run
+    ipython.run_cell("tracked_b = 2", store_history=True)
+    tracker = state.current().tracker
+    assert tracker.defining("tracked_a").count == first
+    assert tracker.defining("tracked_b").count == first + 1
+    assert tracker.defining("tracked_b").target().label == f"cell [{first + 1}]"
+    ipython.run_cell("tracked_c = 3", store_history=False)  # a silent run has no prompt number
+    assert tracker.defining("tracked_c").count is None

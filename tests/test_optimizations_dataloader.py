@@ -256,7 +256,9 @@ def test_a_loader_that_cannot_be_rewritten_gets_a_snippet_with_the_reason():
     cell = "args = (ds,)\ntrain_loader = DataLoader(*args, **kwargs)\n"
     change = get("dataloader.workers").preview(ns, cell=cell, num_workers=2)
     assert change.snippet and change.snippet_reason == (
-        "cell: the call passes *args: which parameters its items fill is known only when it runs")
-    assert "code not rewritten (cell: the call passes *args" in change.summary()
+        "the cell starting 'args = (ds,)': the call passes *args: which parameters its items fill is known only "
+        "when it runs")  # the cell named as a person finds it (no prompt number outside a notebook)
+    assert "code not rewritten (the cell starting 'args = (ds,)': the call passes *args" in change.summary()
     change = get("dataloader.workers").preview(ns, cell="for (x,) in train_loader:\n    pass\n", num_workers=2)
-    assert change.snippet_reason == "train_loader = DataLoader(...) was not found in cell"
+    assert change.snippet_reason == ("train_loader = DataLoader(...) was not found in the cell starting "
+                                     "'for (x,) in train_loader:'")

@@ -123,7 +123,8 @@ def test_a_regression_is_flagged_with_the_undo(monkeypatch):
     monkeypatch.setattr(jupyter_perf.runs, "run", lambda source, namespace: slower)
     change, comparison = apply_and_rerun("dataloader.batch_size", ns, BATCH_SIZE_ONE.cell, before)
     assert change.remeasured == pytest.approx(0.6)  # samples/s, not steps/s: the batch size changed
-    assert any("×0.60: slower than before" in w and "change.undo()" in w for w in change.warnings)
+    assert any("samples/s ×0.60, worse beyond the run-to-run noise" in w and "change.undo()" in w
+               for w in change.warnings), change.warnings
     change.undo()
     assert ns["loader"].batch_size == 1
 

@@ -25,8 +25,8 @@ from test_optimizations_base import AnsweringNotebook
 import jupyter_perf
 from jupyter_perf import cells, frontend, state
 from jupyter_perf.optimizations import applied
-from jupyter_perf.optimizations.base import Target
 from jupyter_perf.optimizations import tune as tune_module
+from jupyter_perf.optimizations.base import Target
 from jupyter_perf.optimizations.guard import NumericsResult
 from jupyter_perf.report import Comparison, Recommendation
 from jupyter_perf.ui import frontend_detect
@@ -46,7 +46,7 @@ def profiled(ipython):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # time the planted problem, not OpenMP on a busy two-core machine
     before = set(ipython.user_ns)
-    assert ipython.run_cell(INPUT_PIPELINE.setup, cell_id="setup").success
+    assert ipython.run_cell(INPUT_PIPELINE.setup, store_history=True, cell_id="setup").success  # as a notebook runs it
     assert ipython.run_cell(PROFILED, cell_id="loop").success
     report, loop = ipython.user_ns["rep"], state.current().running_cell().target()
     assert report.recommended()[0] == WORKERS
@@ -84,6 +84,13 @@ def book(notebook):
     return notebook
 
 
+def setup_label() -> str:
+    """The setup cell as the panel names it: by its prompt's number (``cell [3]``), never by its internal id."""
+    label = state.current().defining("loader").target().label
+    assert label.startswith("cell [") and "setup" not in label
+    return label
+
+
 def card(panel: OptimizationPanel, opt_id: str = WORKERS) -> dict:
     return next(c for c in panel.cards if c["id"] == opt_id)
 
@@ -115,11 +122,13 @@ def by_extension(book: FakeNotebook, detail: dict, refuse: str | None = None) ->
 # ------------------------------------------------------------------ the cards
 
 def remeasured_as(ratio: float):
-    """A stand-in for ``remeasure`` whose re-run measured ``ratio`` (the comparison itself: the run before, twice)."""
+    """A stand-in for ``remeasure`` whose re-run measured ``ratio`` times the throughput of the run before."""
 
     def remeasure(change, namespace, cell, report, profile):
+        after = dataclasses.replace(report, throughput={k: v * ratio for k, v in report.throughput.items() if v},
+                                    step_time_total=report.step_time_total / ratio)
         change.remeasured = ratio
-        return Comparison(report, report)
+        return Comparison(report, after, change.optimization)
 
     return remeasure
 
@@ -129,9 +138,10 @@ def test_a_card_shows_what_why_the_gain_and_the_diff_it_applies(panel, profiled)
     shown = card(panel)
     assert shown["title"] == "Load batches in worker processes"
     assert shown["reason"] == report.recommendations[0].reason and "num_workers=0" in shown["reason"]
-    assert shown["gain"] == f"×{report.recommendations[0].expected_speedup:.2f}"
+    assert shown["gain"] == f"expected ×{report.recommendations[0].expected_speedup:.2f}" and shown["estimated"]
     assert "num_workers 0 → 2" in shown["description"]
-    assert f"+{NEW_LOADER}" in shown["diff"] and "cell setup" in shown["diff"]
+    assert f"+{NEW_LOADER}" in shown["diff"] and f"--- a/{setup_label()}" in shown["diff"]
+    assert shown["cells"] == [{"cell_id": "setup", "label": setup_label()}]  # linked, named as the prompt shows it
     edits = shown["actions"]["apply"]["edits"]  # the DataLoader's own cell, not the profiled one
     assert edits == [{"cell_id": "setup", "expected_source_sha256": frontend.sha256(INPUT_PIPELINE.setup),
                       "new_source": INPUT_PIPELINE.setup.replace(OLD_LOADER, NEW_LOADER)}]
@@ -178,7 +188,7 @@ def test_without_the_extension_the_code_to_paste_is_shown(panel, ipython, capsys
     by_widget(panel, click(panel, "apply"))
     out = capsys.readouterr().out
     assert ipython.user_ns["loader"].num_workers == 2
-    assert "New code for cell setup" in out and NEW_LOADER in out
+    assert f"New code for {setup_label()}" in out and NEW_LOADER in out
 
 
 def test_applying_twice_does_not_stack(panel, book, ipython):
@@ -186,7 +196,8 @@ def test_applying_twice_does_not_stack(panel, book, ipython):
     by_widget(panel, detail)
     loader, sent = ipython.user_ns["loader"], state.current().channel.requests
     by_widget(panel, detail)  # the same click again (a second view, a double click)
-    assert ipython.user_ns["loader"] is loader and len(applied()) == count + 1 and state.current().channel.requests == sent
+    assert ipython.user_ns["loader"] is loader and len(applied()) == count + 1
+    assert state.current().channel.requests == sent
     assert card(panel)["message"].startswith("already applied")
     assert book.cells["setup"].count("num_workers") == 1
 
@@ -207,13 +218,16 @@ def test_panel_action_does_the_live_part_only_and_undo_likewise(panel, book, ipy
     assert state.current().channel.requests == sent and card(panel)["state"] == "undone"
 
 
-def test_a_refused_edit_leaves_the_objects_alone_and_says_why(panel, book, ipython, capsys):
+def test_a_refused_edit_leaves_the_objects_alone_and_says_once_what_works(panel, book, ipython, capsys):
     original = ipython.user_ns["loader"]
     by_extension(book, click(panel, "apply"), refuse=CHANGED)
     assert ipython.user_ns["loader"] is original and not applied()
-    assert card(panel)["state"] == "refused" and CHANGED in card(panel)["message"]
-    assert CHANGED in capsys.readouterr().err
-    assert card(panel)["actions"]["apply"]["enabled"]  # free to try again
+    shown = card(panel)
+    assert shown["state"] == "refused" and shown["message"] == (
+        f"not done: {setup_label()} changed since it was profiled, so nothing was changed; run it as it is now and "
+        "profile again to apply the fix to the new code")
+    assert capsys.readouterr().err == ""  # said once, on the card
+    assert shown["actions"]["apply"]["enabled"]  # free to try again
 
 
 def test_a_stale_plan_is_not_applied_and_the_browser_edit_is_put_back(panel, book, ipython):
@@ -258,22 +272,43 @@ def test_a_rerun_that_fails_keeps_the_applied_change_and_its_code(panel, book, i
     assert shown["actions"]["undo"]["enabled"]
 
 
-def test_apply_and_rerun_displays_the_comparison(panel, book, capsys):
+def test_apply_and_rerun_shows_the_comparison_on_the_card_and_undo_marks_it_out_of_date(panel, book, capsys):
     by_extension(book, click(panel, "apply-rerun"))
     change = panel._cards[WORKERS].change
     assert change.status == "applied" and change.remeasured is not None
-    assert "jupyter-perf before/after · speedup ×" in capsys.readouterr().out
+    assert "before/after" not in capsys.readouterr().out  # on the card, not a second time under the panel
     shown = card(panel)
-    assert shown["message"].startswith(f"re-measured ×{change.remeasured:.2f}")
-    assert shown["state"] == ("remeasured" if change.remeasured >= 1 else "regression")
+    assert shown["message"].startswith(f"re-measured: samples/s ×{change.remeasured:.2f}")
+    assert shown["state"] in ("remeasured", "regression")
+    assert "judged by samples/s" in shown["comparison"] and "jp-perf-comparison" in shown["comparison"]
     assert shown["actions"]["undo"]["enabled"] and shown["actions"]["apply-rerun"]["enabled"]
+
+    by_extension(book, click(panel, "undo"))
+    shown = card(panel)
+    assert "jpp-outdated" in shown["comparison"] and "out of date: the change was undone" in shown["comparison"]
+    text = panel.record["text/plain"]
+    assert text.count("undone:") == 1 and text.count("jupyter-perf before/after") == 1  # once each
+
+
+def test_the_card_says_running_while_the_kernel_carries_the_click_out(panel, book, monkeypatch):
+    seen = []
+
+    def remeasure(*args):
+        seen.append((card(panel)["running"], card(panel)["handled"]))
+        return remeasured_as(1.2)(*args)
+
+    monkeypatch.setattr(panel_module, "remeasure", remeasure)
+    before = card(panel)["handled"]
+    by_extension(book, click(panel, "apply-rerun"))
+    assert seen == [(True, before)]  # sent to the view before the re-run started
+    assert not card(panel)["running"] and card(panel)["handled"] == before + 1
 
 
 def test_a_slower_rerun_is_flagged_as_a_regression(panel, book, monkeypatch):
     monkeypatch.setattr(panel_module, "remeasure", remeasured_as(0.71))
     by_widget(panel, click(panel, "apply-rerun"))
     shown = card(panel)
-    assert shown["state"] == "regression" and "×0.71" in shown["message"] and "regression" in shown["message"]
+    assert shown["state"] == "regression" and shown["message"].startswith("re-measured: samples/s ×0.71, worse beyond")
     assert shown["actions"]["undo"]["enabled"]
 
 
@@ -292,9 +327,9 @@ def test_an_edit_refused_after_a_widget_click_takes_the_change_back(profiled, ip
     finally:
         state.current().channel.comm, state.current().channel.ready = saved
     shown = card(panel)
-    assert shown["state"] == "refused" and "Taken back" in shown["message"] and "cell setup" in shown["message"]
+    assert shown["state"] == "refused" and "Taken back" in shown["message"] and setup_label() in shown["message"]
     assert ipython.user_ns["loader"] is original and not applied() and shown["actions"]["apply"]["enabled"]
-    assert "refused: Taken back" in panel.record["text/plain"]
+    assert "  Taken back" in panel.record["text/plain"]
 
 
 # ------------------------------------------------------------------ Tune
@@ -369,7 +404,7 @@ def test_the_record_follows_each_click_and_outlives_the_panel(panel, book, monke
     monkeypatch.setattr(panel_module, "remeasure", remeasured_as(1.5))
     by_extension(book, click(panel, "apply-rerun"))
     text = panel.record["text/plain"]
-    assert "remeasured: re-measured ×1.50" in text and "jupyter-perf before/after · " in text
+    assert "re-measured: samples/s ×1.50, better" in text and "jupyter-perf before/after · " in text
     assert "jp-perf-summary" in panel.record["text/html"]  # the before/after, as the summary draws it
     panel.retire()
     assert panel.record["text/plain"] == text  # what was applied stays on record
@@ -388,7 +423,7 @@ def test_apply_and_rerun_runs_magics_in_the_cell_as_ipython_would(panel, book, m
     by_extension(book, click(panel, "apply-rerun"))
     assert ran == [cells.python(panel.cell.text)]
     assert "run_line_magic('time', 'warmup = 1')" in ran[0] and "%%perfprofile" not in ran[0]
-    assert card(panel)["message"].startswith("re-measured ×")  # the expanded cell ran
+    assert card(panel)["message"].startswith("re-measured: ")  # the expanded cell ran
 
 
 # ------------------------------------------------------------------ lifetime and the magic
@@ -419,7 +454,9 @@ def test_the_magic_shows_the_panel_where_widgets_show_and_survives_its_failure(p
     del ipython.user_ns["rep"]
     assert ipython.run_cell(PROFILED, cell_id="magic").success
     assert "rep" in ipython.user_ns
-    assert "optimization panel failed to open (RuntimeError: no widgets today)" in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert "optimization panel failed to open (RuntimeError: no widgets today)" in said.err
+    assert "Fixes\n  1. dataloader.workers" in said.out  # the list the summary left to the panel, shown instead
 
 
 def test_a_plan_on_code_another_change_rewrote_is_held_back(profiled, book, ipython):
@@ -431,7 +468,7 @@ def test_a_plan_on_code_another_change_rewrote_is_held_back(profiled, book, ipyt
     assert card(panel, "dataloader.batch_size")["actions"]["apply"]["enabled"]
     by_extension(book, click(panel, "apply"))
     held = card(panel, "dataloader.batch_size")  # the browser said it rewrote the cell: the plan's text is gone
-    assert "cell setup changed in the notebook since it last ran" in held["blocked"]
+    assert f"{setup_label()} was edited since it ran" in held["blocked"]
     assert not held["actions"]["apply"]["enabled"]
     state.current().channel.sources.clear()  # as without the extension: the panel knows what it applied
     panel._refresh()
@@ -439,3 +476,16 @@ def test_a_plan_on_code_another_change_rewrote_is_held_back(profiled, book, ipyt
     assert "dataloader.workers has rewritten" in held["blocked"] and not held["actions"]["apply"]["enabled"]
     by_extension(book, click(panel, "undo"))
     assert card(panel, "dataloader.batch_size")["blocked"] is None
+
+
+def test_a_card_waiting_for_an_edited_cell_is_planned_again_once_a_cell_runs(panel, ipython):
+    """The setup cell was edited by hand: Apply is off and says what works; after the cell runs, the card works."""
+    state.current().channel.sources["setup"] = frontend.sha256("loader = 'edited by hand'\n")
+    panel._refresh()
+    held = card(panel)
+    assert held["blocked"].startswith(f"{setup_label()} was edited since it ran, so nothing was changed")
+    assert "profile again" in held["blocked"] and not held["actions"]["apply"]["enabled"]
+    state.current().channel.sources.clear()  # the edit undone in the notebook (Ctrl+Z)
+    assert ipython.run_cell("x_after_the_edit = 1").success  # any cell ending plans the waiting card again
+    assert card(panel)["blocked"] is None and card(panel)["actions"]["apply"]["enabled"]
+    del ipython.user_ns["x_after_the_edit"]

@@ -10,12 +10,11 @@ from html.parser import HTMLParser
 
 import pytest
 
-from jupyter_perf.report import Comparison, Finding, Recommendation, Report
+from jupyter_perf.report import Finding, Recommendation, Report
+from jupyter_perf.ui import evidence
 from jupyter_perf.ui.summary import (
     REPORT_MIME,
-    comparison_html,
-    comparison_mimebundle,
-    comparison_text,
+    Summary,
     html_document,
     html_summary,
     mimebundle,
@@ -23,6 +22,7 @@ from jupyter_perf.ui.summary import (
     text_summary,
 )
 from jupyter_perf.ui.svg import MAX_POINTS, line_chart
+from jupyter_perf.ui.verdict import NO_ESTIMATE_PLAIN
 
 GiB, MiB = 2**30, 2**20
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -113,28 +113,38 @@ def line(text: str, start: str) -> str:
     return next(ln for ln in text.splitlines() if ln.strip().startswith(start))
 
 
+#: Sizes in decimal units ("MB", "GB", "kB") are never shown: every size is binary (units.py).
+DECIMAL_SIZE = re.compile(r"\d\s*(?:[kKMGT]B)\b")
+
+
 # ---------------------------------------------------------------- plain text
-def test_text_has_every_section_with_its_numbers():
+def test_text_opens_with_the_verdict_then_every_section_with_its_numbers():
     text = text_summary(full_report())
-    assert text.splitlines()[0] == (
-        "jupyter-perf · wall time 12.30 s · steps 100 (DataLoader batches) · steps/s 10.0 · samples/s 320.0"
-    )
-    assert "Step breakdown (mean 100.0 ms)" in text
-    assert line(text, "data_wait").split() == ["data_wait", "50.0", "ms", "50.0%", "█" * 10]
-    assert line(text, "forward").split()[:4] == ["forward", "20.0", "ms", "20.0%"]
+    first, why, fix, stats = text.splitlines()[:4]
+    assert first == "jupyter-perf · The model waits for data 50% of each step  [bottleneck: input_pipeline]"
+    assert why.strip() == "the GPU waits 50 ms per step for batches"
+    assert fix.strip() == ("top fix: Load batches in worker processes (dataloader.workers), expected ×1.80: "
+                           "%%perfprofile --apply dataloader.workers")
+    assert stats.strip() == "wall time 12.3 s · steps 100 (DataLoader batches) · steps/s 10.0 · samples/s 320"
+    assert "Step breakdown (mean 100 ms)" in text
+    assert line(text, "data_wait").split() == ["data_wait", "50.0", "ms", "50%", "█" * 10]
+    assert line(text, "forward").split()[:4] == ["forward", "20.0", "ms", "20%"]
     assert line(text, "kernel RSS").endswith("1.50 GiB")
-    assert line(text, "DataLoader workers RSS").endswith("300.0 MiB")
-    assert line(text, "GPU0 memory used").endswith("10.00 GiB")
-    assert line(text, "cuda allocated").endswith("8.00 GiB")
-    assert "Bottleneck: input_pipeline — the device waits on the DataLoader" in text
-    assert "evidence: data_wait_share=0.5, num_workers=0, data_wait_s=50.0 ms" in text
-    assert "[low] host_sync.item: <b>.item()</b> syncs every step (4% of step time)" in text
-    recs = text[text.index("Recommendations"):]
-    assert recs.index("dataloader.workers (num_workers=4)") < recs.index("precision.amp")
-    assert "×1.80" in line(text, "1. dataloader.workers")
+    assert line(text, "DataLoader workers RSS").endswith("300 MiB")
+    assert line(text, "GPU0 memory used").endswith("10.0 GiB")
+    assert line(text, "torch allocated").endswith("8.00 GiB")
+    assert "[high] input_pipeline.few_workers: the GPU waits 50 ms per step for batches (50% of step time)" in text
+    assert line(text, "data wait share").split()[-1] == "50%"
+    assert re.search(r"^\s+data wait\s+50.0 ms$", text, re.M)
+    assert "[low] host_sync.item: <b>.item()</b> syncs every step (4.00% of step time)" in text
+    fixes = text[text.index("Fixes"):]
+    assert fixes.index("dataloader.workers (num_workers=4)") < fixes.index("precision.amp")
+    assert "1. dataloader.workers (num_workers=4) (expected ×1.80): load batches in parallel" in fixes
+    assert f"2. precision.amp ({NO_ESTIMATE_PLAIN}): tensor cores idle" in fixes
     assert line(text, "aten::addmm").split() == ["aten::addmm", "12.3", "ms", "400", "calls"]
     assert "- NVML power readings unavailable" in text
     assert "error" not in text and "interrupted" not in text
+    assert not DECIMAL_SIZE.search(text)
 
 
 def test_missing_values_are_dashes_not_zeros():
@@ -146,13 +156,12 @@ def test_missing_values_are_dashes_not_zeros():
         deep=None,
     )
     text = text_summary(report)
-    assert text.splitlines()[0].endswith("samples/s —")
+    assert line(text, "wall time").endswith("samples/s —")
     assert line(text, "host_to_device").split() == ["host_to_device", "—", "—"]
-    assert line(text, "data_wait").split()[:4] == ["data_wait", "50.0", "ms", "50.0%"]
+    assert line(text, "data_wait").split()[:4] == ["data_wait", "50.0", "ms", "50%"]
     assert line(text, "DataLoader workers RSS").endswith("—")
     assert line(text, "GPU memory").endswith("—")
-    assert "0.0 MiB" not in text
-    assert line(text, "1. precision.amp").split()[2] == "—"
+    assert "0 B" not in text and "0.0 MiB" not in text
     assert "Top operators" not in text
 
 
@@ -171,27 +180,94 @@ def test_empty_report_renders():
     text = text_summary(Report())
     assert "steps 0" in text and "steps/s —" in text
     assert "no steps recognised" in text
-    assert "Bottleneck: none — too little ran to say" in text
+    assert text.splitlines()[0] == ("jupyter-perf · Too little ran to name a bottleneck (0 steps recognised)  "
+                                    "[bottleneck: none]")
     check_html(html_summary(Report()))
+
+
+@pytest.mark.parametrize("overrides, sentence", [
+    ({}, "The model waits for data 50% of each step"),
+    ({"bottleneck": "compute", "findings": []}, "The model's own math takes 40% of each step: the healthy case"),
+    ({"bottleneck": "memory_leak", "findings": [Finding(
+        "memory_leak", "high", "Host memory grew 6.00 MiB per step", {"fits": {
+            "rss_total": {"per_step_bytes": 6 * MiB}, "heap_in_use": "too few samples after warm-up"}},
+        "memory_leak")]}, "Memory grows 6.00 MiB per step"),
+    ({"bottleneck": "memory_capacity", "findings": [Finding(
+        "memory_capacity", "high", "GPU0 memory peaked", {"oom": False, "memory": [
+            {"where": "GPU0", "peak_bytes": 75 * GiB, "total_bytes": 80 * GiB, "fraction": 0.9375}]},
+        "memory_capacity")]}, "GPU0 memory peaked at 94% of its capacity"),
+])  # fmt: skip
+def test_the_verdict_says_the_bottleneck_in_words_with_its_key_number(overrides, sentence):
+    html = html_summary(full_report(**overrides))
+    verdict = re.search(r'<div class="jpp-verdict-line">([^<]*)</div>', html).group(1)
+    assert html.index('class="jp-perf-verdict"') < html.index('class="jpp-stats"')  # first, before the numbers
+    assert verdict.replace("&#x27;", "'") == sentence
 
 
 # ---------------------------------------------------------------------- HTML
 def test_html_is_well_formed_self_contained_and_has_the_content():
     html = html_summary(full_report())
     checker = check_html(html)
-    assert html.startswith('<div class="jp-perf-summary">')
+    assert html.startswith('<div class="jp-perf-summary"><style>')
     # the scoped style block must not leak rules onto the rest of the notebook
     css = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
-    assert all(rule.strip().startswith(".jp-perf-summary") for rule in re.findall(r"[^{}]+(?=\{)", css))
+    assert all(rule.strip().startswith((".jp-perf-summary", ".jp-perf-verdict", ".jp-perf-comparison"))
+               for rule in re.findall(r"[^{}]+(?=\{)", css))
     assert "var(--jp-ui-font-color1" in css
     assert "<script" not in html
     assert 'style="width:50.00%;background:' in html  # data_wait segment of the phase bar
     assert "width:0.00%" not in html  # a zero phase draws nothing
-    for fragment in ("12.30 s", "320.0", "50.0 ms", "1.50 GiB", "300.0 MiB", "input_pipeline", "×1.80",
-                     "dataloader.workers", "aten::addmm", "NVML power readings unavailable"):
+    for fragment in ("12.3 s", ">320<", "50.0 ms", "1.50 GiB", "300 MiB", "input_pipeline", "expected ×1.80",
+                     "dataloader.workers", "aten::addmm", "NVML power readings unavailable", NO_ESTIMATE_PLAIN):
         assert fragment in html, fragment
     assert "&lt;b&gt;.item()&lt;/b&gt;" in html  # user text is escaped, not markup
     assert checker.tags.count("svg") == 4  # CPU, host memory, GPU util, GPU memory
+    assert not DECIMAL_SIZE.search(re.sub(r"<[^>]+>", " ", html))
+
+
+def test_the_fixes_are_listed_where_no_panel_follows_and_the_verdict_leaves_the_panel_its_buttons():
+    report = full_report()
+    alone, with_panel = html_summary(report), html_summary(report, panel=True)
+    assert 'class="jp-perf-rec"' in alone and "%%perfprofile --apply dataloader.workers" in alone
+    assert "jp-perf-rec" not in with_panel and "<h4>Fixes</h4>" not in with_panel  # the panel's cards are the list
+    slot = re.search(r'<div class="jpp-verdict-actions" data-optimization="([^"]+)">(.*?)</div>', with_panel)
+    assert slot.group(1) == "dataloader.workers" and "optimization panel below" in slot.group(2)
+    assert 'data-started="2024-05-01T10:00:00"' in with_panel  # how the panel's view finds its verdict
+    assert Summary(report, panel=True)._repr_mimebundle_() == mimebundle(report, panel=True)
+    assert "Fixes" in mimebundle(report, panel=True)["text/plain"]  # frontends without HTML keep the list
+
+
+def test_evidence_is_a_table_of_labels_and_values_in_their_units_folded_under_its_finding():
+    rows = evidence.rows({
+        "data_wait_share": 0.30123456789, "data_wait_s": 0.0702, "storage_read_bytes": 419430.4, "threshold": 0.1,
+        "pin_memory": False, "us_per_leaf_call": 12.5, "read_bytes_per_s": 3 * MiB,
+        "dataloaders": [{"name": "loader", "num_workers": 0, "batch_size": 16}],
+        "fits": {"rss_total": {"per_step_bytes": 6 * MiB, "r2": 0.9912345}},
+    })  # fmt: skip
+    assert rows == [
+        (0, "data wait share", "30%"), (0, "data wait", "70.2 ms"), (0, "storage read", "410 KiB"),
+        (0, "threshold", "0.100"), (0, "pin memory", "no"), (0, "time per leaf call", "12.5 µs"),
+        (0, "read", "3.00 MiB/s"), (0, "dataloaders", ""), (1, "loader", ""), (2, "num workers", "0"),
+        (2, "batch size", "16"), (0, "fits", ""), (1, "rss total", ""), (2, "per step", "6.00 MiB"),
+        (2, "r2", "0.991"),
+    ]  # fmt: skip
+    html = html_summary(full_report())
+    assert "<details><summary>evidence</summary><table class=\"jpp-evidence\">" in html
+    assert "{'" not in html and "data_wait_share=" not in html  # no Python dict, no raw keys
+
+
+def test_notes_are_folded_away_from_the_answer():
+    html = html_summary(full_report(notes=["malloc statistics sampled at one sample in 4"]))
+    fold = html[html.index("<details><summary>Notes (1)"):]
+    assert "malloc statistics sampled" in fold[:fold.index("</details>")]
+
+
+def test_the_cpu_chart_reads_percent_of_the_machine_like_the_live_view():
+    report = full_report(environment={"cpu_count": 2}, timeline={
+        "t": [0.0, 0.5, 1.0], "cpu_percent": [50.0, 90.0, 60.0], "proc_cpu_percent": [100.0, 180.0, 120.0]})
+    svg = re.search(r'<svg[^>]*aria-label="CPU".*?</svg>', html_summary(report)).group(0)
+    assert "CPU (% of machine)" in svg and "this kernel + workers" in svg and ">100<" in svg  # the axis ends at 100
+    assert "time (s)" in svg
 
 
 def test_html_without_gpu_has_no_gpu_charts():
@@ -275,14 +351,14 @@ def test_svg_downsamples_long_series_and_keeps_the_peak():
     paths = re.findall(r'<path d="([^"]+)"', svg)
     assert len(paths) == 1  # the all-missing series draws nothing
     assert paths[0].count("L") + 1 <= MAX_POINTS
-    assert ">99<" in svg  # the single spike sets the axis maximum
+    assert ">100<" in svg  # the single spike sets the axis: its top tick is the round value above it
     assert len(svg) < 40_000
 
 
 def test_svg_time_axis_reads_from_zero():
     # the sampler's first row is taken microseconds after the start
     svg = line_chart({"a": [1.0, 2.0, 3.0]}, [2.06e-6, 0.5, 12.25], "t", "%")
-    assert ">0 s<" in svg and ">12.2 s<" in svg and "e-06" not in svg
+    assert ">0<" in svg and ">12.2<" in svg and "time (s)" in svg and "e-06" not in svg
 
 
 def test_svg_without_data_says_so():
@@ -291,45 +367,32 @@ def test_svg_without_data_says_so():
     assert "no data" in svg and "<path" not in svg
 
 
-# ---------------------------------------------------------------- comparison
-def test_comparison_flags_a_regression(ipython):
-    before = full_report()
-    after = full_report(wall_time=15.0, step_time_total=14.08, peaks={"rss_bytes": 1.5 * GiB},
-                        throughput={"steps_per_s": 7.1, "samples_per_s": 227.2})
-    cmp = Comparison(before, after)
-    text = comparison_text(cmp)
-    assert "⚠ regression: ×0.71 samples/s" in text
-    steps = line(text, "steps/s").split()
-    assert steps[-2:] == ["×0.71", "worse"]
-    assert line(text, "wall time").split()[-2:] == ["×1.22", "worse"]  # longer is worse for times
-    assert line(text, "peak rss ").split()[-1] == "same"
-    assert line(text, "peak gpu0_mem_used").split()[-2:] == ["—", "—"]
-    html = comparison_html(cmp)
-    check_html(html)
-    assert "⚠ regression: ×0.71 samples/s" in html
-    assert comparison_mimebundle(cmp) == {"text/plain": text, "text/html": html}
-    assert ipython.display_formatter.format(cmp)[0]["text/plain"] == text
-
-
-def test_comparison_improvement_is_not_flagged():
-    before = full_report()
-    after = full_report(wall_time=7.0, step_time_total=5.5, throughput={"steps_per_s": 18.0})
-    text = comparison_text(Comparison(before, after))
-    assert "speedup ×1.80 (steps/s, after vs before)" in text
-    assert "regression" not in text
-    assert line(text, "step time").split()[-2:] == ["×0.55", "better"]
-
-
-@pytest.mark.parametrize("after_wall, flagged", [(4.0, False), (6.0, True)])
-def test_comparison_without_steps_uses_wall_time(after_wall, flagged):
-    cmp = Comparison(Report(wall_time=5.0), Report(wall_time=after_wall))
-    text = comparison_text(cmp)
-    assert "wall time" in text.splitlines()[0]
-    assert ("⚠ regression: ×0.83 wall time" in text) == flagged
-
-
 def test_imports_nothing_heavy():
     heavy = "{'torch', 'ipywidgets'}"
     code = f"import sys, jupyter_perf.ui.summary; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_names_in_a_finding_read_as_code_and_a_share_is_said_once():
+    finding = Finding("input_pipeline", "high", "The model waited for data 37% of each step; `loader` loads "
+                      "batches in the main process", {}, "input_pipeline", share=0.37)
+    html = html_summary(full_report(bottleneck="input_pipeline", findings=[finding]))
+    assert "<code>loader</code> loads batches" in html and "`" not in html.split("</style>", 1)[1]
+    assert "37% of step time" not in html and "37% of step time" not in text_summary(
+        full_report(bottleneck="input_pipeline", findings=[finding]))
+    # a headline's label and value never part across lines
+    assert '<span class="jpp-stat"><span class="muted">samples/s</span>' in html
+
+
+def test_a_fix_without_an_estimate_says_how_to_measure_it_never_a_bare_dash():
+    from html import escape
+
+    from jupyter_perf.ui import verdict as box
+
+    report = full_report(recommendations=[Recommendation("precision.amp", "tensor cores idle", None)])
+    with_panel = html_summary(report, panel=True)
+    assert f"· {escape(box.NO_ESTIMATE)}" in with_panel  # the verdict's top fix, where the panel's buttons follow
+    assert box.NO_ESTIMATE_PLAIN in html_summary(report) and box.NO_ESTIMATE_PLAIN in text_summary(report)
+    for shown in (with_panel, text_summary(report)):
+        assert "—:" not in shown and "— :" not in shown

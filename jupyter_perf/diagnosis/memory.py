@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from .. import units
 from ..report import Finding, Report
+from ..trend import after_warmup, fit_line
 from .common import items, measured, not_measured, pct, size, uses_cuda
 from .thresholds import MEMORY_CAPACITY, MEMORY_LEAK
 
@@ -230,20 +231,9 @@ def _culprits(containers: list[dict]) -> str:
 
 
 def fit_growth(steps: list, values: list) -> Fit | None:
-    """Fit memory against steps after warm-up; None with too few samples to call it a trend."""
-    pairs = [(s, v) for s, v in zip(steps, values) if s is not None and v is not None]
-    if not pairs:
+    """Fit memory against steps after warm-up (trend.py); None with too few samples to call it a trend."""
+    pairs = after_warmup(steps, values, MEMORY_LEAK.warmup_fraction)
+    line = fit_line(pairs) if len(pairs) >= MEMORY_LEAK.min_samples else None
+    if line is None:
         return None
-    start = MEMORY_LEAK.warmup_fraction * max(s for s, _ in pairs)
-    pairs = [(s, v) for s, v in pairs if s >= start]
-    xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
-    if len(pairs) < MEMORY_LEAK.min_samples or len(set(xs)) < 3:
-        return None
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    syy = sum((y - my) ** 2 for y in ys)
-    slope = sxy / sxx
-    r2 = sxy * sxy / (sxx * syy) if syy else 0.0
-    return Fit(slope, slope * (max(xs) - min(xs)), r2, n, min(xs), max(xs))
+    return Fit(line.slope, line.slope * (line.x_to - line.x_from), line.r2, line.n, line.x_from, line.x_to)

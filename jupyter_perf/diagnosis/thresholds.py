@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..trend import WARMUP_FRACTION
+
 MB = 1e6
 
 
@@ -144,8 +146,9 @@ class MemoryLeakThresholds:
     min_steps: int = 10
     #: Samples (after warm-up) the line is fitted through.
     min_samples: int = 5
-    #: The first 20% of steps fill caches, allocator pools and optimizer state.
-    warmup_fraction: float = 0.2
+    #: The first 20% of steps fill caches, allocator pools and optimizer state (the same for a comparison's
+    #: growth per step: trend.py).
+    warmup_fraction: float = WARMUP_FRACTION
     #: Total growth over the fitted steps below which RSS noise (allocator arenas,
     #: page cache of mapped files) could explain it.
     min_growth_bytes: float = 32 * MB

@@ -8,6 +8,7 @@ subclass and one entry in the catalog (docs/architecture.md).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -69,5 +70,5 @@ def apply_to_cell(opt_ids: list[str], namespace: dict[str, Any], cell: str | Tar
         outcomes.append(change)
         new = change.rewritten(target)
         if new is not None:
-            target = Target(new, target.cell_id, target.prefix)
+            target = dataclasses.replace(target, source=new)
     return target.source, outcomes

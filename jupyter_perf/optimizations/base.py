@@ -43,6 +43,10 @@ class NotApplicable(ValueError):  # noqa: N818 - a reason, not an error: the pan
     """The optimization cannot act on this namespace/cell; the message says why, for the user."""
 
 
+class CellEdited(NotApplicable):
+    """A cell to rewrite was edited in the notebook since it ran: a plan made after it runs again may apply."""
+
+
 def applied() -> list[Change]:
     """Changes committed in this kernel and not undone, oldest first (``applied()[-1].undo()``)."""
     return list(state.current().applied)
@@ -187,7 +191,7 @@ class Change:
             self._asked = sum(channel.reaches(edit.target.cell_id) for edit in self.edits)
             for edit in self.edits:
                 channel.request_edit(edit.target.cell_id, edit.target.text, edit.new_text,
-                                      partial(self._answered, edit))
+                                     partial(self._answered, edit), label=edit.target.label)
 
     def _answered(self, edit: Edit, result: dict[str, Any]) -> None:
         """The notebook's answer to one published edit; once all are in, a refusal takes the change back."""
@@ -209,7 +213,7 @@ class Change:
         self.description = f"Taken back: the notebook did not rewrite the code ({why}). Not applied: {self.description}"
         state.current().channel.tell(f"jupyter-perf: {self.optimization} was taken back: the notebook did not rewrite "
                                      f"the code ({why}), so the live objects were put back to match it. Run the cell "
-                                     "as it is now, then apply again.")
+                                     "as it is now and profile again to apply it to the new code.")
         for listener in self._listeners:
             listener(self)
 
@@ -381,7 +385,8 @@ class Optimization:
 # ------------------------------------------------------------------ helpers
 def _request_original(edit: Edit) -> None:
     """Ask the notebook to put ``edit``'s cell back to the text the edit was computed from."""
-    state.current().channel.request_edit(edit.target.cell_id, edit.new_text, edit.target.text)
+    state.current().channel.request_edit(edit.target.cell_id, edit.new_text, edit.target.text,
+                                         label=edit.target.label)
 
 
 def refuse_edited_cells(edits: list[Edit]) -> None:
@@ -391,8 +396,8 @@ def refuse_edited_cells(edits: list[Edit]) -> None:
     channel = state.current().channel
     edited = [e.target.label for e in edits if channel.edited_since_run(e.target.cell_id, e.target.text)]
     if edited:
-        raise NotApplicable(f"{', '.join(edited)} changed in the notebook since it last ran: run it as it is now, "
-                            "then apply again")
+        raise CellEdited(f"{', '.join(edited)} was edited since it ran, so nothing was changed: run it as it is "
+                         "now and profile again to apply the fix to the new code")
 
 
 def find_object(namespace: dict[str, Any], kind: type | tuple[type, ...], what: str, name: str | None = None,

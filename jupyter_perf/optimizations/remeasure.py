@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import state
+from .. import state, units
 from ..cells import Target, python
 from ..report import Comparison, Report
 from .base import Change
@@ -38,19 +38,23 @@ def remeasure(change: Change, namespace: dict[str, Any], cell: str | Target, rep
     """Profile ``cell`` again as the applied ``change`` left it and compare with ``report``, the run before.
 
     Split from ``apply_and_rerun`` for the panel, which commits the Change it
-    previewed (the diff the user saw) before re-running. A slower or failing
-    re-run adds a warning to the Change saying so and offering
-    ``change.undo()``; ``change.remeasured`` holds the ratio.
+    previewed (the diff the user saw) before re-running. The Comparison judges
+    the metric the optimization targets (its catalog entry: throughput, memory
+    growth per step, peak memory) against the runs' own noise; a regression of
+    that metric, or a failing re-run, adds a warning to the Change saying so and
+    offering ``change.undo()``. ``change.remeasured`` holds the throughput ratio.
     """
     target = state.current().target(cell)
     # The cell as IPython runs it: its %%perfprofile line dropped, %timeit / !cmd lines made Python.
     after = profile(python(change.rewritten(target) or target.source), namespace)
-    comparison = Comparison(report, after)
-    change.remeasured = comparison.speedup  # samples/s first: a batch-size change alters a step
+    comparison = Comparison(report, after, change.optimization)
+    change.remeasured = comparison.speedup  # samples (or tokens) per second first: a batch-size change alters a step
+    judged = comparison.judged()
     if after.error is not None:
         change.warnings.append(f"the re-run raised {after.error['type']}: {after.error['message'][:200]}; "
                                "undo with change.undo()")
-    elif change.remeasured is not None and change.remeasured < 1:
-        change.warnings.append(f"re-measured ×{change.remeasured:.2f}: slower than before this change; "
-                               "undo with change.undo()")
+    elif comparison.regression and judged is not None:
+        moved = f" {units.ratio(judged.ratio)}" if judged.ratio is not None else ""
+        change.warnings.append(f"re-measured: {judged.name}{moved}, worse beyond the run-to-run noise; undo with "
+                               "change.undo()")
     return comparison

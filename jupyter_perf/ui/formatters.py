@@ -9,27 +9,29 @@ from __future__ import annotations
 
 from typing import Any
 
-_TYPES = (("jupyter_perf.report", "Report", "mimebundle"), ("jupyter_perf.report", "Comparison", "comparison_mimebundle"))
+#: (module, class) shown by (ui module, its function returning the mimebundle).
+_TYPES = (("jupyter_perf.report", "Report", "summary", "mimebundle"),
+          ("jupyter_perf.report", "Comparison", "comparison", "mimebundle"))
 
 
 def register(shell: Any) -> None:
     """Draw Reports and Comparisons as their summaries in ``shell`` (idempotent)."""
     formatter = shell.display_formatter.mimebundle_formatter
-    for module, name, renderer in _TYPES:
-        formatter.for_type_by_name(module, name, _renderer(renderer))
+    for module, name, view, renderer in _TYPES:
+        formatter.for_type_by_name(module, name, _renderer(view, renderer))
 
 
 def unregister(shell: Any) -> None:
     formatter = shell.display_formatter.mimebundle_formatter
-    for module, name, _renderer_name in _TYPES:
+    for module, name, _view, _renderer_name in _TYPES:
         formatter.pop(f"{module}.{name}", None)
 
 
-def _renderer(name: str) -> Any:
+def _renderer(view: str, name: str) -> Any:
     def render(obj: Any) -> dict[str, Any]:
-        from . import summary
+        from . import comparison, summary
 
-        return getattr(summary, name)(obj)
+        return getattr({"summary": summary, "comparison": comparison}[view], name)(obj)
 
-    render.__qualname__ = f"jupyter_perf.{name}"
+    render.__qualname__ = f"jupyter_perf.{view}.{name}"
     return render

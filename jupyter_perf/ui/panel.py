@@ -31,21 +31,29 @@ writes each new record the view announces into the output, so the file
 always holds the panel's last state (docs/labextension.md).
 
 Either way the kernel hears the click only once the running cell has ended;
-the card says "queued" until then. Panels are found by a token in the click's
-payload; only the latest few keep their Report, plans and namespace alive
-(an old plan can hold a replaced model and its memory), older ones say to
-profile again.
+the card says "queued" until then, "running" while the kernel carries it out.
+Panels are found by a token in the click's payload; only the latest few keep
+their Report, plans and namespace alive (an old plan can hold a replaced
+model and its memory), older ones say to profile again.
+
+The view is TypeScript (``labextension/src/panel/``) bundled by the package's
+build into one self-contained ES module, ``static/panel.js``, its CSS
+``static/panel.css``. It also draws the top card's Apply and Apply & re-run
+into the verdict box at the top of the summary (``verdict.py``), so the answer
+and its fix are the first thing under the cell.
 
 Imports anywidget and ipywidgets: imported only where widgets can show.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import secrets
 import sys
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anywidget
@@ -54,16 +62,23 @@ import traitlets
 from IPython.display import display
 
 from .. import state
-from ..frontend import sha256
-from ..catalog import CATALOG
 from ..cells import Target
+from ..frontend import sha256
 from ..optimizations import NotApplicable, applied, get
-from ..optimizations.base import Change
+from ..optimizations.base import CellEdited, Change
 from ..optimizations.remeasure import remeasure
-from ..runs import run
 from ..optimizations.tune import KNOBS, Tuning, tune
-from ..report import Recommendation, Report
-from .summary import comparison_mimebundle, fmt_speedup
+from ..report import Comparison, Recommendation, Report
+from ..runs import run
+from . import comparison as comparison_view
+from . import verdict
+from .summary import CSS as SUMMARY_CSS
+
+_STATIC = Path(__file__).with_name("static")
+_ESM = _STATIC / "panel.js"
+if not _ESM.exists():  # a checkout nobody built: the magic says the panel failed, the summary lists the fixes
+    raise ImportError(f"{_ESM} is not built: `pip install -e .` (or `npm run build` in labextension/) builds it")
+CSS = (_STATIC / "panel.css").read_text(encoding="utf-8")
 
 ACTIONS = ("apply", "apply-rerun", "undo", "tune")
 #: Panels whose buttons work; older ones let go of their Report, plans and namespace.
@@ -107,170 +122,14 @@ class Card:
     message: str = ""
     #: Clicks handled so far: the view shows "queued" until this passes the count it clicked at.
     handled: int = 0
-    #: The before/after of the last re-run, as a mimebundle, for the record.
-    comparison: dict[str, str] | None = None
+    #: The kernel is carrying out a click on this card now (the view says "running").
+    running: bool = False
+    #: The before/after of the last re-run; marked out of date once the change is undone.
+    comparison: Comparison | None = None
     #: The curve of the last Tune click: kept here, the Change may be planned again (current value best).
     tuning: Tuning | None = None
-
-
-# ---------------------------------------------------------------------- the view
-CSS = """
-.jp-perf-panel{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px;line-height:1.45;
-  color:var(--jp-ui-font-color1,#222);max-width:860px}
-.jp-perf-panel h4{margin:10px 0 4px;font-size:13px}
-.jp-perf-panel .jpp-card{margin:6px 0;padding:6px 10px;border:1px solid var(--jp-border-color2,#ddd);
-  border-radius:4px;background:var(--jp-layout-color1,transparent)}
-.jp-perf-panel .jpp-gain{float:right;font-weight:bold}
-.jp-perf-panel .jpp-muted{color:var(--jp-ui-font-color2,#666)}
-.jp-perf-panel pre{margin:4px 0;padding:4px 6px;overflow-x:auto;font-size:12px;
-  background:var(--jp-layout-color2,#f5f5f5);border-radius:3px}
-.jp-perf-panel .jpp-add{color:#22863a}
-.jp-perf-panel .jpp-del{color:#b31d28}
-.jp-perf-panel .jpp-hunk{color:var(--jp-ui-font-color2,#666)}
-.jp-perf-panel ul{margin:2px 0;padding-left:20px}
-.jp-perf-panel .jpp-buttons{margin-top:6px;display:flex;gap:6px;align-items:center;flex-wrap:wrap}
-.jp-perf-panel button{font:inherit;padding:2px 10px;cursor:pointer}
-.jp-perf-panel button:disabled{cursor:default;opacity:.5}
-.jp-perf-panel .jpp-status{font-weight:bold}
-.jp-perf-panel table.jpp-curve{border-collapse:collapse;margin:4px 0;font-size:12px}
-.jp-perf-panel .jpp-curve td,.jp-perf-panel .jpp-curve th{padding:1px 8px 1px 0;text-align:right;white-space:nowrap}
-.jp-perf-panel .jpp-curve td.jpp-note,.jp-perf-panel .jpp-curve td.jpp-bars{text-align:left}
-.jp-perf-panel .jpp-curve td.jpp-note{white-space:normal}
-.jp-perf-panel .jpp-curve .jpp-chosen{font-weight:bold}
-.jp-perf-panel .jpp-bar{display:inline-block;height:8px;background:var(--jp-brand-color1,#1976d2);opacity:.6}
-.jp-perf-panel [data-state=applied] .jpp-status,.jp-perf-panel [data-state=remeasured] .jpp-status,
-.jp-perf-panel [data-state=tuned] .jpp-status{color:#22863a}
-.jp-perf-panel [data-state=regression] .jpp-status,.jp-perf-panel [data-state=error] .jpp-status,
-.jp-perf-panel [data-state=refused] .jpp-status,.jp-perf-panel [data-state=reverted] .jpp-status{color:#b31d28}
-"""
-
-ESM = r"""
-const LABELS = { apply: "Apply", "apply-rerun": "Apply & re-run", tune: "Tune", undo: "Undo" };
-const QUEUED = "queued — runs once the kernel is idle";
-
-function h(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function diffBlock(diff) {
-  const pre = h("pre", "jpp-diff");
-  for (const line of diff.replace(/\n$/, "").split("\n")) {
-    const cls = line.startsWith("@@") ? "jpp-hunk"
-      : line.startsWith("+") && !line.startsWith("+++") ? "jpp-add"
-      : line.startsWith("-") && !line.startsWith("---") ? "jpp-del" : "";
-    pre.append(h("span", cls, line + "\n"));
-  }
-  return pre;
-}
-
-function curveTable(curve) {
-  const table = h("table", "jpp-curve");
-  table.title = curve.how;
-  const head = h("tr");
-  for (const name of [curve.param, "samples/s", "", ""]) head.append(h("th", "", name));
-  table.append(head);
-  const best = Math.max(...curve.rows.map(r => r.samples_per_s || 0)) || 1;
-  for (const row of curve.rows) {
-    const tr = h("tr", row.chosen ? "jpp-chosen" : "");
-    const bar = h("span", "jpp-bar");
-    bar.style.width = Math.round(120 * (row.samples_per_s || 0) / best) + "px";
-    const cell = h("td", "jpp-bars");
-    cell.append(bar);
-    const mark = row.chosen ? "← chosen" : row.current ? "(current)" : "";
-    tr.append(h("td", "", String(row.value)), h("td", "", row.samples_per_s ? row.samples_per_s.toFixed(0) : "—"),
-      cell, h("td", "jpp-note", [mark, row.note].filter(Boolean).join(" · ")));
-    table.append(tr);
-  }
-  return table;
-}
-
-function render({ model, el }) {
-  const pending = new Map(); // card id -> its `handled` count when clicked: "queued" until the kernel moves past it
-  const open = new Set(); // card ids whose diff is unfolded, kept across redraws
-
-  function click(card, action, button) {
-    const detail = {
-      action, optimization: card.id, token: model.get("token"), edits: card.actions[action].edits,
-    };
-    const event = new CustomEvent("jupyter-perf-action", { bubbles: true, composed: true, cancelable: true, detail });
-    if (button.dispatchEvent(event)) model.send(detail); // not taken by the JupyterLab extension: the widget's comm
-    pending.set(card.id, card.handled);
-    draw();
-  }
-
-  function cardNode(card) {
-    const queued = pending.get(card.id) === card.handled;
-    const node = h("div", "jpp-card");
-    node.dataset.optimization = card.id;
-    node.dataset.state = queued ? "queued" : card.state;
-    const gain = h("span", "jpp-gain", card.gain);
-    gain.title = "expected speedup";
-    const head = h("div");
-    head.append(h("code", "", card.id), " ", h("b", "", card.title), gain);
-    node.append(head, h("div", "", card.reason));
-    if (card.description) node.append(h("div", "jpp-muted", card.description));
-    if (card.blocked) node.append(h("div", "jpp-muted", "Cannot apply: " + card.blocked));
-    if (card.diff) {
-      const details = h("details");
-      details.open = open.has(card.id);
-      details.addEventListener("toggle", () => (details.open ? open.add(card.id) : open.delete(card.id)));
-      details.append(h("summary", "", "Code change"), diffBlock(card.diff));
-      node.append(details);
-    }
-    if (card.snippet) {
-      const why = card.snippet_reason ? " (" + card.snippet_reason + ")" : "";
-      node.append(h("div", "", "Code not rewritten" + why + "; add by hand:"), h("pre", "", card.snippet));
-    }
-    if (card.curve) node.append(h("div", "jpp-muted", "Measured: " + card.curve.how), curveTable(card.curve));
-    if (card.warnings.length) {
-      const list = h("ul", "jpp-warnings");
-      for (const warning of card.warnings) list.append(h("li", "", "⚠ " + warning));
-      node.append(list);
-    }
-    const buttons = h("div", "jpp-buttons");
-    for (const [action, label] of Object.entries(LABELS)) {
-      if (action === "tune" && !card.actions.tune) continue; // only where there is a value to measure
-      const button = h("button", "", label);
-      button.dataset.action = action;
-      button.disabled = queued || !(card.actions[action] || {}).enabled;
-      button.addEventListener("click", () => click(card, action, button));
-      buttons.append(button);
-    }
-    const status = queued ? QUEUED : card.message;
-    if (status) buttons.append(h("span", "jpp-status", status));
-    node.append(buttons);
-    return node;
-  }
-
-  function draw() {
-    const cards = model.get("cards");
-    el.replaceChildren(h("h4", "", "Optimizations"), ...cards.map(cardNode));
-  }
-
-  // The record of the panel's state, for the JupyterLab extension to keep in the saved output.
-  function announce(tries = 50) {
-    const detail = model.get("record");
-    const event = new CustomEvent("jupyter-perf-record", { bubbles: true, composed: true, detail });
-    if (el.isConnected) el.dispatchEvent(event);
-    else if (tries > 0) setTimeout(() => announce(tries - 1), 100); // not in the page yet
-  }
-
-  el.classList.add("jp-perf-panel");
-  model.on("change:cards", draw);
-  model.on("change:record", announce);
-  draw();
-  announce();
-  return () => {
-    model.off("change:cards", draw);
-    model.off("change:record", announce);
-  };
-}
-
-export default { render };
-"""
+    #: Its plan was refused because a cell it edits was edited since it ran: planned again after a cell runs.
+    waits_for_run: bool = False
 
 
 class OptimizationPanel(anywidget.AnyWidget):
@@ -280,17 +139,19 @@ class OptimizationPanel(anywidget.AnyWidget):
     button does, whether it is on, which edits it carries) is made here.
     """
 
-    _esm = ESM
+    _esm = _ESM.read_text(encoding="utf-8")
     _css = CSS
 
     token = traitlets.Unicode("").tag(sync=True)
+    #: When the run started (``Report.started_at``): the view finds the summary's verdict box by it.
+    started = traitlets.Unicode("").tag(sync=True)
     #: One dict per card, what the view draws (``_view``); actions carry the edits a click makes.
     cards = traitlets.List().tag(sync=True)
     #: The static record of ``cards``, ``{"text/html": ..., "text/plain": ...}``: what a saved notebook shows.
     record = traitlets.Dict().tag(sync=True)
 
     def __init__(self, report: Report, namespace: dict[str, Any], cell: Target) -> None:
-        super().__init__(token=secrets.token_hex(8))
+        super().__init__(token=secrets.token_hex(8), started=report.started_at)
         self.report: Report | None = report
         self.namespace: dict[str, Any] | None = namespace
         #: The profiled cell as its text now is (applied changes rewrite it): plans and re-runs start from here.
@@ -300,6 +161,9 @@ class OptimizationPanel(anywidget.AnyWidget):
         #: Texts the browser was told to replace, by SHA-256: what a refused action puts back.
         self._texts: dict[str, str] = {}
         self.on_msg(self._on_msg)
+        self._shell = state.current().shell
+        if self._shell is not None:  # a card waiting for an edited cell to run is planned again after it runs
+            self._shell.events.register("post_run_cell", self._cell_ran)
         self._refresh()
         _register(self)
 
@@ -322,6 +186,8 @@ class OptimizationPanel(anywidget.AnyWidget):
                   f"{payload.get('optimization')!r}", file=sys.stderr)
             return
         self._note_edits(payload)
+        card.running = True
+        self._show()  # sent at once: the view says "running" while the kernel works
         try:
             self._act(card, action, payload)
         except Exception as exc:  # noqa: BLE001 - the card says what went wrong; the kernel and the panel carry on
@@ -329,12 +195,12 @@ class OptimizationPanel(anywidget.AnyWidget):
             if card.change is None or card.change.status != wanted:  # the objects did not move: nor may the code
                 self._restore(payload)
             if isinstance(exc, NotApplicable):  # the namespace moved since the plan: the card shows a fresh one
-                self._outcome(card, "refused", f"not done: {exc}; planned again: check the diff and click again",
-                              say=True)
+                self._outcome(card, "refused", f"not done: {exc}; planned again: check the diff and click again")
             else:
-                self._outcome(card, "error", f"{action} failed: {type(exc).__name__}: {exc}", say=True)
+                self._outcome(card, "error", f"{action} failed: {type(exc).__name__}: {exc}")
         finally:
             card.handled += 1
+            card.running = False
             self._refresh()
 
     def _act(self, card: Card, action: str, payload: dict[str, Any]) -> None:
@@ -351,9 +217,8 @@ class OptimizationPanel(anywidget.AnyWidget):
             self._refuse(card, payload, card.blocked or "nothing to apply")
             return
         results = payload.get("edit_results") or []
-        refused = [r.get("reason") or "refused" for r in results if not r.get("ok")]
-        if refused:  # the code did not change (or only partly): the objects must not either
-            self._refuse(card, payload, "; ".join(refused))
+        if refused := [r for r in results if not r.get("ok")]:  # the code did not change (or only partly): the
+            self._refuse(card, payload, self._refusal(change, refused))  # objects must not either
             return
         if action == "tune":
             self._tune(card)
@@ -363,6 +228,8 @@ class OptimizationPanel(anywidget.AnyWidget):
         if action == "undo":
             change.undo(publish=publish)
             self._follow(change, undo=True)
+            if card.comparison is not None:
+                card.comparison.outdated = "the change was undone"
             self._outcome(card, "undone", "undone: the objects are back; paste the original code shown below"
                           if pasted else "undone: the objects and the original code are back")
             return
@@ -408,24 +275,35 @@ class OptimizationPanel(anywidget.AnyWidget):
     def _rerun(self, card: Card) -> None:
         """Profile the profiled cell again as it now is, as IPython would run it (``remeasure``).
 
-        The Comparison is displayed under the panel and kept in the record.
+        The card shows the Comparison, judged by what the optimization targets (report.Comparison), and the
+        record keeps it.
         """
-        comparison = remeasure(card.change, self.namespace, self.cell, self.report, run)
-        card.comparison = comparison_mimebundle(comparison)
-        display(comparison)
-        ratio = card.change.remeasured
-        if ratio is None:
-            self._outcome(card, "remeasured", "re-measured: the runs share no throughput to compare")
-        elif ratio < 1:
-            self._outcome(card, "regression", f"re-measured ×{ratio:.2f}: slower than before — a regression; "
-                          "Undo puts the objects and the code back")
+        assert card.change is not None and self.namespace is not None and self.report is not None
+        card.comparison = comparison = remeasure(card.change, self.namespace, self.cell, self.report, run)
+        judged = comparison.judged()
+        if judged is None:
+            self._outcome(card, "remeasured", "re-measured: the runs share no metric to compare")
+            return
+        said = f"re-measured: {judged.name} {comparison_view.change(judged)}"
+        if comparison.regression:
+            self._outcome(card, "regression", f"{said}, worse beyond the noise: a regression; Undo puts the objects "
+                          "and the code back")
         else:
-            self._outcome(card, "remeasured", f"re-measured ×{ratio:.2f}")
+            self._outcome(card, "remeasured", f"{said}, {comparison_view.VERDICT_WORDS[judged.verdict]}")
 
     def _refuse(self, card: Card, payload: dict[str, Any], why: str) -> None:
-        """Leave the objects as they are, put back any cell the browser rewrote for this click, and say why."""
+        """Leave the objects as they are, put back any cell the browser rewrote for this click, and say why (on the
+        card: once, where the click was)."""
         self._restore(payload)
-        self._outcome(card, "refused", f"not done: {why}", say=True)
+        self._outcome(card, "refused", f"not done: {why}")
+
+    @staticmethod
+    def _refusal(change: Change, refused: list[dict[str, Any]]) -> str:
+        """Why the browser refused the edits, naming each cell as its prompt does and saying what works."""
+        labels = {e.target.cell_id: e.target.label for e in change.edits}
+        cells = ", ".join(dict.fromkeys(labels.get(r.get("cell_id"), "a cell") for r in refused))
+        return (f"{cells} changed since it was profiled, so nothing was changed; run it as it is now and profile "
+                "again to apply the fix to the new code")
 
     def _taken_back(self, card: Card, change: Change) -> None:
         """The notebook refused an edit the kernel published for ``card``: the change took itself back."""
@@ -433,16 +311,15 @@ class OptimizationPanel(anywidget.AnyWidget):
         self._outcome(card, "refused", change.description)
         self._refresh()
 
-    def _outcome(self, card: Card, state: str, message: str, say: bool = False) -> None:
+    @staticmethod
+    def _outcome(card: Card, state: str, message: str) -> None:
         card.state, card.message = state, message
-        if say:
-            print(f"jupyter-perf: {card.rec.optimization}: {message}", file=sys.stderr)
 
     # ------------------------------------------------------------ code kept in step
     def _follow(self, change: Change, undo: bool = False) -> None:
         """Keep ``self.cell`` at the profiled cell's current text as changes rewrite it and undo."""
         for edit in change.edits:
-            rewritten = Target(edit.new_source, edit.target.cell_id, edit.target.prefix)
+            rewritten = dataclasses.replace(edit.target, source=edit.new_source)
             before, after = (rewritten, edit.target) if undo else (edit.target, rewritten)
             if self.cell == before:
                 self.cell = after
@@ -465,16 +342,31 @@ class OptimizationPanel(anywidget.AnyWidget):
         for card in self._cards.values():
             if card.change is None or card.change.status != "applied":
                 self._plan(card)
+        self._show()
+
+    def _show(self) -> None:
+        """Send the view the cards as they stand, and the record of them."""
         with self.hold_sync():
             self.cards = [self._view(card) for card in self._cards.values()]
             self.record = record(self.cards, {c.rec.optimization: c.comparison for c in self._cards.values()})
 
+    def _cell_ran(self, _result: Any = None) -> None:
+        """A cell ran: the cards whose plan waited for an edited cell to run are planned again, on its new code."""
+        waiting = [card for card in self._cards.values() if card.waits_for_run]
+        for card in waiting:
+            self._plan(card)
+        if waiting:
+            self._show()
+
     def _plan(self, card: Card) -> None:
-        card.change, card.blocked = None, None
+        card.change, card.blocked, card.waits_for_run = None, None, False
         try:
+            assert self.namespace is not None
             card.change = get(card.rec.optimization).preview(self.namespace, self.cell, self.report)
         except KeyError:
             card.blocked = "not a one-click change"
+        except CellEdited as exc:
+            card.blocked, card.waits_for_run = str(exc), True
         except NotApplicable as exc:
             card.blocked = str(exc)
         except Exception as exc:  # noqa: BLE001 - a broken optimization costs its card, not the panel
@@ -531,9 +423,10 @@ class OptimizationPanel(anywidget.AnyWidget):
             state, message = "already applied", change.description
         return {
             "id": rec.optimization,
-            "title": _title(rec.optimization),
+            "title": verdict.title(rec.optimization),
             "reason": rec.reason,
-            "gain": fmt_speedup(rec.expected_speedup),
+            "gain": verdict.gain(rec),
+            "estimated": rec.expected_speedup is not None or bool(rec.expected_freed_bytes),
             "description": change.description if change is not None else "",
             "diff": change.diff if change is not None else "",
             "snippet": change.snippet if change is not None else None,
@@ -544,11 +437,17 @@ class OptimizationPanel(anywidget.AnyWidget):
             "state": state,
             "message": message,
             "handled": card.handled,
+            "running": card.running,
+            "cells": [{"cell_id": e.target.cell_id, "label": e.target.label} for e in change.edits] if change else [],
+            "comparison": comparison_view.html(card.comparison, SUMMARY_CSS) if card.comparison else None,
             "actions": {a: {"enabled": on, "edits": self._edits(card, a) if on else []} for a, on in enabled.items()},
         }
 
     def retire(self) -> None:
         """Let go of the Report, the plans and the namespace; the cards stay, their buttons off."""
+        if self._shell is not None:
+            self._shell.events.unregister("post_run_cell", self._cell_ran)
+            self._shell = None
         self.report = self.namespace = None
         self._cards = {}  # the record keeps what the cards said last
         self.cards = [{**view, "state": "expired", "message": GONE.removeprefix("jupyter-perf: "), "actions": {}}
@@ -562,33 +461,35 @@ def _rewritten(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------- the record
-def record(views: list[dict[str, Any]], compared: dict[str, dict[str, str] | None]) -> dict[str, str]:
+def record(views: list[dict[str, Any]], compared: dict[str, Comparison | None]) -> dict[str, str]:
     """The static record of the cards ``views`` (``_view``) and their re-runs' before/after (``compared``).
 
     What a notebook opened without the kernel shows instead of the panel:
     for each recommendation, why, the expected gain, what became of it (the
     last click's message, else "not applied"), its code change and the
-    before/after of a re-run.
+    before/after of a re-run (marked out of date once undone).
     """
     text, cards = [TEXT], []
     for view in views:
         status = _status(view)
-        comparison = compared.get(view["id"]) or {}
-        text += [f"* {view['id']} — {view['title']} (expected {view['gain']}): {view['reason']}", f"  {status}"]
-        text += [f"  {line}" for line in (view["diff"] + comparison.get("text/plain", "")).splitlines()]
+        comparison = compared.get(view["id"])
+        text += [f"* {view['id']} — {view['title']} ({view['gain']}): {view['reason']}", f"  {status}"]
+        before_after = comparison_view.text(comparison) if comparison is not None else ""
+        text += [f"  {line}" for line in (view["diff"] + before_after).splitlines()]
         if view.get("curve"):
             curve = view["curve"]
             text += [f"  measured: {curve['how']}", *(f"  {line}" for line in curve["table"].splitlines())]
         diff = (f"<details><summary>Code change</summary><pre>{html.escape(view['diff'])}</pre></details>"
                 if view["diff"] else "")
         cards.append(
-            f'<div class="jpp-card" data-recorded="{html.escape(view["id"])}" data-state="{html.escape(view["state"])}">'
-            f'<div><code>{html.escape(view["id"])}</code> <b>{html.escape(view["title"])}</b>'
+            f'<div class="jpp-card" data-recorded="{html.escape(view["id"])}" '
+            f'data-state="{html.escape(view["state"])}">'
+            f'<div class="jpp-head"><code>{html.escape(view["id"])}</code> <b>{html.escape(view["title"])}</b>'
             f'<span class="jpp-gain">{html.escape(view["gain"])}</span></div><div>{html.escape(view["reason"])}</div>'
             f'<div class="jpp-status">{html.escape(status)}</div>{diff}{_curve_html(view.get("curve"))}'
-            f'{comparison.get("text/html", "")}</div>'
+            f'{comparison_view.html(comparison) if comparison is not None else ""}</div>'
         )
-    page = (f'<div class="jp-perf-panel jp-perf-panel-record"><style>{CSS}</style><h4>Optimizations</h4>'
+    page = (f'<div class="jp-perf-panel jp-perf-panel-record"><style>{CSS}{SUMMARY_CSS}</style><h4>Optimizations</h4>'
             f'<div class="jpp-muted">{html.escape(TEXT.removeprefix("jupyter-perf optimization panel — "))}</div>'
             f'{"".join(cards)}</div>')
     return {"text/html": page, "text/plain": "\n".join(text)}
@@ -625,15 +526,10 @@ def _curve_html(curve: dict[str, Any] | None) -> str:
 def _status(view: dict[str, Any]) -> str:
     """What became of a card, in words: the last click's message, else why it cannot apply, else its state."""
     if view["message"]:
-        return f"{view['state']}: {view['message']}"
+        return view["message"]
     if view["blocked"]:
         return f"not applied: {view['blocked']}"
     return STATE_WORDS.get(view["state"], view["state"])
-
-
-def _title(opt_id: str) -> str:
-    entry = CATALOG.get(opt_id)
-    return entry.title if entry is not None else opt_id
 
 
 def _register(panel: OptimizationPanel) -> None:

@@ -38,13 +38,16 @@ COLUMNS = (
     ("communication", "communication_s", duration),
     ("samples/s", "samples_per_s", count),
     ("peak RSS", "peak_rss_bytes", size),
-    ("CPU %", "cpu_util", count),
+    ("CPU % of machine", "cpu_util", count),
     ("GPU %", "gpu_util", count),
 )
 
 
 def rank_rows(report: Report) -> list[dict[str, Any]]:
-    return (report.signals.get("distributed") or {}).get("ranks") or []
+    """Each rank's row, its CPU on the summary's scale: percent of the machine (the sampler's 100 is one core)."""
+    cores = report.environment.get("cpu_count") or 1
+    return [{**row, "cpu_util": row["cpu_util"] / cores} if row.get("cpu_util") is not None else row
+            for row in (report.signals.get("distributed") or {}).get("ranks") or []]
 
 
 def tables(report: Report) -> list[tuple[str, tuple[str, ...], list[tuple[str, ...]]]]:

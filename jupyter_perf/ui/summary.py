@@ -1,24 +1,32 @@
-"""The static summary of a Report, as plain text and as an HTML fragment.
+"""The static summary of a Report, as plain text and as an HTML fragment: the verdict first, then the details.
 
-This is what a user sees when there is no widget frontend (plain IPython, a
-terminal, nbconvert, an exported file) and what ``Report._repr_mimebundle_``
-returns, so it imports only the standard library. Text and HTML are built from
-the same rows so the two never disagree. A value the run did not observe is
-shown as '—', never as 0.
+This is what a user sees when the run ends (the dashboard settles into it), when there is no widget frontend
+(plain IPython, a terminal, nbconvert, an exported file), and what ``display(report)`` shows. It opens with
+the verdict box (``verdict.py``: the bottleneck in plain words with its key number, the top fix and its
+buttons), then the run's numbers, where a step's time went, the findings with their evidence folded under
+each (``evidence.py``), the fixes, the charts over time, the peaks and, folded, the notes. Text and HTML are
+built from the same rows so the two never disagree, every number through ``units.py`` (binary sizes, three
+significant digits). A value the run did not observe is shown as '—', never as 0.
+
+The fixes are listed here only where no optimization panel follows: under a profiled cell in a widget
+frontend the panel's cards are the one list (``Summary(report, panel=True)``), and the text part, for
+frontends without HTML, keeps the list.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from ..report import BOTTLENECKS, PHASES, Comparison, Finding, Report
+from .. import units
+from ..report import PHASES, Finding, Report
+from . import evidence, verdict
 from .svg import line_chart
 
-MISSING = "—"
-
+MISSING = units.MISSING
 
 STEP_ANCHORS = {"data": "DataLoader batches", "optimizer": "optimizer.step() calls", "forward": "model calls"}
 
@@ -32,9 +40,6 @@ PHASE_COLORS = {
     "other": "#9d9d9d",
 }
 
-#: Before/after changes smaller than this are run-to-run noise, not a regression.
-NOISE = 0.03
-
 TOP_OPS = 10
 
 INTERRUPTED = "interrupted: Ctrl-C stopped the run; the numbers cover the part that ran"
@@ -47,120 +52,85 @@ REPORT_MIME = "application/vnd.jupyter-perf.report+json"
 BRIEF = 300
 
 
-# ---------------------------------------------------------------- formatting
-def fmt_seconds(s: float | None) -> str:
-    if s is None:
-        return MISSING
-    if s == 0:
-        return "0 s"
-    if abs(s) < 1e-3:
-        return f"{s * 1e6:.0f} µs"
-    if abs(s) < 1:
-        return f"{s * 1e3:.1f} ms"
-    if abs(s) < 60:
-        return f"{s:.2f} s"
-    return f"{int(s // 60)} min {s % 60:.0f} s"
+@dataclass(frozen=True)
+class Summary:
+    """A Report's summary as displayed under a profiled cell: ``panel`` when the optimization panel follows
+    (its cards are then the list of fixes, and it fills the verdict's buttons in)."""
 
+    report: Report
+    panel: bool = False
 
-def fmt_bytes(b: float | None) -> str:
-    if b is None:
-        return MISSING
-    if abs(b) >= 2**30:
-        return f"{b / 2**30:.2f} GiB"
-    return f"{b / 2**20:.1f} MiB"
-
-
-def fmt_number(v: float | None) -> str:
-    if v is None:
-        return MISSING
-    if isinstance(v, int) or abs(v) >= 1000:
-        return f"{v:,.0f}"
-    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
-
-
-def fmt_speedup(x: float | None) -> str:
-    return MISSING if x is None else f"×{x:.2f}"
-
-
-def _fmt_value(key: str, v) -> str:
-    """An evidence value, in the unit its key names (``*_bytes``, ``*_s``)."""
-    if v is None:
-        return MISSING
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return str(v)[:80]
-    if key.endswith("bytes"):
-        return fmt_bytes(v)
-    if key.endswith("_s"):
-        return fmt_seconds(v)
-    return fmt_number(v)
-
-
-def _evidence(evidence: dict) -> str:
-    return ", ".join(f"{k}={_fmt_value(k, v)}" for k, v in evidence.items())
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return mimebundle(self.report, panel=self.panel)
 
 
 # ------------------------------------------------------ rows shared by views
 def _headline(report: Report) -> list[tuple[str, str]]:
     anchor = STEP_ANCHORS.get(report.step_anchor or "", report.step_anchor)
-    steps = f"{report.steps:,}" + (f" ({anchor})" if anchor and report.steps else "")
+    steps = units.count(report.steps) + (f" ({anchor})" if anchor and report.steps else "")
     rows = [
-        ("wall time", fmt_seconds(report.wall_time)),
+        ("wall time", units.duration(report.wall_time)),
         ("steps", steps),
-        ("steps/s", fmt_number(report.throughput.get("steps_per_s"))),
-        ("samples/s", fmt_number(report.throughput.get("samples_per_s"))),
+        ("steps/s", units.number(report.throughput.get("steps_per_s"))),
+        ("samples/s", units.number(report.throughput.get("samples_per_s"))),
     ]
+    if tokens := report.throughput.get("tokens_per_s"):
+        rows.append(("tokens/s", units.number(tokens)))
     if report.ranks:  # a distributed run: the figures above are the ranks' merged view (ui/ranks.py)
         rows.insert(1, ("ranks", f"{len(report.ranks)}"))
     return rows
 
 
 def _phase_rows(report: Report) -> list[tuple[str, float | None, float | None]]:
-    """(phase, mean seconds, percent of the step); the percents of observed phases sum to 100."""
+    """(phase, mean seconds, share of the step 0..1); the shares of observed phases sum to 1."""
     total = sum(v for v in report.phases.values() if v is not None)
     rows = []
     for p in PHASES:
         s = report.phases.get(p)
-        rows.append((p, s, 100 * s / total if s is not None and total > 0 else None))
+        rows.append((p, s, s / total if s is not None and total > 0 else None))
     return rows
 
 
 def _peak_rows(report: Report) -> list[tuple[str, str]]:
     peaks = report.peaks
     rows = [
-        ("kernel RSS", fmt_bytes(peaks.get("rss_bytes"))),
+        ("kernel RSS", units.size(peaks.get("rss_bytes"))),
         # (a distributed run's ranks are the launching process's children too)
-        ("ranks' RSS" if report.ranks else "DataLoader workers RSS", fmt_bytes(peaks.get("rss_children_bytes"))),
-        ("total RSS", fmt_bytes(peaks.get("rss_total_bytes"))),
+        ("ranks' RSS" if report.ranks else "DataLoader workers RSS", units.size(peaks.get("rss_children_bytes"))),
+        ("total RSS", units.size(peaks.get("rss_total_bytes"))),
     ]
     gpus = sorted({int(m.group(1)) for k in peaks if (m := re.match(r"gpu(\d+)_", k))})
     for i in gpus:
-        rows.append((f"GPU{i} memory used", fmt_bytes(peaks.get(f"gpu{i}_mem_used_bytes"))))
+        rows.append((f"GPU{i} memory used", units.size(peaks.get(f"gpu{i}_mem_used_bytes"))))
         if f"gpu{i}_proc_mem_bytes" in peaks:
-            rows.append((f"GPU{i} this process", fmt_bytes(peaks[f"gpu{i}_proc_mem_bytes"])))
-    for key, label in (("cuda_allocated_bytes", "cuda allocated"), ("cuda_reserved_bytes", "cuda reserved")):
+            rows.append((f"GPU{i} this process", units.size(peaks[f"gpu{i}_proc_mem_bytes"])))
+    for key, label in (("cuda_allocated_bytes", "torch allocated"), ("cuda_reserved_bytes", "torch reserved")):
         if key in peaks:
-            rows.append((label, fmt_bytes(peaks[key])))
+            rows.append((label, units.size(peaks[key])))
     if not gpus and "cuda_allocated_bytes" not in peaks:
         rows.append(("GPU memory", MISSING))
     return rows
 
 
-def _split_findings(report: Report) -> tuple[Finding | None, list[Finding]]:
-    """The first finding that argues for the bottleneck, and all the others."""
-    main = next((f for f in report.findings if f.bottleneck == report.bottleneck), None)
-    return main, [f for f in report.findings if f is not main]
+def _findings(report: Report) -> list[Finding]:
+    """The finding that argues for the bottleneck first, then the others in the order diagnosis gave."""
+    main = [f for f in report.findings if f.bottleneck == report.bottleneck][:1]
+    return main + [f for f in report.findings if f not in main]
 
 
 def _finding_line(f: Finding) -> str:
-    share = f" ({f.share:.0%} of step time)" if f.share is not None else ""
+    """``[high] input_pipeline: …``, with the finding's share of the step unless its summary says it already."""
+    said = f.share is None or units.percent(f.share) in f.summary
+    share = "" if said else f" ({units.percent(f.share)} of step time)"
     return f"[{f.severity}] {f.id}: {f.summary}{share}"
 
 
 def _recommendation_rows(report: Report) -> list[tuple[str, str, str]]:
+    """(optimization with its parameters, its expected gain in words, why)."""
     rows = []
     for r in report.recommendations:
         params = f" ({', '.join(f'{k}={v}' for k, v in r.params.items())})" if r.params else ""
-        rows.append((r.optimization + params, fmt_speedup(r.expected_speedup), r.reason))
+        rows.append((r.optimization + params, verdict.gain(r, buttons=False), r.reason))
     return rows
 
 
@@ -169,7 +139,7 @@ def _top_op_rows(report: Report) -> list[tuple[str, str, str]]:
     rows = []
     for op in ((report.deep or {}).get("top_ops") or [])[:TOP_OPS]:
         name, self_s, calls = (op.get("name"), op.get("self_s"), op.get("calls")) if isinstance(op, dict) else op
-        rows.append((str(name), fmt_seconds(self_s), fmt_number(calls)))
+        rows.append((str(name), units.duration(self_s), units.count(calls)))
     return rows
 
 
@@ -182,55 +152,50 @@ def _error_brief(report: Report) -> dict[str, Any] | None:
     return {"type": str(err.get("type", "Exception")), "message": message, "oom": bool(err.get("oom"))}
 
 
-def _error_line(report: Report) -> str | None:
-    if (err := _error_brief(report)) is None:
-        return None
-    oom = " [out of memory]" if err["oom"] else ""
-    return f"error: {err['type']}: {err['message']}{oom}"
+def _alerts(report: Report) -> list[str]:
+    """What went wrong with the run itself: it raised, or Ctrl-C stopped it."""
+    out = []
+    if (err := _error_brief(report)) is not None:
+        out.append(f"✖ error: {err['type']}: {err['message']}" + (" [out of memory]" if err["oom"] else ""))
+    if report.interrupted:
+        out.append("⚠ " + INTERRUPTED)
+    return out
 
 
 # ---------------------------------------------------------------- plain text
-def text_summary(report: Report) -> str:
-    """The summary for plain IPython and terminals: aligned columns, text bars."""
-    out = ["jupyter-perf · " + " · ".join(f"{k} {v}" for k, v in _headline(report))]
-    if error := _error_line(report):
-        out.append("✖ " + error)
-    if report.interrupted:
-        out.append("⚠ " + INTERRUPTED)
+def _fixes_text(report: Report) -> list[str]:
+    rows = _recommendation_rows(report)
+    return ["Fixes", *(f"  {i}. {opt} ({gain}): {reason}" for i, (opt, gain, reason) in enumerate(rows, 1))]
 
-    out.append(f"\nStep breakdown (mean {fmt_seconds(report.step_time)})")
+
+def text_summary(report: Report) -> str:
+    """The summary for plain IPython and terminals: the verdict, then aligned columns and text bars."""
+    first, *why = verdict.text(report)
+    out = ["jupyter-perf · " + first, *why, *_alerts(report)]
+    out.append("  " + " · ".join(f"{k} {v}" for k, v in _headline(report)))
+
+    out.append(f"\nStep breakdown (mean {units.duration(report.step_time)})")
     if not report.steps:
         out.append("  no steps recognised")
     else:
-        for phase, s, pct in _phase_rows(report):
-            ms = MISSING if s is None else f"{s * 1e3:.1f} ms"
-            bar = "" if pct is None else "█" * round(pct / 5)
-            out.append(f"  {phase:<15}{ms:>12}{MISSING if pct is None else f'{pct:.1f}%':>8}  {bar}")
+        for phase, s, share in _phase_rows(report):
+            bar = "" if share is None else "█" * round(share * 20)
+            out.append(f"  {phase:<15}{units.duration(s):>10}{units.percent(share):>7}  {bar}")
+
+    if findings := _findings(report):
+        out.append("\nFindings")
+        for f in findings:
+            out.append(f"  {_finding_line(f)}")
+            out += evidence.text_lines(f.evidence, "      ")
+    if report.recommendations:
+        out += ["", *_fixes_text(report)]
 
     if report.ranks:
         from .ranks import text as rank_text
 
         out += rank_text(report)
-
     out.append("\nPeaks")
     out += [f"  {label:<24}{value:>12}" for label, value in _peak_rows(report)]
-
-    main, others = _split_findings(report)
-    out.append(f"\nBottleneck: {report.bottleneck} — {BOTTLENECKS.get(report.bottleneck, '')}")
-    if main:
-        out.append(f"  {main.summary}")
-        if main.evidence:
-            out.append(f"  evidence: {_evidence(main.evidence)}")
-    if others:
-        out.append("\nOther findings")
-        for f in others:
-            out.append(f"  {_finding_line(f)}")
-            if f.evidence:
-                out.append(f"    evidence: {_evidence(f.evidence)}")
-    if report.recommendations:
-        out.append("\nRecommendations")
-        for i, (opt, speedup, reason) in enumerate(_recommendation_rows(report), 1):
-            out.append(f"  {i}. {opt:<28} {speedup:>6}  {reason}")
     if ops := _top_op_rows(report):
         out.append("\nTop operators by self time")
         out += [f"  {name[:40]:<40}{self_s:>12}{calls:>10} calls" for name, self_s, calls in ops]
@@ -241,23 +206,46 @@ def text_summary(report: Report) -> str:
 
 
 # ---------------------------------------------------------------------- HTML
+#: Scoped to the summary; specific enough to win over JupyterLab's rendered-HTML table styles (right-aligned,
+#: striped rows, wide padding), which would make a small table hard to read: its right alignment is (0,2,1)
+#: specific (``:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td``), hence the doubled class on cells.
 CSS = """
 .jp-perf-summary{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px;line-height:1.45;
-  color:var(--jp-ui-font-color1,#222)}
-.jp-perf-summary h4{margin:12px 0 4px;font-size:13px}
-.jp-perf-summary table{border-collapse:collapse}
-.jp-perf-summary th,.jp-perf-summary td{padding:1px 12px 1px 0;text-align:left;vertical-align:top}
-.jp-perf-summary td.n,.jp-perf-summary th.n{text-align:right;font-variant-numeric:tabular-nums}
+  color:var(--jp-ui-font-color1,#222);max-width:900px}
+.jp-perf-summary h4{margin:14px 0 4px;font-size:13px;font-weight:600}
+.jp-perf-summary table{border-collapse:collapse;margin:0;table-layout:auto}
+.jp-perf-summary.jp-perf-summary table th,.jp-perf-summary.jp-perf-summary table td{padding:1px 14px 1px 0;
+  text-align:left;vertical-align:top;line-height:1.45;border:none;white-space:normal;font-size:12px}
+.jp-perf-summary table tbody tr:nth-child(n){background:transparent}
+.jp-perf-summary table td.n,.jp-perf-summary table th.n{text-align:right;font-variant-numeric:tabular-nums;
+  white-space:nowrap}
+.jp-perf-summary table td.jpp-sub{padding-left:16px}
 .jp-perf-summary .muted{color:var(--jp-ui-font-color2,#666)}
+.jp-perf-summary code{font-size:12px;overflow-wrap:normal}
 .jp-perf-summary .bar{display:flex;height:14px;max-width:640px;border-radius:3px;overflow:hidden;
-  background:var(--jp-layout-color3,#ddd)}
+  background:var(--jp-layout-color3,#ddd);margin:4px 0}
 .jp-perf-summary .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px}
-.jp-perf-summary .alert{margin:4px 0;padding:4px 8px;border-left:3px solid #e45756;background:rgba(228,87,86,.12)}
+.jp-perf-summary .alert{margin:4px 0;padding:4px 8px;border-left:3px solid var(--jp-error-color1,#e45756);
+  background:rgba(228,87,86,.12)}
 .jp-perf-summary .charts{display:flex;flex-wrap:wrap;gap:12px;margin-top:8px;color:var(--jp-ui-font-color1,#222)}
 .jp-perf-summary ul,.jp-perf-summary ol{margin:2px 0;padding-left:22px}
-.jp-perf-summary .jp-perf-recs{padding-left:0;list-style-position:inside;max-width:760px}
-.jp-perf-summary .jp-perf-rec{margin:4px 0;padding:4px 8px;border:1px solid var(--jp-border-color2,#ddd);
-  border-radius:4px;background:var(--jp-layout-color1,transparent)}
+.jp-perf-summary li{margin:3px 0}
+.jp-perf-summary details{margin:2px 0 4px}
+.jp-perf-summary summary{cursor:pointer;color:var(--jp-ui-font-color2,#666);font-size:12px}
+.jp-perf-summary .jpp-stats{margin:8px 0 0}
+.jp-perf-summary .jpp-stat{white-space:nowrap}
+.jp-perf-verdict{padding:8px 12px;border:1px solid var(--jp-border-color1,#bbb);
+  border-left:4px solid var(--jp-brand-color1,#1976d2);border-radius:4px;background:var(--jp-layout-color1,#fff)}
+.jp-perf-verdict[data-bottleneck=compute]{border-left-color:var(--jp-success-color1,#388e3c)}
+.jp-perf-verdict[data-bottleneck=none]{border-left-color:var(--jp-border-color1,#bbb)}
+.jp-perf-verdict .jpp-verdict-line{font-size:15px;font-weight:600;margin-bottom:2px}
+.jp-perf-verdict .jpp-verdict-fix{margin-top:6px}
+.jp-perf-verdict .jpp-verdict-actions{margin-top:4px;display:flex;gap:6px;align-items:center;flex-wrap:wrap}
+.jp-perf-comparison.jpp-outdated table,.jp-perf-comparison.jpp-outdated .jpp-judged{opacity:.55}
+.jp-perf-comparison .jpp-judged{font-weight:600;margin:2px 0}
+.jp-perf-comparison .jpp-judged-row td{font-weight:600}
+.jp-perf-comparison td.jpp-better{color:var(--jp-success-color1,#2e7d32)}
+.jp-perf-comparison td.jpp-worse{color:var(--jp-error-color1,#c62828)}
 """
 
 
@@ -268,15 +256,16 @@ def _table(rows, numeric=(), header=None) -> str:
             f'<{tag}{" class=n" if i in numeric else ""}>{escape(str(c))}</{tag}>' for i, c in enumerate(row)
         )
 
-    head = f"<tr>{cells(header, 'th')}</tr>" if header else ""
-    return "<table>" + head + "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows) + "</table>"
+    head = f"<thead><tr>{cells(header, 'th')}</tr></thead>" if header else ""
+    return "<table>" + head + "<tbody>" + "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows) + "</tbody></table>"
 
 
 def _phase_bar(report: Report) -> str:
     segments = "".join(
-        f'<div style="width:{pct:.2f}%;background:{PHASE_COLORS[p]}" title="{p} {pct:.1f}%"></div>'
-        for p, _, pct in _phase_rows(report)
-        if pct
+        f'<div style="width:{100 * share:.2f}%;background:{PHASE_COLORS[p]}" title="{p} {units.percent(share)}">'
+        "</div>"
+        for p, _, share in _phase_rows(report)
+        if share
     )
     return f'<div class="bar">{segments}</div>'
 
@@ -284,99 +273,105 @@ def _phase_bar(report: Report) -> str:
 def _phase_table(report: Report) -> str:
     rows = "".join(
         f'<tr><td><span class="sw" style="background:{PHASE_COLORS[p]}"></span>{p}</td>'
-        f'<td class="n">{MISSING if s is None else f"{s * 1e3:.1f} ms"}</td>'
-        f'<td class="n">{MISSING if pct is None else f"{pct:.1f}%"}</td></tr>'
-        for p, s, pct in _phase_rows(report)
+        f'<td class="n">{units.duration(s)}</td><td class="n">{units.percent(share)}</td></tr>'
+        for p, s, share in _phase_rows(report)
     )
-    return f"<table>{rows}</table>"
+    return f"<table><tbody>{rows}</tbody></table>"
 
 
-def _byte_scale(columns: list[list[float | None]]) -> tuple[float, str]:
-    peak = max((v for col in columns for v in col if v is not None), default=0)
-    return (2**30, "GiB") if peak >= 2**30 else (2**20, "MiB")
+def _findings_html(report: Report) -> str:
+    items = "".join(
+        f"<li>{verdict.prose_html(_finding_line(f))}"
+        + (f"<details><summary>evidence</summary>{evidence.html_table(f.evidence)}</details>" if f.evidence else "")
+        + "</li>"
+        for f in _findings(report)
+    )
+    return f"<h4>Findings</h4><ul>{items}</ul>" if items else ""
 
 
-def _charts(report: Report) -> list[str]:
-    """CPU, host memory, and (when sampled) GPU util and memory against time."""
+def _fixes_html(report: Report) -> str:
+    """The recommendations as a plain list, for views without the optimization panel."""
+    items = "".join(
+        f'<li class="jp-perf-rec" data-optimization="{escape(r.optimization)}"><code>{escape(opt)}</code> '
+        f"<b>{escape(verdict.title(r.optimization))}</b> · {escape(gain)}<div>{escape(reason)}</div></li>"
+        for r, (opt, gain, reason) in zip(report.recommendations, _recommendation_rows(report))
+    )
+    return f'<h4>Fixes</h4><ol class="jp-perf-recs">{items}</ol>' if items else ""
+
+
+def fixes_mimebundle(report: Report) -> dict[str, str]:
+    """The list of fixes alone: shown where the optimization panel was to follow the summary and could not."""
+    return {"text/plain": "\n".join(_fixes_text(report)),
+            "text/html": f'<div class="jp-perf-summary"><style>{CSS}</style>{_fixes_html(report)}</div>'}
+
+
+def _cpu_series(report: Report) -> dict[str, list[float | None]]:
+    """The machine's CPU and this kernel's with its workers, both in percent of the machine (as live)."""
+    tl, cores = report.timeline, report.environment.get("cpu_count") or 1
+    process = tl.get("proc_cpu_percent") or []
+    return {"machine": tl.get("cpu_percent") or [],
+            "this kernel + workers": [None if v is None else v / cores for v in process]}
+
+
+def charts_section(report: Report) -> str:
+    """CPU, host memory and (when sampled) GPU utilisation and memory against time, as inline SVG charts."""
     tl = report.timeline
     t = tl.get("t") or []
     if len(t) < 2:
-        return []
+        return ""
     gpus = sorted({int(m.group(1)) for k in tl if (m := re.match(r"gpu(\d+)_", k))})
-    specs = [
-        ("CPU", "%", {"machine": "cpu_percent", "process": "proc_cpu_percent"}),
-        ("Host memory", "B", {"kernel": "rss", "workers": "rss_children"}),
-        ("GPU utilisation", "%", {f"GPU{i}": f"gpu{i}_util" for i in gpus}),
-        ("GPU memory", "B", {**{f"GPU{i}": f"gpu{i}_mem_used" for i in gpus}, "cuda allocated": "cuda_allocated"}),
+    specs: list[tuple[str, str, dict[str, list[float | None]]]] = [
+        ("CPU", "% of machine", _cpu_series(report)),
+        ("Host memory", "B", {"kernel": tl.get("rss") or [], "workers": tl.get("rss_children") or []}),
+        ("GPU utilisation", "%", {f"GPU{i}": tl.get(f"gpu{i}_util") or [] for i in gpus}),
+        ("GPU memory", "B", {**{f"GPU{i}": tl.get(f"gpu{i}_mem_used") or [] for i in gpus},
+                             "torch allocated": tl.get("cuda_allocated") or []}),
     ]
     charts = []
     for title, unit, columns in specs:
-        series = {name: tl[col] for name, col in columns.items() if any(v is not None for v in tl.get(col) or [])}
+        series = {name: col for name, col in columns.items() if any(v is not None for v in col)}
         if not series:
             continue
+        top = 100.0 if unit.startswith("%") else None
         if unit == "B":
-            scale, unit = _byte_scale(list(series.values()))
+            peak = max(v for col in series.values() for v in col if v is not None)
+            scale, unit = units.size_unit(peak)
             series = {k: [None if v is None else v / scale for v in col] for k, col in series.items()}
-        charts.append(line_chart(series, t, title, unit, width=320, height=120))
-    return charts
+        charts.append(line_chart(series, t, title, unit, width=340, height=140, y_max=top))
+    return f'<h4>Over time</h4><div class="charts">{"".join(charts)}</div>' if charts else ""
 
 
-def html_summary(report: Report) -> str:
-    """The same content as ``text_summary`` as a self-contained fragment: scoped CSS, inline SVG, no JS."""
-    h = [f'<div class="jp-perf-summary"><style>{CSS}</style>']
+def html_summary(report: Report, panel: bool = False) -> str:
+    """The same content as ``text_summary`` as a self-contained fragment: scoped CSS, inline SVG, no JS.
+
+    ``panel``: the optimization panel follows, with the fixes as cards and the verdict's buttons.
+    """
+    h = [f'<div class="jp-perf-summary"><style>{CSS}</style>', verdict.html(report, panel)]
+    h += [f'<div class="alert">{escape(a)}</div>' for a in _alerts(report)]
     h.append(
-        "<div><b>jupyter-perf</b> · "
-        + " · ".join(f'<span class="muted">{k}</span> <b>{escape(v)}</b>' for k, v in _headline(report))
+        '<div class="jpp-stats"><b>jupyter-perf</b> · '
+        + " · ".join(f'<span class="jpp-stat"><span class="muted">{k}</span> <b>{escape(v)}</b></span>'
+                     for k, v in _headline(report))
         + "</div>"
     )
-    if error := _error_line(report):
-        h.append(f'<div class="alert">✖ {escape(error)}</div>')
-    if report.interrupted:
-        h.append(f'<div class="alert">⚠ {escape(INTERRUPTED)}</div>')
-
-    h.append(f"<h4>Step breakdown (mean {fmt_seconds(report.step_time)})</h4>")
-    if report.steps:
-        h.append(_phase_bar(report) + _phase_table(report))
-    else:
-        h.append('<div class="muted">no steps recognised</div>')
-    if charts := _charts(report):
-        h.append('<div class="charts">' + "".join(charts) + "</div>")
+    h.append(f"<h4>Step breakdown (mean {units.duration(report.step_time)})</h4>")
+    h.append(_phase_bar(report) + _phase_table(report) if report.steps
+             else '<div class="muted">no steps recognised</div>')
+    h.append(_findings_html(report))
+    if not panel:
+        h.append(_fixes_html(report))
+    h.append(charts_section(report))
     if report.ranks:
         from .ranks import html as rank_html
 
         h.append(rank_html(report))
-
     h.append("<h4>Peaks</h4>" + _table(_peak_rows(report), numeric=(1,)))
-
-    main, others = _split_findings(report)
-    meaning = BOTTLENECKS.get(report.bottleneck, "")
-    h.append(f"<h4>Bottleneck: {escape(report.bottleneck)}</h4><div>{escape(meaning)}</div>")
-    if main:
-        h.append(f"<div>{escape(main.summary)}</div>")
-        if main.evidence:
-            h.append(f'<div class="muted">evidence: {escape(_evidence(main.evidence))}</div>')
-    if others:
-        items = "".join(
-            f"<li>{escape(_finding_line(f))}"
-            + (f'<div class="muted">evidence: {escape(_evidence(f.evidence))}</div>' if f.evidence else "")
-            + "</li>"
-            for f in others
-        )
-        h.append(f"<h4>Other findings</h4><ul>{items}</ul>")
-    if recs := _recommendation_rows(report):
-        # One card per recommendation; the class and data-* attributes are what the optimization panel wires.
-        items = "".join(
-            f'<li class="jp-perf-rec" data-optimization="{escape(r.optimization)}"'
-            + (f' data-finding="{escape(r.finding)}"' if r.finding else "")
-            + f"><code>{escape(opt)}</code> <b>{escape(speedup)}</b>: {escape(reason)}</li>"
-            for r, (opt, speedup, reason) in zip(report.recommendations, recs)
-        )
-        h.append(f'<h4>Recommendations</h4><ol class="jp-perf-recs">{items}</ol>')
     if ops := _top_op_rows(report):
         h.append("<h4>Top operators by self time</h4>")
         h.append(_table(ops, numeric=(1, 2), header=("operator", "self time", "calls")))
     if report.notes:
-        h.append("<h4>Notes</h4><ul>" + "".join(f"<li>{escape(n)}</li>" for n in report.notes) + "</ul>")
+        h.append(f"<details><summary>Notes ({len(report.notes)}): what this run could not measure, and how it "
+                 "sampled</summary><ul>" + "".join(f"<li>{escape(n)}</li>" for n in report.notes) + "</ul></details>")
     h.append("</div>")
     return "".join(h)
 
@@ -411,13 +406,13 @@ def report_part(report: Report) -> dict[str, Any]:
     }
 
 
-def mimebundle(report: Report) -> dict[str, Any]:
+def mimebundle(report: Report, panel: bool = False) -> dict[str, Any]:
     # The interactive timelines (bokeh_timelines.py): a part the JupyterLab extension draws over the HTML's
     # static charts, which stay for every view without it.
     from .bokeh_timelines import interactive_timelines
 
-    return {"text/plain": text_summary(report), "text/html": html_summary(report), REPORT_MIME: report_part(report),
-            **interactive_timelines(report)}
+    return {"text/plain": text_summary(report), "text/html": html_summary(report, panel),
+            REPORT_MIME: report_part(report), **interactive_timelines(report)}
 
 
 def _script_json(data: str) -> str:
@@ -433,72 +428,9 @@ def html_document(report: Report) -> str:
         f'<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         "<style>:root{color-scheme:light dark}"
         "@media (prefers-color-scheme:dark){:root{--jp-ui-font-color1:#ddd;--jp-ui-font-color2:#999;"
-        "--jp-layout-color0:#111;--jp-layout-color3:#444}}"
+        "--jp-layout-color0:#111;--jp-layout-color1:#1a1a1a;--jp-layout-color3:#444;--jp-border-color1:#555}}"
         "body{margin:16px;background:var(--jp-layout-color0,#fff)}</style></head>\n<body>\n"
         f"{html_summary(report)}\n"
         f'<script type="application/json" id="jupyter-perf-report">{_script_json(report.to_json())}</script>\n'
         "</body></html>\n"
     )
-
-
-# ---------------------------------------------------------------- comparison
-def _fmt_unit(v: float | None, unit: str) -> str:
-    if unit == "B":
-        return fmt_bytes(v)
-    if unit == "s":
-        return fmt_seconds(v)
-    return MISSING if v is None else f"{fmt_number(v)} {unit}"
-
-
-def _comparison_rows(comparison: Comparison) -> list[tuple[str, str, str, str, str]]:
-    """(metric, before, after, after/before, verdict); rates are better higher, times and bytes lower."""
-    rows = []
-    for metric, b, a, unit in comparison.rows():
-        ratio = a / b if a is not None and b else None
-        verdict = ""
-        if ratio is not None:
-            gain = ratio if unit == "/s" else (1 / ratio if ratio else float("inf"))
-            verdict = "better" if gain > 1 + NOISE else "worse" if gain < 1 - NOISE else "same"
-        rows.append((metric, _fmt_unit(b, unit), _fmt_unit(a, unit), fmt_speedup(ratio), verdict))
-    return rows
-
-
-def _comparison_flags(comparison: Comparison) -> tuple[str, str | None]:
-    """The headline speedup line, and a regression line when 'after' is slower beyond noise."""
-    speedup, basis = comparison.speedup, comparison.basis
-    headline = f"speedup {fmt_speedup(speedup)} ({basis}, after vs before)"
-    if speedup is not None and speedup < 1 - NOISE:
-        return headline, f"⚠ regression: {fmt_speedup(speedup)} {basis}"
-    return headline, None
-
-
-def comparison_text(comparison: Comparison) -> str:
-    headline, regression = _comparison_flags(comparison)
-    out = ["jupyter-perf before/after · " + headline]
-    if regression:
-        out.append(regression)
-    if error := _error_line(comparison.after):
-        out.append("✖ after: " + error)
-    out.append(f"  {'metric':<26}{'before':>12}{'after':>12}{'ratio':>9}")
-    for metric, b, a, ratio, verdict in _comparison_rows(comparison):
-        out.append(f"  {metric:<26}{b:>12}{a:>12}{ratio:>9}  {verdict}")
-    return "\n".join(out)
-
-
-def comparison_html(comparison: Comparison) -> str:
-    headline, regression = _comparison_flags(comparison)
-    h = [f'<div class="jp-perf-summary"><style>{CSS}</style>']
-    h.append(f"<div><b>jupyter-perf</b> before/after · {escape(headline)}</div>")
-    if regression:
-        h.append(f'<div class="alert">{escape(regression)}</div>')
-    if error := _error_line(comparison.after):
-        h.append(f'<div class="alert">✖ after: {escape(error)}</div>')
-    # phase rows are indented under "step time"; HTML would collapse the leading spaces
-    rows = [(re.sub(r"^  ", "\u00a0" * 4, metric), *rest) for metric, *rest in _comparison_rows(comparison)]
-    h.append(_table(rows, numeric=(1, 2, 3), header=("metric", "before", "after", "ratio", "")))
-    h.append("</div>")
-    return "".join(h)
-
-
-def comparison_mimebundle(comparison: Comparison) -> dict[str, str]:
-    return {"text/plain": comparison_text(comparison), "text/html": comparison_html(comparison)}

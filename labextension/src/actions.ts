@@ -18,7 +18,8 @@
  * next idle. Meanwhile the element that raised the event carries
  * `data-jpp-state`: `queued`, `running`, then `done` or `error`. What the call
  * prints or displays, and its traceback, are appended to the outputs of the
- * cell holding the button.
+ * cell holding the button. A refused edit is not announced here: the panel's
+ * card says why, naming the cell, once.
  */
 
 import { CodeCell } from '@jupyterlab/cells';
@@ -69,7 +70,7 @@ export class PanelActions {
     const edits = Array.isArray(detail.edits) ? detail.edits : [];
     const results = edits.map(edit =>
       isCellEdit(edit)
-        ? this._editor.apply(findCell([panel], edit.cell_id), edit)
+        ? this._editor.apply(findCell([panel], edit.cell_id), edit, false)
         : { cell_id: null, ok: false, reason: 'malformed edit' }
     );
     const cell = panel.content.widgets.find(c => c.node.contains(inside));

@@ -71,8 +71,12 @@ export class CellEditor {
   /** Whether to save the notebook after a rewrite (setting `saveAfterEdit`). */
   saveAfterEdit = true;
 
-  /** Apply `edit` to the cell found, or refuse; a refusal is shown to the user. */
-  apply(found: IFoundCell | null, edit: ICellEdit): IEditResult {
+  /**
+   * Apply `edit` to the cell found, or refuse; a refusal is shown to the user
+   * as a notification unless `notify` is false (a panel click: its card says
+   * why, naming the cell, once).
+   */
+  apply(found: IFoundCell | null, edit: ICellEdit, notify = true): IEditResult {
     const result = found
       ? this._rewrite(found, edit)
       : {
@@ -80,7 +84,7 @@ export class CellEditor {
           ok: false,
           reason: `no open notebook has a cell with id ${edit.cell_id} — nothing was rewritten`
         };
-    if (!result.ok) {
+    if (!result.ok && notify) {
       Notification.warning(`jupyter-perf: ${result.reason}`, {
         autoClose: 10000
       });
@@ -115,7 +119,8 @@ interface IUndoable {
   undoManager?: { stopCapturing(): void } | null;
 }
 
-function flash(cell: Cell): void {
+/** Highlight `cell` briefly, so the eye finds it wherever it is. */
+export function flash(cell: Cell): void {
   cell.node.classList.remove('jp-perf-edited');
   void cell.node.offsetWidth; // restart the animation when the same cell is rewritten twice in a row
   cell.node.classList.add('jp-perf-edited');

@@ -15,13 +15,18 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
+import {
+  INotebookTracker,
+  NotebookActions,
+  NotebookPanel
+} from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { PanelActions } from './actions';
 import { CellEditor } from './cellEdit';
 import { EditChannel } from './channel';
+import { listenForCellLinks } from './goToCell';
 import { MetricsItem } from './metrics';
 import { renderPanels } from './record';
 import { RunsPanel } from './runs';
@@ -49,9 +54,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     renderPanels(tracker);
     renderTimelines(tracker);
 
-    const runs = new RunsPanel(tracker, panel =>
-      app.shell.activateById(panel.id)
-    );
+    const activate = (panel: NotebookPanel) => app.shell.activateById(panel.id);
+    // a card's "Rewrites cell [2]" link: scroll to that cell and flash it
+    listenForCellLinks(tracker, activate);
+    const runs = new RunsPanel(tracker, activate);
     app.commands.addCommand(SHOW_RUNS, {
       label: 'Show profiled runs (jupyter-perf)',
       execute: () => {

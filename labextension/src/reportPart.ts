@@ -27,11 +27,17 @@ export interface IReportPart {
   interrupted: boolean;
 }
 
-/** A run as the runs list shows it: time, bottleneck and throughput, and a tooltip with the rest. */
+/**
+ * A run as the runs list shows it: time, bottleneck and throughput, how it
+ * ended when not normally, and a tooltip with the rest. A field the run did
+ * not measure is empty (the list leaves it out), never a question mark.
+ */
 export interface IRunFields {
   time: string;
   bottleneck: string;
   throughput: string;
+  /** `failed: RuntimeError`, `out of memory`, `interrupted`, or empty for a run that ended normally. */
+  state: string;
   title: string;
 }
 
@@ -70,13 +76,22 @@ export function runFields(part: IReportPart): IRunFields {
     title.push(`recommended: ${optimization}${gain}`);
   }
   return {
-    time: duration(part.wall_time),
+    time: missing(part.wall_time) ? '' : duration(part.wall_time),
     bottleneck: part.bottleneck,
     throughput: !missing(samples)
       ? rate(samples, 'samples')
       : !missing(steps)
         ? rate(steps, 'steps')
-        : '?',
+        : '',
+    state: runState(part),
     title: title.join('\n')
   };
+}
+
+/** How a run ended, when it did not end normally: what the list marks it with. */
+export function runState(part: IReportPart): string {
+  if (part.error) {
+    return part.error.oom ? 'out of memory' : `failed: ${part.error.type}`;
+  }
+  return part.interrupted ? 'interrupted' : '';
 }

@@ -17,6 +17,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { listIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
+import { showCell } from './goToCell';
 import {
   GO_TO_CELL,
   IRunFields,
@@ -34,14 +35,20 @@ export interface IRun extends IRunFields {
 const SUMMARY = 'jp-perf-summary';
 const BOTTLENECK = 'Bottleneck:';
 
-/** The runs found in `panel`'s outputs, in notebook order. */
+/**
+ * The runs found in `panel`'s outputs, in notebook order. Read from the
+ * cells' models, not their widgets: a long notebook renders only the cells in
+ * view, and a reopened one may not have drawn any yet.
+ */
 export function profiledRuns(panel: NotebookPanel): IRun[] {
   const runs: IRun[] = [];
-  panel.content.widgets.forEach((cell, index) => {
-    if (cell.model.type !== 'code') {
-      return;
+  const cells = panel.content.model?.cells;
+  for (let index = 0; index < (cells?.length ?? 0); index++) {
+    const cell = cells!.get(index);
+    if (cell.type !== 'code') {
+      continue;
     }
-    const model = cell.model as ICodeCellModel;
+    const model = cell as ICodeCellModel;
     for (let i = 0; i < model.outputs.length; i++) {
       const data = model.outputs.get(i).data;
       const part = readReportPart(data[REPORT_MIME]);
@@ -55,7 +62,7 @@ export function profiledRuns(panel: NotebookPanel): IRun[] {
         });
       }
     }
-  });
+  }
   return runs;
 }
 
@@ -85,14 +92,15 @@ function savedBefore(value: unknown): IRunFields | null {
   const samples = headline.get('samples/s');
   const steps = headline.get('steps/s');
   return {
-    time: headline.get('wall time') ?? '?',
-    bottleneck: heading.textContent?.replace(BOTTLENECK, '').trim() ?? '?',
+    time: headline.get('wall time') ?? '',
+    bottleneck: heading.textContent?.replace(BOTTLENECK, '').trim() ?? '',
     throughput:
       samples && samples !== '—'
         ? `${samples} samples/s`
-        : steps
+        : steps && steps !== '—'
           ? `${steps} steps/s`
-          : '?',
+          : '',
+    state: '',
     title: GO_TO_CELL
   };
 }
@@ -116,6 +124,10 @@ export class RunsPanel extends Widget {
       return;
     }
     const panel = this._tracker.currentWidget;
+    if (panel && !panel.context.isReady) {
+      // a notebook being opened: its outputs are not loaded yet, so "no runs" would be wrong
+      void panel.context.ready.then(() => this.refresh());
+    }
     this.node.replaceChildren();
     const heading = document.createElement('h3');
     heading.textContent = panel
@@ -149,7 +161,13 @@ function runsList(
   for (const run of runs) {
     const item = list.appendChild(document.createElement('li'));
     item.title = run.title;
+    if (run.state) {
+      item.classList.add('jp-perf-run-abnormal');
+    }
     const span = (cls: string, text: string) => {
+      if (!text) {
+        return; // not measured: left out
+      }
       const el = item.appendChild(document.createElement('span'));
       el.className = cls;
       el.textContent = text;
@@ -159,11 +177,8 @@ function runsList(
     item.appendChild(document.createElement('br'));
     span('jp-perf-run-time', run.time);
     span('jp-perf-run-throughput', run.throughput);
-    item.addEventListener('click', () => {
-      activate(panel);
-      panel.content.activeCellIndex = run.index;
-      void panel.content.scrollToItem(run.index, 'center');
-    });
+    span('jp-perf-run-state', run.state);
+    item.addEventListener('click', () => showCell(panel, run.index, activate));
   }
   return list;
 }

@@ -102,13 +102,19 @@ export function duration(seconds: Maybe): string {
 
 /** A count per second with a decimal prefix: `45.6 steps/s`, `1.23k samples/s`. */
 export function rate(perSecond: Maybe, unit: string): string {
-  if (missing(perSecond)) {
+  return missing(perSecond) ? MISSING : `${number(perSecond)} ${unit}/s`;
+}
+
+/** A count or rate without its unit, with a decimal prefix: `68.6`, `1.23k`, `4.56M`. */
+export function number(value: Maybe): string {
+  if (missing(value)) {
     return MISSING;
   }
-  const [scale, prefix] = RATE_PREFIXES.find(
-    ([s]) => Math.abs(perSecond) >= s
-  ) ?? [1, ''];
-  return `${significant(perSecond / scale)}${prefix} ${unit}/s`;
+  const [scale, prefix] = RATE_PREFIXES.find(([s]) => Math.abs(value) >= s) ?? [
+    1,
+    ''
+  ];
+  return `${significant(value / scale)}${prefix}`;
 }
 
 /** A count with thousands separators (`12,345`); a fraction with three significant digits. */

@@ -25,6 +25,7 @@ test('a run reads its time, bottleneck and throughput, samples first', () => {
     time: '12.3 s',
     bottleneck: 'input_pipeline',
     throughput: '320 samples/s',
+    state: '',
     title:
       'Go to the cell\nstarted 2024-05-01T10:00:00, 1,200 steps\nrecommended: dataloader.workers (×1.80)'
   });
@@ -37,7 +38,7 @@ test('a run reads its time, bottleneck and throughput, samples first', () => {
     ...part,
     throughput: { steps_per_s: null, samples_per_s: null }
   };
-  assert.equal(runFields(none).throughput, '?');
+  assert.equal(runFields(none).throughput, '', 'nothing measured: left out');
 });
 
 test('an error or an interruption is said in the tooltip', () => {
@@ -49,7 +50,16 @@ test('an error or an interruption is said in the tooltip', () => {
     interrupted: true
   };
   const fields = runFields(failed);
-  assert.equal(fields.time, '—');
+  assert.equal(fields.time, '', 'no wall time: left out, not a question mark');
+  assert.equal(fields.state, 'out of memory');
+  assert.equal(
+    runFields({
+      ...failed,
+      error: { type: 'ValueError', message: 'x', oom: false }
+    }).state,
+    'failed: ValueError'
+  );
+  assert.equal(runFields({ ...part, interrupted: true }).state, 'interrupted');
   assert.equal(
     fields.title,
     'Go to the cell\nstarted 2024-05-01T10:00:00, 1,200 steps\n' +

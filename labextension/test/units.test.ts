@@ -3,7 +3,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { count, duration, rate, ratio, significant, size } from '../src/units';
+import {
+  count,
+  duration,
+  number,
+  rate,
+  ratio,
+  significant,
+  size
+} from '../src/units';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -58,6 +66,9 @@ test('rates, ratios and counts', () => {
   assert.equal(rate(1234, 'samples'), '1.23k samples/s');
   assert.equal(rate(45.6, 'steps'), '45.6 steps/s');
   assert.equal(rate(2.5e6, 'tokens'), '2.50M tokens/s');
+  assert.equal(number(68.6), '68.6');
+  assert.equal(number(1234), '1.23k');
+  assert.equal(number(null), '—');
   assert.deepEqual([1.456, 0.71, 12.3].map(ratio), ['×1.46', '×0.71', '×12']);
   assert.equal(count(1234567), '1,234,567');
   assert.equal(count(2.5), '2.50');

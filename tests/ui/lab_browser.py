@@ -44,9 +44,14 @@ def free_port() -> int:
 
 
 class LabServer:
-    """A running ``jupyter lab``: its URL, token and root directory, and a little REST."""
+    """A running ``jupyter lab`` (or, with ``app="notebook"``, Notebook 7's ``jupyter notebook``, built on the
+    same application framework): its URL, token and root directory, and a little REST."""
 
-    def __init__(self, root: Path, home: Path):
+    #: The server application's config class per front end (each exposes ``window.jupyterapp`` on request).
+    APPS = {"lab": "LabApp", "notebook": "JupyterNotebookApp"}
+
+    def __init__(self, root: Path, home: Path, app: str = "lab"):
+        self.app = app
         self.root = root
         self.home = home
         self.port = free_port()
@@ -70,19 +75,21 @@ class LabServer:
             PYTHONUNBUFFERED="1",
         )
         env["JUPYTER_PATH"] = os.pathsep.join(p for p in (self._checkout_extension(), env.get("JUPYTER_PATH")) if p)
+        config = self.APPS[self.app]
         cmd = [
-            sys.executable, "-m", "jupyter", "lab",
+            sys.executable, "-m", "jupyter", self.app,
             "--no-browser",
             "--ServerApp.ip=127.0.0.1",
             f"--ServerApp.port={self.port}",
             "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root}",
-            "--LabApp.expose_app_in_browser=True",
-            f"--LabApp.user_settings_dir={settings}",
-            f"--LabApp.workspaces_dir={self.home / 'workspaces'}",
-            "--LabApp.news_url=None",
+            f"--{config}.expose_app_in_browser=True",
+            f"--{config}.user_settings_dir={settings}",
+            f"--{config}.workspaces_dir={self.home / 'workspaces'}",
         ]  # fmt: skip
+        if self.app == "lab":
+            cmd.append("--LabApp.news_url=None")
         if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI often run as root
             cmd.append("--allow-root")
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server writes to it until stop()
@@ -127,6 +134,8 @@ class LabServer:
         return json.loads(text) if text else None
 
     def lab_url(self, notebook: str) -> str:
+        if self.app == "notebook":  # Notebook 7: one document per page
+            return f"{self.url}/notebooks/{notebook}?token={self.token}"
         return f"{self.url}/lab/tree/{notebook}?token={self.token}&reset"
 
     def shutdown_kernels(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import re
 import time
 
 import pytest
@@ -19,7 +20,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 CHANGED = "the cell changed since it was profiled — nothing was rewritten"
-REFUSED = "changed in the notebook since it last ran: run it as it is now, then apply again"
+REFUSED = "cell [2] was edited since it ran, so nothing was changed: run it as it is now and profile again"
 
 LOAD = "%load_ext jupyter_perf"
 LOADER = """# données synthétiques: this cell builds the DataLoader
@@ -190,7 +191,9 @@ def test_apply_refuses_when_the_cell_was_edited_by_hand(lab_notebook, notebook_f
     # The extension told the kernel the cell's text changed: the kernel refuses before changing
     # anything, so no edit is ever sent (and none refused).
     run_cell(nb, 3)
-    assert REFUSED in output_text(nb, 3), output_text(nb, 3)
+    shown = output_text(nb, 3)
+    assert shown.count(REFUSED) == 1, shown  # one message, naming the cell by its prompt, saying what works
+    assert not re.search(r"cell [0-9a-f]{8}", shown), shown  # never the notebook's internal cell id
     nb.page.screenshot(path=str(ui_artifacts / "labextension-refused.png"))
     run_cell(nb, 4)
     assert output_text(nb, 4).strip().endswith("[]"), output_text(nb, 4)
@@ -325,7 +328,8 @@ def test_runs_list_reads_the_json_part_and_summaries_saved_before_it(lab_server,
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
     from jupyter_perf.report import Comparison, Recommendation, Report
-    from jupyter_perf.ui.summary import REPORT_MIME, comparison_mimebundle, mimebundle
+    from jupyter_perf.ui.comparison import mimebundle as comparison_mimebundle
+    from jupyter_perf.ui.summary import REPORT_MIME, mimebundle, report_part
 
     report = Report(started_at="2024-05-01T10:00:00", wall_time=12.3, steps=1200, bottleneck="input_pipeline",
                     throughput={"steps_per_s": 10.0, "samples_per_s": 320.0},
@@ -334,28 +338,44 @@ def test_runs_list_reads_the_json_part_and_summaries_saved_before_it(lab_server,
     assert REPORT_MIME in bundle
     bundle["text/html"] = "<p>(a summary whose HTML the list must not need)</p>"
     nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    failed = report_part(report) | {"wall_time": None, "throughput": {"steps_per_s": None, "samples_per_s": None},
+                                     "error": {"type": "RuntimeError", "message": "boom", "oom": False}}
+    stopped = report_part(report) | {"interrupted": True}
     nb.cells = [
         new_code_cell("%%perfprofile\n...", execution_count=3, outputs=[new_output("display_data", data=bundle)]),
         new_code_cell("%%perfprofile\n...", execution_count=4, outputs=[
             new_output("display_data", data={"text/html": SAVED_SUMMARY, "text/plain": "jupyter-perf"})]),
         new_code_cell("%%perfprofile --compare rep\n...", execution_count=5, outputs=[
             new_output("display_data", data=comparison_mimebundle(Comparison(report, report)))]),
+        new_code_cell("%%perfprofile\n...", execution_count=6, outputs=[
+            new_output("display_data", data={"text/plain": "jupyter-perf", REPORT_MIME: failed})]),
+        new_code_cell("%%perfprofile\n...", execution_count=7, outputs=[
+            new_output("display_data", data={"text/plain": "jupyter-perf", REPORT_MIME: stopped})]),
     ]  # fmt: skip
     nbformat.write(nb, str(lab_server.root / "runs.ipynb"))
 
-    notebook = lab_notebook("runs.ipynb").open()
+    # opened as a saved notebook is reopened: the list is read once its outputs have loaded
+    notebook = lab_notebook("runs.ipynb").open(kernel_ready=False)
     notebook.command("jupyter-perf:show-runs")
     rows = notebook.page.locator("#jupyter-perf-runs li")
     rows.first.wait_for()
-    fields = ("cell", "time", "bottleneck", "throughput")
+    assert "No profiled run" not in notebook.page.locator("#jupyter-perf-runs").inner_text()
+    fields = ("cell", "time", "bottleneck", "throughput", "state")
     listed = [
-        {name: row.locator(f".jp-perf-run-{name}").text_content() for name in fields}
+        {name: row.locator(f".jp-perf-run-{name}").all_text_contents() for name in fields}
         | {"title": row.get_attribute("title")}
         for row in rows.all()
     ]
-    assert listed == [  # the comparison is not a run
-        {"cell": "[3]", "time": "12.3 s", "bottleneck": "input_pipeline", "throughput": "320 samples/s",
-         "title": "Go to the cell\nstarted 2024-05-01T10:00:00, 1,200 steps\nrecommended: dataloader.workers (×1.80)"},
-        {"cell": "[4]", "time": "4.56 s", "bottleneck": "input_pipeline", "throughput": "842 samples/s",
-         "title": "Go to the cell"},
+    title = "Go to the cell\nstarted 2024-05-01T10:00:00, 1,200 steps"
+    recommended = "\nrecommended: dataloader.workers (×1.80)"
+    assert listed == [  # the comparison is not a run; what a run did not measure is left out, not "?"
+        {"cell": ["[3]"], "time": ["12.3 s"], "bottleneck": ["input_pipeline"], "throughput": ["320 samples/s"],
+         "state": [], "title": title + recommended},
+        {"cell": ["[4]"], "time": ["4.56 s"], "bottleneck": ["input_pipeline"], "throughput": ["842 samples/s"],
+         "state": [], "title": "Go to the cell"},
+        {"cell": ["[6]"], "time": [], "bottleneck": ["input_pipeline"], "throughput": [],
+         "state": ["failed: RuntimeError"], "title": title + "\nerror: RuntimeError: boom" + recommended},
+        {"cell": ["[7]"], "time": ["12.3 s"], "bottleneck": ["input_pipeline"], "throughput": ["320 samples/s"],
+         "state": ["interrupted"], "title": title + "\ninterrupted: Ctrl-C stopped the run" + recommended},
     ]  # fmt: skip
+    assert "?" not in notebook.page.locator("#jupyter-perf-runs").inner_text()

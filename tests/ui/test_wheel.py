@@ -87,11 +87,13 @@ def test_wheel_carries_the_prebuilt_extension(wheel):
     assert not any(n.startswith("jupyter_perf/labextension/") for n in names)  # shipped once, as data
 
 
-def test_wheel_carries_the_built_live_dashboard_module(wheel):
-    """The live view, bundled from labextension/src/live (git-ignored, so named in the wheel's artifacts)."""
+@pytest.mark.parametrize("view", ["live", "panel"])
+def test_wheel_carries_the_built_widget_modules(wheel, view):
+    """The live view and the panel's, bundled from labextension/src/ (git-ignored, so named in the wheel's
+    artifacts)."""
     with zipfile.ZipFile(wheel) as archive:
-        module = archive.read("jupyter_perf/ui/static/live.js").decode()
-        assert "jupyter_perf/ui/static/live.css" in archive.namelist()
+        module = archive.read(f"jupyter_perf/ui/static/{view}.js").decode()
+        assert f"jupyter_perf/ui/static/{view}.css" in archive.namelist()
     # one self-contained ES module for anywidget: a default export, nothing imported
     assert "export default" in module and not re.search(r"(^|[;}])\s*import[\s{*(]", module), module[:300]
 

@@ -232,14 +232,17 @@ def _step_rows(report: Report) -> list[dict[str, Any]]:
         return []
     per_row = report.steps / n  # a stored row stands for this many steps (the series halves past its capacity)
     group = max(1, math.ceil(n / MAX_STEP_BARS))
+    # (start, wall) of each row measured; the others (None: not measured) leave a gap in the band
+    timed = {i: (start, wall) for i, (start, wall) in enumerate(zip(starts, walls)) if start is not None and wall}
     rows = []
     for first in range(0, n, group):
-        idx = [i for i in range(first, min(n, first + group)) if starts[i] is not None and walls[i]]
+        idx = [i for i in range(first, min(n, first + group)) if i in timed]
         if not idx:
             continue
-        left = starts[idx[0]] - (per_row - 1) * walls[idx[0]] / 2  # a row's start is its steps' mean start
-        right = starts[idx[-1]] + (per_row + 1) * walls[idx[-1]] / 2
-        wall = sum(walls[i] for i in idx) / len(idx)
+        (first_start, first_wall), (last_start, last_wall) = timed[idx[0]], timed[idx[-1]]
+        left = first_start - (per_row - 1) * first_wall / 2  # a row's start is its steps' mean start
+        right = last_start + (per_row + 1) * last_wall / 2
+        wall = sum(timed[i][1] for i in idx) / len(idx)
         phases = {p: sum(series.get(p, [0.0] * n)[i] or 0.0 for i in idx) / len(idx) for p in PHASES}
         steps = (round(first * per_row) + 1, round((idx[-1] + 1) * per_row))
         rows.append({"left": max(0.0, left), "right": right, "wall": wall, "phases": phases, "steps": steps})

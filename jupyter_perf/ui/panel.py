@@ -104,7 +104,7 @@ def show_panel(report: Report, namespace: dict[str, Any], source: str) -> Optimi
 
 def panel_action(payload: dict[str, Any]) -> None:
     """A click the JupyterLab extension took and queued until the kernel was idle (``jupyter_perf.panel_action``)."""
-    panel = state.current().panels.get(payload.get("token"))
+    panel = state.current().panels.get(payload.get("token", ""))
     if panel is None:
         print(GONE, file=sys.stderr)
         return
@@ -146,7 +146,7 @@ class OptimizationPanel(anywidget.AnyWidget):
     #: When the run started (``Report.started_at``): the view finds the summary's verdict box by it.
     started = traitlets.Unicode("").tag(sync=True)
     #: One dict per card, what the view draws (``_view``); actions carry the edits a click makes.
-    cards = traitlets.List().tag(sync=True)
+    cards: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     #: The static record of ``cards``, ``{"text/html": ..., "text/plain": ...}``: what a saved notebook shows.
     record = traitlets.Dict().tag(sync=True)
 
@@ -179,7 +179,7 @@ class OptimizationPanel(anywidget.AnyWidget):
 
     def handle(self, payload: dict[str, Any]) -> None:
         """Carry out one click; ``edit_results`` in ``payload`` means the browser already made its edits."""
-        card = self._cards.get(payload.get("optimization"))
+        card = self._cards.get(payload.get("optimization", ""))
         action = payload.get("action")
         if card is None or action not in ACTIONS:
             print(GONE if not self._cards else f"jupyter-perf: this panel has no {action!r} for "
@@ -254,12 +254,14 @@ class OptimizationPanel(anywidget.AnyWidget):
         not known); Ctrl-C (interrupting the kernel) stops it with nothing
         changed, and the card says so.
         """
+        assert self.namespace is not None  # a released panel's buttons are off
         try:
             change = tune(card.rec.optimization, self.namespace, self.cell, self.report)
         except KeyboardInterrupt:
             self._outcome(card, "refused", "tuning interrupted: the loader and the code are as they were")
             return
         tuning = card.tuning = change.tuning
+        assert tuning is not None  # tune() always says what it measured
         card.change = change
         if change.status != "applied":  # the current value measured fastest
             self._outcome(card, "tuned", f"tuned: {tuning.param}={tuning.chosen}, the current value, measured "
@@ -332,7 +334,7 @@ class OptimizationPanel(anywidget.AnyWidget):
     def _restore(self, payload: dict[str, Any]) -> None:
         """Put back what the browser rewrote for a click the kernel did not carry out, so code and objects agree."""
         for edit in _rewritten(payload):
-            old = self._texts.get(edit.get("expected_source_sha256"))
+            old = self._texts.get(edit.get("expected_source_sha256", ""))
             if old is not None:
                 state.current().channel.request_edit(edit["cell_id"], edit["new_source"], old)
 
@@ -390,7 +392,7 @@ class OptimizationPanel(anywidget.AnyWidget):
                         "again to apply it on top")
         return None
 
-    def _edits(self, card: Card, action: str) -> list[dict[str, str]]:
+    def _edits(self, card: Card, action: str) -> list[dict[str, str | None]]:
         """The edits a click on ``action`` makes at once in the browser, in the extension's format.
 
         Empty where the click has no code to change, where its code is not

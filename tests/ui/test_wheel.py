@@ -54,7 +54,8 @@ def venv(tmp_path_factory, wheel) -> Path:
     path = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=120)
     install = subprocess.run(
-        [path / "bin" / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", wheel, "jupyterlab>=4,<5"],
+        [path / "bin" / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", wheel,
+         "jupyterlab>=4,<5"],
         env=venv_env(path), capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]

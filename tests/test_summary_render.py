@@ -266,7 +266,8 @@ def test_the_cpu_chart_reads_percent_of_the_machine_like_the_live_view():
     report = full_report(environment={"cpu_count": 2}, timeline={
         "t": [0.0, 0.5, 1.0], "cpu_percent": [50.0, 90.0, 60.0], "proc_cpu_percent": [100.0, 180.0, 120.0]})
     svg = re.search(r'<svg[^>]*aria-label="CPU".*?</svg>', html_summary(report)).group(0)
-    assert "CPU (% of machine)" in svg and "this kernel + workers" in svg and ">100<" in svg  # the axis ends at 100
+    assert "CPU (% of the machine&#x27;s cores)" in svg  # the live view's scale and words
+    assert "this kernel + workers" in svg and ">100<" in svg  # the axis ends at 100
     assert "time (s)" in svg
 
 

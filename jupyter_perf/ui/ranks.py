@@ -38,7 +38,7 @@ COLUMNS = (
     ("communication", "communication_s", duration),
     ("samples/s", "samples_per_s", count),
     ("peak RSS", "peak_rss_bytes", size),
-    ("CPU % of machine", "cpu_util", count),
+    ("CPU % of the machine's cores", "cpu_util", count),
     ("GPU %", "gpu_util", count),
 )
 

@@ -25,6 +25,7 @@ from .. import units
 from ..report import PHASES, Finding, Report
 from . import evidence, verdict
 from .svg import line_chart
+from .timeline_panels import CPU_UNIT, machine_share
 
 MISSING = units.MISSING
 
@@ -310,7 +311,7 @@ def _cpu_series(report: Report) -> dict[str, list[float | None]]:
     tl, cores = report.timeline, report.environment.get("cpu_count") or 1
     process = tl.get("proc_cpu_percent") or []
     return {"machine": tl.get("cpu_percent") or [],
-            "this kernel + workers": [None if v is None else v / cores for v in process]}
+            "this kernel + workers": [machine_share(v, cores) for v in process]}
 
 
 def charts_section(report: Report) -> str:
@@ -321,7 +322,7 @@ def charts_section(report: Report) -> str:
         return ""
     gpus = sorted({int(m.group(1)) for k in tl if (m := re.match(r"gpu(\d+)_", k))})
     specs: list[tuple[str, str, dict[str, list[float | None]]]] = [
-        ("CPU", "% of machine", _cpu_series(report)),
+        ("CPU", CPU_UNIT, _cpu_series(report)),
         ("Host memory", "B", {"kernel": tl.get("rss") or [], "workers": tl.get("rss_children") or []}),
         ("GPU utilisation", "%", {f"GPU{i}": tl.get(f"gpu{i}_util") or [] for i in gpus}),
         ("GPU memory", "B", {**{f"GPU{i}": tl.get(f"gpu{i}_mem_used") or [] for i in gpus},

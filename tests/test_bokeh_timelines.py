@@ -18,6 +18,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 import jupyter_perf
 from jupyter_perf.report import Report
 from jupyter_perf.ui import bokeh_timelines as bt
+from jupyter_perf.ui.summary import REPORT_MIME
 from jupyter_perf.ui.timeline_panels import machine_share
 
 bokeh = pytest.importorskip("bokeh")
@@ -133,7 +134,7 @@ def notebook(tmp_path_factory):
 
 def summary_output(cell):
     (out,) = [o for o in cell.outputs if o.output_type in ("display_data", "execute_result")
-              and "text/html" in o.get("data", {}) and "jp-perf-summary" in o["data"]["text/html"]]
+              and REPORT_MIME in o.get("data", {})]  # the summary, not the panel's record beside it
     return out["data"]
 
 

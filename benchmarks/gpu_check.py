@@ -143,14 +143,10 @@ def check_planted(rows: list, name: str, steps: int) -> None:
           f"bottleneck={report.bottleneck}; {main.summary if main else ''}")
 
 
-def check_overhead(rows: list, steps: int, rounds: int) -> None:
-    """Whole profile() calls (sampler start, probes, report) against the plain loop, interleaved."""
+def timed_rounds(code, source: str, ns: dict, rounds: int) -> tuple[list[float], list[float]]:
+    """Seconds of ``code`` run plain and of ``source`` profiled, alternating, each ended by a device synchronize."""
     import torch
 
-    ns, cell = scenario("compute", steps)
-    code = compile(cell, "<plain>", "exec")
-    exec(code, ns)
-    jupyter_perf.profile(cell, ns)
     plain, profiled = [], []
     for _ in range(rounds):
         torch.cuda.synchronize()
@@ -159,9 +155,20 @@ def check_overhead(rows: list, steps: int, rounds: int) -> None:
         torch.cuda.synchronize()
         plain.append(time.perf_counter() - t)
         t = time.perf_counter()
-        jupyter_perf.profile(cell, ns)
+        jupyter_perf.profile(source, ns)
         torch.cuda.synchronize()
         profiled.append(time.perf_counter() - t)
+    return plain, profiled
+
+
+def check_overhead(rows: list, steps: int, rounds: int) -> None:
+    """Whole profile() calls (sampler start, probes, report) against the plain loop, interleaved."""
+
+    ns, cell = scenario("compute", steps)
+    code = compile(cell, "<plain>", "exec")
+    exec(code, ns)
+    jupyter_perf.profile(cell, ns)
+    plain, profiled = timed_rounds(code, cell, ns, rounds)
     ratio = statistics.median(profiled) / statistics.median(plain)
     paired = statistics.median(p / q for p, q in zip(profiled, plain))
     check(rows, "overhead profiled/plain", ratio <= 1.01,

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import socket
 import statistics
-import time
 
-from gpu_check import check, guarded
+from gpu_check import check, guarded, timed_rounds
 
 LOOP = """
 for x, y in batches:
@@ -95,17 +94,7 @@ def world_of_one(rows: list, steps: int, rounds: int) -> None:
               f"{ops.get('all_reduce', {}).get('calls_per_step')}, rounds={ddp.get('backwards')} of {report.steps} "
               f"steps, buckets/round={ddp.get('buckets_per_backward')}, overlap={ddp.get('overlap')}, phases ms "
               + ", ".join(f"{k}={v * 1e3:.2f}" for k, v in report.phases.items()))
-        plain, profiled = [], []
-        for _ in range(rounds):
-            torch.cuda.synchronize()
-            t = time.perf_counter()
-            exec(code, ns)
-            torch.cuda.synchronize()
-            plain.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            jupyter_perf.profile(LOOP, ns)
-            torch.cuda.synchronize()
-            profiled.append(time.perf_counter() - t)
+        plain, profiled = timed_rounds(code, LOOP, ns, rounds)
         ratio = statistics.median(profiled) / statistics.median(plain)
         check(rows, "NCCL world size 1: overhead", ratio <= 1.03,
               f"×{ratio:.3f} (goal ≤ 1.03), plain {statistics.median(plain):.3f}s for {steps} steps, {rounds} rounds")

@@ -36,7 +36,7 @@ from .. import state
 from ..report import PHASES, Report
 from ..units import size_unit
 from .frontend_detect import current_shell
-from .svg import PALETTE
+from .svg import PALETTE, PHASE_COLORS
 from .timeline_panels import AUTO_PADDING, CPU_UNIT, machine_share
 
 #: The summary's part the JupyterLab extension draws (labextension/src/timelines.ts).
@@ -51,16 +51,6 @@ MAX_POINTS = 1000
 MAX_STEP_BARS = 600
 #: Step markers over the whole run: the step interval is the smallest power of ten giving at most this many.
 MAX_MARKS = 10
-#: Colours of each phase, as in the summary's phase bar.
-PHASE_COLORS = {
-    "data_wait": "#e45756",
-    "host_to_device": "#f58518",
-    "forward": "#4c78a8",
-    "backward": "#72b7b2",
-    "communication": "#b279a2",
-    "optimizer": "#54a24b",
-    "other": "#9d9d9d",
-}
 #: Text and lines that read on a light and a dark notebook alike (the figures' background is the page's).
 INK, GRID = "#888888", "rgba(136, 136, 136, 0.25)"
 PERCENT = (1.0, "%")

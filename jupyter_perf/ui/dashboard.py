@@ -93,7 +93,7 @@ def open_dashboard(session: Any, live: bool) -> Dashboard | None:
 class Dashboard:
     def __init__(self, session: Any, shell: Any):
         from .live_widget import LiveDashboard
-        from .summary import PHASE_COLORS
+        from .svg import PHASE_COLORS
 
         kernel = state.current()
         if kernel.dashboard is not None:  # the last dashboard's widget, kept open until now so its messages

@@ -24,22 +24,13 @@ from typing import Any
 from .. import units
 from ..report import PHASES, Finding, Report
 from . import evidence, verdict
-from .svg import line_chart
+from .svg import PHASE_COLORS, line_chart
 from .timeline_panels import CPU_UNIT, machine_share
 
 MISSING = units.MISSING
 
 STEP_ANCHORS = {"data": "DataLoader batches", "optimizer": "optimizer.step() calls", "forward": "model calls"}
 
-PHASE_COLORS = {
-    "data_wait": "#e45756",
-    "host_to_device": "#f58518",
-    "forward": "#4c78a8",
-    "backward": "#72b7b2",
-    "communication": "#b279a2",
-    "optimizer": "#54a24b",
-    "other": "#9d9d9d",
-}
 
 TOP_OPS = 10
 

@@ -15,6 +15,16 @@ from itertools import cycle
 #: A few hundred pixels wide cannot show more points than this; more only bloats the output.
 MAX_POINTS = 600
 
+#: Each phase's colour, the same in the summary's phase bar, the live view and the bokeh step band.
+PHASE_COLORS = {
+    "data_wait": "#e45756",
+    "host_to_device": "#f58518",
+    "forward": "#4c78a8",
+    "backward": "#72b7b2",
+    "communication": "#b279a2",
+    "optimizer": "#54a24b",
+    "other": "#9d9d9d",
+}
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2", "#72b7b2", "#eeca3b", "#9d755d")
 
 _PAD_LEFT, _PAD_RIGHT, _PAD_TOP, _PAD_BOTTOM = 44, 8, 22, 28

@@ -197,6 +197,23 @@ def test_a_loss_list_growing_each_step_is_the_leak_on_a_short_run(run):
     assert all(isinstance(v, float) for v in namespace["losses"])
 
 
+def test_the_census_counts_an_accumulator_behind_older_items_and_passes_over_input_lists():
+    """An accumulator's graphs are at its end, after what it held before the run; a list of input batches holds
+    none and is passed over after a look at its ends (the census runs during the profiled loop)."""
+    import torch
+
+    from jupyter_perf.probes.namespace import graph_holders
+
+    w = torch.ones(3, requires_grad=True)
+    namespace = {
+        "batches": [torch.randn(3) for _ in range(5000)],
+        "history": [torch.zeros(()) for _ in range(500)] + [(w * i).sum() for i in range(3)],
+        "by_step": {i: (w * i).sum() for i in range(4)},
+        "hidden": ((w * 2).sum(),),  # one graph: listed, the diagnosis reads whether it grows
+    }
+    assert graph_holders(namespace) == {"history": ("list", 3), "by_step": ("dict", 4), "hidden": ("tuple", 1)}
+
+
 # ---------------------------------------------------------- launch overhead
 @pytest.fixture()
 def one_thread():

@@ -11,11 +11,14 @@ name gained per step; the diagnosis decides which growth is a leak.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from typing import Any, Callable
 
 #: Look at most this many items of a container: a list of a million floats is not a leak suspect worth a scan.
 _MAX_ITEMS = 10_000
+#: Items looked at, at each end of a container, before it is counted (``graph_holders``).
+_ENDS = 8
 #: The census lists containers holding at least this many graphs at the end: a single one is one result
 #: (a loss, IPython's ``Out`` caching a cell's value), not a collection of them.
 _MIN_LISTED = 2
@@ -32,7 +35,12 @@ def names_by_id(namespace: dict[str, Any]) -> dict[int, str]:
 
 def graph_holders(namespace: dict[str, Any]) -> dict[str, tuple[str, int]]:
     """Public list, tuple and dict names (dict subclasses such as ModelOutput included) -> (type name,
-    number of tensors with a ``grad_fn`` among their first items), for those holding at least one."""
+    number of tensors with a ``grad_fn`` among their first items), for those holding at least one.
+
+    A container is counted only when one of the items at either end holds a graph: an accumulator
+    appends (or inserts) what it keeps, so its graphs show at its end, while a list of 4 000 input
+    batches costs a look at ``2 * _ENDS`` items instead of a walk of every one at each census.
+    """
     torch = sys.modules.get("torch")
     if torch is None:
         return {}
@@ -42,6 +50,8 @@ def graph_holders(namespace: dict[str, Any]) -> dict[str, tuple[str, int]]:
         if name.startswith("_") or not isinstance(value, (list, tuple, dict)):
             continue
         items = value.values() if isinstance(value, dict) else value
+        if not _ends_hold_graphs(value, tensor):
+            continue
         count = 0
         for i, item in enumerate(items):
             if i >= _MAX_ITEMS:
@@ -51,6 +61,16 @@ def graph_holders(namespace: dict[str, Any]) -> dict[str, tuple[str, int]]:
         if count:
             found[name] = (type(value).__name__, count)
     return found
+
+
+def _ends_hold_graphs(container: list | tuple | dict, tensor: type) -> bool:
+    """Whether one of the first or last ``_ENDS`` items is a tensor with a ``grad_fn``."""
+    ends: list[Any]
+    if isinstance(container, dict):
+        ends = [*itertools.islice(container.values(), _ENDS), *itertools.islice(reversed(container.values()), _ENDS)]
+    else:
+        ends = [*container[:_ENDS], *container[-_ENDS:]]
+    return any(isinstance(item, tensor) and getattr(item, "grad_fn", None) is not None for item in ends)
 
 
 class GraphCensus:

@@ -90,8 +90,8 @@ def notebook_growth(sources: list[str]) -> tuple[list[dict[str, float]], bool]:
         text = saved.read_text()
     rows = []
     for cell in nb.cells[1:]:
-        part = [o["data"].get("application/vnd.jupyter-perf.timelines+json") for o in cell.outputs if "data" in o]
-        part = next((p for p in part if p), None)
+        parts = [o["data"].get("application/vnd.jupyter-perf.timelines+json") for o in cell.outputs if "data" in o]
+        part = next((p for p in parts if p), None)
         rows.append({"cell_kb": len(json.dumps(cell.outputs)) / 1024,
                      "bokeh_kb": len(json.dumps(part)) / 1024 if part else 0.0})
     widgets = len(json.dumps(nb.metadata.get("widgets", {}))) / 1024

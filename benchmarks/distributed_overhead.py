@@ -9,8 +9,8 @@
    the medians, and the median of each profiled round against the plain rounds on either side
    (pairing.py). Goal (issue 15): ≤ 1.03 for the loop.
 2. The merge: 1,000 rank Reports made from one real rank Report of (1) (rank, host and phases varied, one
-   planted straggler), merged in memory (``Report.merge``: merge and diagnosis), and written as rank files
-   and loaded (``jupyter_perf.distributed.load``: JSON, merge, diagnosis). Goal: ≤ 2 s.
+   planted straggler), merged in memory (``jupyter_perf.distributed.merge``: merge and diagnosis), and written
+   as rank files and loaded (``jupyter_perf.distributed.load``: JSON, merge, diagnosis). Goal: ≤ 2 s.
 
     python benchmarks/distributed_overhead.py [--rounds 7] [--steps 200] [--batch 256] [--ranks 1000]
 """
@@ -86,7 +86,11 @@ def launch(namespace: dict, steps: int, out: str, profiled: bool) -> tuple[dict[
     cell = f'mp.start_processes(train, args=(2, {free_port()}, {steps}, {out!r}), nprocs=2, start_method="fork")'
     gc.collect()
     t = time.perf_counter()
-    report = jupyter_perf.profile(cell, namespace) if profiled else exec(cell, namespace)
+    report = None
+    if profiled:
+        report = jupyter_perf.profile(cell, namespace)
+    else:
+        exec(cell, namespace)
     wall = time.perf_counter() - t
     if report is not None and report.error:
         raise RuntimeError(f"the profiled launch failed: {report.error}")
@@ -100,8 +104,9 @@ def loop_overhead(rounds: int, steps: int, batch: int) -> Report:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "loop_s")
         launch(namespace, steps, out, profiled=False)  # warm-up: first fork, first gloo rendezvous
-        times = {(kind, key): [] for kind in ("plain", "profiled") for key, _label in MEASURES}
-        report = None
+        times: dict[tuple[str, str], list[float]] = {
+            (kind, key): [] for kind in ("plain", "profiled") for key, _label in MEASURES}
+        report: Report | None = None
         for _ in range(rounds):
             for kind in ("plain", "profiled"):
                 measured, got = launch(namespace, steps, out, profiled=kind == "profiled")
@@ -125,6 +130,7 @@ def loop_overhead(rounds: int, steps: int, batch: int) -> Report:
           "brackets); spread: the slowest plain round / the fastest")
     verdict = "met" if loop_ratio <= 1.03 else "NOT met"
     print(f"loop wall ratio of the fastest rounds {loop_ratio:.3f} (goal ≤ 1.03): {verdict}")
+    assert report is not None  # rounds ≥ 1, each with a profiled launch
     return report
 
 
@@ -154,7 +160,7 @@ def synthetic(template: Report, count: int, slow: int) -> list[Report]:
 def merge_time(template: Report, count: int) -> None:
     ranks = synthetic(template, count, slow=count // 3)
     t = time.perf_counter()
-    merged = Report.merge(ranks)
+    merged = jupyter_perf.distributed.merge(ranks)
     in_memory = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as tmp:
         for report in ranks:
@@ -166,7 +172,7 @@ def merge_time(template: Report, count: int) -> None:
     straggler = merged.finding("straggler")
     print(f"\nmerging {count} rank Reports (each like a real rank's: {size / count / 1024:.0f} KiB of JSON)")
     print(f"{'':32} {'seconds':>8}")
-    print(f"{'Report.merge (merge + diagnose)':32} {in_memory:8.3f}")
+    print(f"{'merge(ranks) (merge + diagnose)':32} {in_memory:8.3f}")
     print(f"{'load(dir) (JSON + merge + diagnose)':32} {from_files:8.3f}")
     print(f"straggler found: rank {straggler and straggler.evidence['rank']} (planted {count // 3}); "
           f"{len(loaded.ranks)} ranks loaded")

@@ -29,6 +29,7 @@ drowned the effects measured.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import platform
@@ -65,7 +66,7 @@ def metrics(report) -> dict[str, float]:
     }
 
 
-def one_round(scenario: FixScenario) -> tuple[dict, dict, dict, str]:
+def one_round(scenario: FixScenario) -> tuple[dict[str, float], dict[str, float], dict[str, float], str]:
     namespace = {"__name__": "__main__"}
     exec(scenario.setup, namespace)
     before = jupyter_perf.profile(scenario.cell, namespace, interval=0.02)
@@ -110,6 +111,7 @@ def tuning_round(scenario: FixScenario) -> tuple[dict[int, float], int, float]:
     namespace = {"__name__": "__main__"}
     exec(scenario.setup, namespace)
     change = jupyter_perf.tune("dataloader.workers", namespace, cell=scenario.cell)
+    assert change.tuning is not None  # tune() always says what it measured
     return hand, change.tuning.chosen, warm_samples_per_s("", scenario.cell, namespace)
 
 
@@ -123,7 +125,7 @@ def print_tuning(rounds: int) -> None:
         print(f"{workers:<24} {rate:>10.0f}")
     tuned = statistics.median(r[2] for r in results)
     chosen = "/".join(str(r[1]) for r in results)
-    best = max(hand, key=hand.get)
+    best = max(hand, key=lambda workers: hand[workers])
     print(f"{'tuned (chose ' + chosen + ')':<24} {tuned:>10.0f}")
     print(f"tuned / best hand-picked ({best} workers): {tuned / hand[best]:.2f}  (goal ≥ 0.9)")
 
@@ -152,7 +154,8 @@ def print_fixes(rounds_wanted: int) -> None:
     print(header)
     for scenario in ALL:
         rounds = [one_round(scenario) for _ in range(rounds_wanted)]
-        b, t, h = ({k: statistics.median(r[i][k] for r in rounds) for k in rounds[0][i]} for i in range(3))
+        measured = [(before, tool, hand) for before, tool, hand, _fix in rounds]
+        b, t, h = ({k: statistics.median(r[i][k] for r in measured) for k in measured[0][i]} for i in range(3))
         peaks = "/".join(f"{m['peak_added'] / MiB:.0f}" for m in (b, t, h))
         growth = "/".join(f"{m['growth_per_step'] / MiB:.2f}" for m in (b, t, h))
         print(f"{scenario.name:<26} {rounds[-1][3]:<52.52} {b['samples_per_s']:>16.0f} {t['samples_per_s']:>10.0f} "
@@ -165,15 +168,15 @@ def print_fixes(rounds_wanted: int) -> None:
 #: Sizes where the model's math, not per-call overhead, is the step: a GPT-2 of 4 layers of 256 on sequences of up to
 #: 256 tokens (lengths uniform from 8: about 48% padding); generation of 128 tokens after a 16-token prompt by one of
 #: width 512 (at 256 a cached step is mostly generate()'s own per-token work: x3.1 measured, against x3.7-x6.3 here).
-LM_GPT2 = dict(layers=4, width=256, positions=256)
-LM_PADDED = (lm.IMPORTS + lm.PADDED_TOKENS + lm.gpt2(**LM_GPT2)
+LM_GPT2 = functools.partial(lm.gpt2, layers=4, width=256, positions=256)
+LM_PADDED = (lm.IMPORTS + lm.PADDED_TOKENS + LM_GPT2()
              + "loader = DataLoader(PaddedTokens(96, width=256), batch_size=8, shuffle=True)\n"
              + "optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)\n")
-LM_GENERATE = (lm.IMPORTS + lm.gpt2(**{**LM_GPT2, "width": 512})
+LM_GENERATE = (lm.IMPORTS + LM_GPT2(width=512)
                + "model.eval()\nprompt = torch.randint(1, 256, (1, 16))\n",
                "output = model.generate(prompt, max_new_tokens=128, min_new_tokens=128, do_sample=False, "
                "use_cache=False)\n")
-LM_EAGER = (lm.IMPORTS + lm.gpt2(**LM_GPT2, attention="eager")
+LM_EAGER = (lm.IMPORTS + LM_GPT2(attention="eager")
             + "batches = [torch.randint(0, 256, (8, 256)) for _ in range(8)]\n"
             + "optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)\n", lm.EAGER_GPT2.cell)
 #: nanoGPT's model and loop (tests/real_loops.py) at the same sizes: attention written by hand.
@@ -197,6 +200,8 @@ def lm_round(opt_id: str, setup: str, cell: str) -> tuple[float, float | None, s
     if change.status != "applied":
         raise SystemExit(f"{opt_id} not applied: {change.description}")
     remeasure(change, namespace, cell, before, profile_run)
+    if change.remeasured is None:
+        raise SystemExit(f"{opt_id}: the re-run after it measured no throughput")
     guard = f"guard {change.numerics.relative_error:.1e} ✓" if change.numerics and change.numerics.passed else ""
     return change.remeasured, rec.expected_speedup, guard
 
@@ -217,7 +222,7 @@ def language_models(rounds: int) -> None:
         estimates = [r[1] for r in results if r[1] is not None]
         estimate = statistics.median(estimates) if estimates else None
         if opt_id == "data.length_grouping":
-            ratio = measured / estimate
+            ratio = measured / estimate if estimate else float("nan")  # no estimate: the goal is not met
             goal = f"≥ 0.9 of the estimate: {ratio:.2f} {'✓' if ratio >= 0.9 else '✗'}"
         elif opt_id == "generation.kv_cache":
             goal = f"≥ ×3: {'✓' if measured >= 3 else '✗'}"

@@ -15,6 +15,7 @@ columns, and the cell settled into the summary with the widget state stored.
 from __future__ import annotations
 
 import statistics
+from typing import Any
 
 from gpu_check import COMMON, CONV_NET, check
 
@@ -31,7 +32,7 @@ while time.perf_counter() - start < {seconds}:
 """
 
 
-def run_notebook(seconds: float) -> tuple[object, list[dict]]:
+def run_notebook(seconds: float) -> tuple[Any, list[dict]]:
     """Execute the notebook; return it and every comm message the kernel sent."""
     from nbclient import NotebookClient
     from nbformat.v4 import new_code_cell, new_notebook
@@ -82,7 +83,8 @@ def dashboard_checks(quick: bool = False) -> list[tuple[str, str, str]]:
           f"mem {max(mem, default=0) / 2**30:.2f} GiB, power {max(power, default=0):.0f} W, "
           f"temp {max(temp, default=0):.0f} °C")
     outputs = nb.cells[1].outputs
-    html = outputs[0].get("data", {}).get("text/html", "") if outputs else ""
+    summaries = [o["data"] for o in outputs if "application/vnd.jupyter-perf.report+json" in o.get("data", {})]
+    html = summaries[0].get("text/html", "") if summaries else ""
     state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
     check(rows, "dashboard settles into the summary", 'class="jp-perf-summary"' in html and bool(state),
           f"{len(outputs)} outputs, summary {'present' if html else 'missing'}, {len(state)} widget models stored")

@@ -75,8 +75,9 @@ def world_of_one(rows: list, steps: int, rounds: int) -> None:
 
     dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
     try:
-        ns = {"torch": torch, "F": F, "dist": dist, "ddp": DistributedDataParallel(conv_net().cuda(), device_ids=[0])}
-        ns["opt"] = torch.optim.SGD(ns["ddp"].parameters(), lr=0.01, momentum=0.9)
+        model = DistributedDataParallel(conv_net().cuda(), device_ids=[0])
+        ns: dict = {"torch": torch, "F": F, "dist": dist, "ddp": model}
+        ns["opt"] = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         ns["batches"] = [(torch.randn(128, 3, 96, 96, device="cuda"), torch.randint(0, 10, (128,), device="cuda"))
                          for _ in range(steps)]
         code = compile(LOOP, "<plain>", "exec")

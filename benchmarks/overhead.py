@@ -75,7 +75,7 @@ def _stderr_muted():
         os.close(saved)
 
 
-def measure(setup: str, source: str, rounds: int) -> dict[str, float]:
+def measure(setup: str, source: str, rounds: int) -> dict[str, list[float]]:
     ns: dict = {"__name__": "__main__"}
     exec(setup, ns)
     code = compile(source, "<workload>", "exec")

@@ -70,6 +70,9 @@ def test_a_batch_size_fix_is_judged_by_samples_per_second_with_per_step_rows_per
     assert not any(row[4] == "worse" for row in rows.values()), rows
     text = view.text(comparison)
     assert "a step held 16 samples before and 64 after: times are per sample" in text
+    single = Comparison(run(steps=64, step_s=0.01, batch=1), run(steps=16, step_s=0.05, batch=64, seed=1),
+                        "dataloader.batch_size")
+    assert "a step held 1 sample before and 64 after" in view.text(single)
 
 
 def test_a_throughput_loss_beyond_the_noise_is_a_regression_and_within_it_is_not():

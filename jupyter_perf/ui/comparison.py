@@ -71,7 +71,9 @@ def notes(comparison: Comparison) -> list[str]:
                    "left allocated)")
     if comparison.per_sample:
         b, a = comparison.before, comparison.after
-        held = f"{units.count(samples_per_step(b))} samples before and {units.count(samples_per_step(a))} after"
+        first = samples_per_step(b)
+        held = (f"{units.count(first)} sample{'' if first == 1 else 's'} before and "
+                f"{units.count(samples_per_step(a))} after")
         out.append(f"a step held {held}: times are per sample, and steps/s is left out (a step is other work)")
     return out
 

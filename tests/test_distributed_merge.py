@@ -39,6 +39,13 @@ def many(n: int = 64, slow: int = 17) -> list[Report]:
     return [rank(i, data_wait=0.025 if i == slow else 0.001) for i in range(n)]
 
 
+def test_the_public_merge_stays_a_function_after_the_package_has_merged_once():
+    """The package's ``merge`` and ``load`` are its API; the module doing the work must not take the name when it is
+    imported (a submodule named ``merge`` replaced the function on first use: the second call raised TypeError)."""
+    distributed.merge(many(4))
+    assert callable(distributed.merge) and distributed.merge(many(4)).steps == STEPS
+
+
 def test_many_ranks_merge_into_one_view_that_names_the_straggler():
     merged = merge(list(reversed(many())))  # any order in, rank order out
     assert [r.signals["distributed"]["rank"] for r in merged.ranks] == list(range(64))

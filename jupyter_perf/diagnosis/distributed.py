@@ -2,7 +2,7 @@
 
 * ``communication``: the step's exposed communication (time blocked on
   collectives, docs/report.md) over a share of the step. In a merged view the
-  share is the transfers' own (``transfer_s``, merge.py: at each step the least
+  share is the transfers' own (``transfer_s``, merging.py: at each step the least
   any rank was blocked): a rank waiting for a slower peer is blocked in a
   collective too, but that wait is the slower rank's cost, not the network's.
 * ``straggler``: one rank's own work per step (its step minus its blocked

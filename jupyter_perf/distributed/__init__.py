@@ -7,7 +7,7 @@
   (``mp.start_processes``, ``mp.spawn``, accelerate's ``notebook_launcher``);
 * ``rank.py``: in each rank, its Session, and its Report sent back (``channel.py``)
   or written for ``torchrun`` (``jupyter_perf.rank_profile``);
-* ``merge.py``: the ranks' Reports as one (``merge``, ``load``).
+* ``merging.py``: the ranks' Reports as one (``merge``, ``load``).
 
 Importing this package imports nothing heavy; torch comes with the modules.
 """
@@ -24,7 +24,7 @@ __all__ = ["load", "merge"]
 
 def load(directory: Any) -> "Report":
     """The merged, diagnosed Report of a directory of rank Reports (``rank-*.json``, written by ``rank_profile``)."""
-    from .merge import load as load_ranks
+    from .merging import load as load_ranks
 
     return load_ranks(directory)
 
@@ -32,7 +32,7 @@ def load(directory: Any) -> "Report":
 def merge(ranks: list["Report"]) -> "Report":
     """One diagnosed Report from rank Reports, in any order (rank order in ``report.ranks``)."""
     from ..diagnosis import diagnose
-    from .merge import merge as merge_ranks
+    from .merging import merge as merge_ranks
 
     report = merge_ranks(ranks)
     diagnose(report)

@@ -21,7 +21,7 @@ itself so that a failure or a Ctrl-C leaves the others' Reports:
 
 When the run ends, the last launch's Reports are read (a rank still running
 gets ``REPORT_WAIT_S`` to send its own) and merged into the cell's Report
-(merge.py); the store closes.
+(merging.py); the store closes.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class LaunchProbe:
         if not self.launches:
             return
         from ..report import Report
-        from .merge import merge
+        from .merging import merge
 
         launch, store = self.launches[-1], self._store
         if store is None:

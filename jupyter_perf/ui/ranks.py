@@ -4,7 +4,7 @@ Up to ``ALL_RANKS`` ranks get a row each; beyond, the table shows each
 figure's distribution over the ranks (min, median, p90, max) and then the
 ``WORST`` slowest ranks by their own work per step (the straggler rule's
 measure), plus every rank that failed. The rows are
-``signals['distributed']['ranks']`` (distributed/merge.py), so the table costs
+``signals['distributed']['ranks']`` (distributed/merging.py), so the table costs
 nothing per rank Report. Text and HTML are built from the same rows.
 
 While ranks run, ``live_rows`` turns their live summaries (distributed/rank.py)
